@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(c.bucket_minutes, 10);
         assert_eq!(c.window_buckets, 6);
         assert_eq!(c.suppress_minutes, 60);
-        assert_eq!(c.denial_codes, vec!["AccessDeniedException", "AccessDenied"]);
+        assert_eq!(
+            c.denial_codes,
+            vec!["AccessDeniedException", "AccessDenied"]
+        );
     }
 
     #[test]
@@ -151,14 +154,20 @@ mod tests {
             ("BUCKET_MINUTES", "5"),
             ("WINDOW_BUCKETS", "12"),
             ("SUPPRESS_MINUTES", "0"),
-            ("DENIAL_CODES", " AccessDeniedException , UnauthorizedOperation "),
+            (
+                "DENIAL_CODES",
+                " AccessDeniedException , UnauthorizedOperation ",
+            ),
         ])
         .expect("config");
         assert_eq!(c.threshold, 5);
         assert_eq!(c.window().bucket_seconds(), 300);
         assert_eq!(c.window().window_buckets(), 12);
         assert_eq!(c.suppress_seconds(), 0);
-        assert_eq!(c.denial_codes, vec!["AccessDeniedException", "UnauthorizedOperation"]);
+        assert_eq!(
+            c.denial_codes,
+            vec!["AccessDeniedException", "UnauthorizedOperation"]
+        );
     }
 
     #[test]

@@ -101,9 +101,14 @@ pub struct ReadStats {
 pub enum ReadError {
     /// The source itself failed (network, S3): a retry can succeed.
     #[error("reading the object failed after {source_bytes} bytes: {source}")]
-    Source { source_bytes: u64, source: io::Error },
+    Source {
+        source_bytes: u64,
+        source: io::Error,
+    },
     /// The gzip stream is corrupt or cut short: a retry reads the same bytes.
-    #[error("corrupt or truncated gzip after {records} records ({log_bytes} bytes of log): {source}")]
+    #[error(
+        "corrupt or truncated gzip after {records} records ({log_bytes} bytes of log): {source}"
+    )]
     CorruptGzip {
         records: u64,
         log_bytes: u64,
@@ -254,8 +259,7 @@ impl RecordFields<'_> {
             Some(code) if matcher.is_denial_code(code) => {}
             _ => return Ok(None),
         }
-        let (user, model, account, time, request_id) = if let Some(source) = &self.event_source
-        {
+        let (user, model, account, time, request_id) = if let Some(source) = &self.event_source {
             let invocation = self
                 .event_name
                 .as_deref()
@@ -681,6 +685,20 @@ impl<'de, F: FnMut(Denial)> Visitor<'de> for CloudTrailRecords<'_, '_, F> {
             self.reader.cloudtrail_record(&raw);
         }
         Ok(())
+    }
+}
+
+/// Objects that are not logs to scan (SPEC section 6): empty objects, Bedrock's
+/// permission-check object, and Bedrock's large-payload files under `/data/`.
+pub fn skip_reason(key: &str, size: u64) -> Option<&'static str> {
+    if size == 0 {
+        Some("empty object")
+    } else if key.contains("amazon-bedrock-logs-permission-check") {
+        Some("Bedrock logging permission check")
+    } else if key.contains("/data/") {
+        Some("Bedrock large-payload file")
+    } else {
+        None
     }
 }
 

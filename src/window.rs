@@ -197,7 +197,7 @@ mod tests {
     fn bucket_boundary_59_59_and_next_hour() {
         let s = spec();
         let base = 1_773_478_800; // 09:00:00
-        // 09:00:00 and 09:59:59 are in buckets 09:00 and 09:50: one window holds both.
+                                  // 09:00:00 and 09:59:59 are in buckets 09:00 and 09:50: one window holds both.
         let (c, t) = timeline(&[base, base, base + 3599, base + 3599], &s);
         assert_eq!(s.alert_window(&c, &t, 3).map(|w| w.total), Some(4));
         // 09:00:00 and 10:00:00 are six buckets apart: never in one window.

@@ -11,7 +11,10 @@ const TS: &str = "2026-03-14T09:01:02Z";
 const TS_EPOCH: i64 = 1_773_478_862;
 
 fn matcher() -> DenialMatcher {
-    DenialMatcher::new(&["AccessDeniedException".to_string(), "AccessDenied".to_string()])
+    DenialMatcher::new(&[
+        "AccessDeniedException".to_string(),
+        "AccessDenied".to_string(),
+    ])
 }
 
 fn bedrock_line(user: &str, model: &str, code: Option<&str>, prompt: &str) -> String {
@@ -127,8 +130,7 @@ fn configured_codes_replace_the_defaults() {
 
 #[test]
 fn missing_fields_are_skipped_and_counted() {
-    let mut no_identity: serde_json::Value =
-        serde_json::from_str(&denial_line()).expect("json");
+    let mut no_identity: serde_json::Value = serde_json::from_str(&denial_line()).expect("json");
     no_identity
         .as_object_mut()
         .expect("object")
@@ -198,7 +200,12 @@ fn non_utf8_bytes_never_panic() {
 fn ids_are_kept_byte_for_byte() {
     let user = "arn:aws:sts::111122223333:assumed-role/R+o=l,e.@-_/sessión ünïcødé 🚀";
     let model = "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0";
-    let data = lines(&[bedrock_line(user, model, Some("AccessDeniedException"), "x")]);
+    let data = lines(&[bedrock_line(
+        user,
+        model,
+        Some("AccessDeniedException"),
+        "x",
+    )]);
     let (d, _) = read(&data);
     assert_eq!(d[0].key.user_id, user);
     assert_eq!(d[0].key.model_id, model);
@@ -281,7 +288,12 @@ fn empty_object() {
     assert!(r.error.is_none());
 }
 
-fn cloudtrail_record(source: &str, name: &str, code: Option<&str>, recipient: bool) -> serde_json::Value {
+fn cloudtrail_record(
+    source: &str,
+    name: &str,
+    code: Option<&str>,
+    recipient: bool,
+) -> serde_json::Value {
     let mut v = serde_json::json!({
         "eventVersion": "1.09",
         "userIdentity": {"type": "AssumedRole", "arn": USER, "accountId": ACCOUNT,
@@ -317,7 +329,10 @@ fn cloudtrail_counts_only_bedrock_invocations() {
         cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", None, true),
         cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("ValidationException"), true),
     ]});
-    for data in [doc.to_string().into_bytes(), gzip(doc.to_string().as_bytes())] {
+    for data in [
+        doc.to_string().into_bytes(),
+        gzip(doc.to_string().as_bytes()),
+    ] {
         let (d, r) = read(&data);
         assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!(r.stats.format, LogFormat::CloudTrail);
@@ -351,12 +366,23 @@ fn pretty_printed_cloudtrail_with_other_keys() {
 #[test]
 fn truncated_cloudtrail_keeps_records_before_the_cut() {
     let recs: Vec<_> = (0..50)
-        .map(|_| cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true))
+        .map(|_| {
+            cloudtrail_record(
+                "bedrock.amazonaws.com",
+                "InvokeModel",
+                Some("AccessDenied"),
+                true,
+            )
+        })
         .collect();
     let text = serde_json::json!({ "Records": recs }).to_string();
     let cut = &text.as_bytes()[..text.len() * 3 / 4];
     let (d, r) = read(cut);
-    assert!(matches!(r.error, Some(ReadError::MalformedCloudTrail { .. })), "{:?}", r.error);
+    assert!(
+        matches!(r.error, Some(ReadError::MalformedCloudTrail { .. })),
+        "{:?}",
+        r.error
+    );
     assert!(d.len() >= 30 && d.len() < 50, "{}", d.len());
     // Gzip cut: the gzip error is what is reported.
     let (d2, r2) = read(&gzip(text.as_bytes())[..200]);
@@ -366,7 +392,12 @@ fn truncated_cloudtrail_keeps_records_before_the_cut() {
 
 #[test]
 fn cloudtrail_record_of_wrong_shape_is_skipped() {
-    let mut bad = cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true);
+    let mut bad = cloudtrail_record(
+        "bedrock.amazonaws.com",
+        "InvokeModel",
+        Some("AccessDenied"),
+        true,
+    );
     bad["userIdentity"] = "not an object".into();
     let doc = serde_json::json!({"Records": [
         bad,
@@ -398,7 +429,10 @@ struct FailingSource<'a> {
 impl Read for FailingSource<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.fail_at == 0 {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
         }
         let n = buf.len().min(self.fail_at).min(self.data.len());
         buf[..n].copy_from_slice(&self.data[..n]);
@@ -476,4 +510,26 @@ proptest! {
         // Also when cut anywhere.
         let _ = read_log(&data[..data.len() / 2], &matcher(), |_| {});
     }
+}
+
+#[test]
+fn housekeeping_objects_are_skipped() {
+    assert_eq!(skip_reason("AWSLogs/1/x.json.gz", 0), Some("empty object"));
+    assert!(skip_reason(
+        "AWSLogs/1/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check",
+        10
+    )
+    .is_some());
+    assert!(skip_reason(
+        "AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data/abc.json.gz",
+        10
+    )
+    .is_some());
+    assert_eq!(
+        skip_reason(
+            "AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/x.json.gz",
+            10
+        ),
+        None
+    );
 }

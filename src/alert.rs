@@ -1,0 +1,392 @@
+//! The alert (SPEC section 5): its JSON, the plain-text email rendering, the subject,
+//! and the [`AlertSink`] seam it is published through.
+//!
+//! Ids come from logs and are untrusted: the JSON carries them exactly (serde escapes
+//! what JSON needs), the text renderings escape control and bidirectional-formatting
+//! characters and are bounded.
+
+pub mod sns;
+
+use crate::aggregate::KeyDenials;
+use crate::config::Config;
+use crate::key::{DenialKey, ObjectId};
+use crate::window::{WindowSpec, WindowTotal};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Mutex;
+use thiserror::Error;
+
+pub const RULE_ID: &str = "17261da3-a6d0-463c-aac8-ea1718afcd20";
+pub const RULE_NAME: &str =
+    "AWS Bedrock Detected Multiple Attempts to use Denied Models by a Single User";
+pub const SEVERITY: &str = "high";
+pub const RISK_SCORE: u32 = 73;
+pub const THREATS: [&str; 2] = ["AML.T0015", "AML.T0034"];
+/// Longest subject SNS email accepts comfortably; SPEC section 5 caps it at 100.
+pub const MAX_SUBJECT_CHARS: usize = 100;
+/// Longest rendering of one id in the email text.
+const MAX_TEXT_ID_CHARS: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub name: String,
+    pub severity: String,
+    pub risk_score: u32,
+    pub threat: Vec<String>,
+}
+
+impl Default for RuleInfo {
+    fn default() -> Self {
+        Self {
+            id: RULE_ID.into(),
+            name: RULE_NAME.into(),
+            severity: SEVERITY.into(),
+            risk_score: RISK_SCORE,
+            threat: THREATS.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCount {
+    pub start: String,
+    pub denials: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub objects: Vec<String>,
+    pub request_ids: Vec<String>,
+}
+
+/// One alert. The four rule-row fields keep the rule's names exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub rule: RuleInfo,
+    #[serde(rename = "user.id")]
+    pub user_id: String,
+    #[serde(rename = "gen_ai.request.model.id")]
+    pub model_id: String,
+    #[serde(rename = "cloud.account.id")]
+    pub account_id: String,
+    pub total_denials: u64,
+    pub threshold: u64,
+    pub window: TimeRange,
+    pub buckets: Vec<BucketCount>,
+    pub evidence: Evidence,
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-03-14T09:00:00Z`.
+pub fn rfc3339(epoch_seconds: i64) -> String {
+    match DateTime::from_timestamp(epoch_seconds, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => format!("@{epoch_seconds}"),
+    }
+}
+
+impl Alert {
+    /// The alert for `key` over `window`, from the stored `counts` and this object's
+    /// evidence.
+    pub fn build(
+        key: &DenialKey,
+        window: &WindowTotal,
+        counts: &BTreeMap<i64, u64>,
+        spec: &WindowSpec,
+        config: &Config,
+        object: &ObjectId,
+        denials: &KeyDenials,
+    ) -> Self {
+        let (start, end) = spec.window_bounds(window.end);
+        Alert {
+            rule: RuleInfo::default(),
+            user_id: key.user_id.clone(),
+            model_id: key.model_id.clone(),
+            account_id: key.account_id.clone(),
+            total_denials: window.total,
+            threshold: config.threshold,
+            window: TimeRange {
+                start: rfc3339(start),
+                end: rfc3339(end),
+            },
+            buckets: spec
+                .buckets_in_window(counts, window.end)
+                .into_iter()
+                .map(|(b, n)| BucketCount {
+                    start: rfc3339(spec.bucket_start(b)),
+                    denials: n,
+                })
+                .collect(),
+            evidence: Evidence {
+                objects: vec![object.uri.clone()],
+                request_ids: denials.request_ids.clone(),
+            },
+        }
+    }
+
+    pub fn key(&self) -> DenialKey {
+        DenialKey::new(&self.user_id, &self.model_id, &self.account_id)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The JSON, dropping evidence (request ids first) until it fits in `max_bytes`.
+    pub fn to_json_within(&self, max_bytes: usize) -> String {
+        let mut a = self.clone();
+        loop {
+            let json = a.to_json();
+            if json.len() <= max_bytes {
+                return json;
+            }
+            if a.evidence.request_ids.pop().is_some() || a.evidence.objects.pop().is_some() {
+                continue;
+            }
+            if !a.buckets.is_empty() {
+                a.buckets.clear();
+                continue;
+            }
+            // Ids alone exceed the limit: an alert cut short beats one never delivered.
+            let mut each = max_bytes / 4;
+            loop {
+                for id in [&mut a.user_id, &mut a.model_id, &mut a.account_id] {
+                    truncate_id(id, each);
+                }
+                let json = a.to_json();
+                if json.len() <= max_bytes || each <= 64 {
+                    return json;
+                }
+                each /= 2;
+            }
+        }
+    }
+
+    /// `[HIGH] Bedrock: 4 denied calls to <model> by <principal>`: at most
+    /// [`MAX_SUBJECT_CHARS`] printable ASCII characters.
+    pub fn subject(&self) -> String {
+        let head = format!(
+            "[{}] Bedrock: {} denied calls to ",
+            SEVERITY.to_ascii_uppercase(),
+            self.total_denials
+        );
+        let by = " by ";
+        let model = ascii_escape(&self.model_id);
+        let user = ascii_escape(&self.user_id);
+        let budget = MAX_SUBJECT_CHARS.saturating_sub(head.len() + by.len());
+        // The model gets what the principal leaves, and at least half when both are long.
+        let model_len = model
+            .len()
+            .min(budget.saturating_sub(user.len()).max(budget / 2));
+        let user_len = user.len().min(budget - model_len);
+        let mut s = head;
+        s.push_str(&keep_head(&model, model_len));
+        s.push_str(by);
+        s.push_str(&keep_tail(&user, user_len));
+        s
+    }
+
+    /// Plain-text rendering for email subscribers.
+    pub fn email_text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "Repeated denied Amazon Bedrock model invocations (severity {}, risk score {}).",
+            self.rule.severity, self.rule.risk_score
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Principal (user.id):  {}", text_escape(&self.user_id));
+        let _ = writeln!(
+            t,
+            "Model (gen_ai.request.model.id):  {}",
+            text_escape(&self.model_id)
+        );
+        let _ = writeln!(
+            t,
+            "Account (cloud.account.id):  {}",
+            text_escape(&self.account_id)
+        );
+        let _ = writeln!(
+            t,
+            "Denied calls:  {} between {} and {} (alerts above {})",
+            self.total_denials, self.window.start, self.window.end, self.threshold
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Denials per bucket:");
+        for b in &self.buckets {
+            let _ = writeln!(t, "  {}  {}", b.start, b.denials);
+        }
+        if !self.evidence.objects.is_empty() || !self.evidence.request_ids.is_empty() {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "Evidence:");
+            for o in &self.evidence.objects {
+                let _ = writeln!(t, "  log object: {}", text_escape(o));
+            }
+            for r in &self.evidence.request_ids {
+                let _ = writeln!(t, "  request id: {}", text_escape(r));
+            }
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "Why it matters: repeated attempts to use models this principal is denied can mean \
+             probing for models outside policy or an attempt to run up costs (MITRE ATLAS {}).",
+            self.rule.threat.join(", ")
+        );
+        let _ = writeln!(
+            t,
+            "Next steps: confirm who uses this principal, review its IAM and SCP denials for \
+             Bedrock, and check CloudTrail for other activity by it."
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Rule: {} ({})", self.rule.name, self.rule.id);
+        t
+    }
+}
+
+const TRUNCATED: &str = "...[truncated]";
+
+fn truncate_id(id: &mut String, max_bytes: usize) {
+    if id.len() <= max_bytes {
+        return;
+    }
+    let mut cut = max_bytes.saturating_sub(TRUNCATED.len());
+    while !id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    id.truncate(cut);
+    id.push_str(TRUNCATED);
+}
+
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width and directional marks
+            | '\u{2028}'..='\u{202E}' // separators and bidi embeddings/overrides
+            | '\u{2060}'..='\u{2069}' // word joiner, bidi isolates
+            | '\u{FEFF}')
+}
+
+/// Escapes control and bidi-formatting characters as `\u{..}`, bounded in length.
+pub fn text_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_TEXT_ID_CHARS));
+    for (n, c) in s.chars().enumerate() {
+        if n == MAX_TEXT_ID_CHARS {
+            let _ = write!(out, "... [{} more characters]", s.chars().count() - n);
+            break;
+        }
+        if is_dangerous(c) || c == '\\' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Printable ASCII only: everything else as `\u{..}`.
+pub fn ascii_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if (' '..='~').contains(&c) && c != '\\' {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        if out.len() > 4 * MAX_SUBJECT_CHARS {
+            break; // longer than any subject can show
+        }
+    }
+    out
+}
+
+fn keep_head(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else if n <= 3 {
+        ".".repeat(n)
+    } else {
+        format!("{}...", &s[..n - 3])
+    }
+}
+
+fn keep_tail(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else if n <= 3 {
+        ".".repeat(n)
+    } else {
+        format!("...{}", &s[s.len() - (n - 3)..])
+    }
+}
+
+/// Publishing failed; the invocation must fail so the alert is retried.
+#[derive(Debug, Error)]
+#[error("publishing the alert for {key} failed: {message}")]
+pub struct SinkError {
+    pub key: String,
+    pub message: String,
+}
+
+/// Where alerts go: SNS when deployed, stdout for `scan`, memory in tests.
+pub trait AlertSink: Send + Sync {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Keeps alerts in memory.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    alerts: Mutex<Vec<Alert>>,
+}
+
+impl MemorySink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl AlertSink for MemorySink {
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(alert.clone());
+        Ok(())
+    }
+}
+
+/// Writes each alert as one JSON line to stdout (`scan`).
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl AlertSink for StdoutSink {
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", alert.to_json())
+            .and_then(|()| out.flush())
+            .map_err(|e| SinkError {
+                key: alert.key().to_string(),
+                message: format!("writing to stdout: {e}"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! [`AlertSink`] over SNS Publish: `MessageStructure=json` with the alert JSON as
+//! `default` and the text rendering as `email`, the subject, and message attributes
+//! for filter policies (SPEC section 5).
+
+use super::{Alert, AlertSink, SinkError};
+use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+
+/// SNS's limit is 256 KiB for the whole message; leave room for the envelope.
+pub const MAX_ALERT_JSON_BYTES: usize = 120 * 1024;
+const MAX_ATTRIBUTE_CHARS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct SnsSink {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsSink {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+/// The `Message` for `MessageStructure=json`.
+pub fn message_body(alert: &Alert) -> String {
+    serde_json::json!({
+        "default": alert.to_json_within(MAX_ALERT_JSON_BYTES),
+        "email": alert.email_text(),
+    })
+    .to_string()
+}
+
+/// SNS attribute values take only XML-safe characters and no empty string.
+pub fn attribute_value(v: &str) -> String {
+    let cleaned: String = v
+        .chars()
+        .take(MAX_ATTRIBUTE_CHARS)
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => '\u{FFFD}',
+            c => c,
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "-".to_string()
+    } else {
+        cleaned
+    }
+}
+
+impl AlertSink for SnsSink {
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        let fail = |message: String| SinkError {
+            key: alert.key().to_string(),
+            message,
+        };
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(attribute_value(v))
+                .build()
+                .map_err(|e| fail(e.to_string()))
+        };
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(message_body(alert))
+            .subject(alert.subject())
+            .message_attributes("severity", attr(&alert.rule.severity)?)
+            .message_attributes("cloud.account.id", attr(&alert.account_id)?)
+            .message_attributes("gen_ai.request.model.id", attr(&alert.model_id)?)
+            .send()
+            .await
+            .map_err(|e| {
+                fail(format!(
+                    "SNS Publish to {}: {}",
+                    self.topic_arn,
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_stays_under_the_sns_limit_with_huge_ids() {
+        let mut alert: Alert = serde_json::from_value(serde_json::json!({
+            "rule": crate::alert::RuleInfo::default(),
+            "user.id": "u".repeat(1_000_000), "gen_ai.request.model.id": "\u{7}".repeat(100_000),
+            "cloud.account.id": "1", "total_denials": 4, "threshold": 3,
+            "window": {"start": "a", "end": "b"}, "buckets": [],
+            "evidence": {"objects": ["s3://b/k"], "request_ids": ["r"]}
+        }))
+        .expect("alert");
+        alert.evidence.request_ids = vec!["x".repeat(1000); 20];
+        let body = message_body(&alert);
+        assert!(body.len() < 256 * 1024, "{}", body.len());
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert!(v["default"]
+            .as_str()
+            .is_some_and(|d| d.contains("total_denials")));
+    }
+
+    #[test]
+    fn attributes_are_cleaned() {
+        assert_eq!(attribute_value(""), "-");
+        assert_eq!(attribute_value("a\u{0}b"), "a\u{FFFD}b");
+        assert_eq!(
+            attribute_value(&"x".repeat(5000)).len(),
+            MAX_ATTRIBUTE_CHARS
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! In-process [`CounterStore`]: used by `scan` and by tests. Counts its operations so
+//! tests can check how many store requests an object costs.
+
+use super::{
+    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
+    StoreError,
+};
+use crate::key::{DenialKey, ObjectId};
+use crate::window::Bucket;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Counter {
+    count: u64,
+    objects: HashSet<String>,
+}
+
+/// Requests made to a store, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOps {
+    pub adds: u64,
+    pub queries: u64,
+    pub claims: u64,
+    pub marks: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
+    alerts: Mutex<HashMap<DenialKey, AlertState>>,
+    adds: AtomicU64,
+    queries: AtomicU64,
+    claims: AtomicU64,
+    marks: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave a half-applied update: every update is one statement.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn ops(&self) -> StoreOps {
+        StoreOps {
+            adds: self.adds.load(Ordering::Relaxed),
+            queries: self.queries.load(Ordering::Relaxed),
+            claims: self.claims.load(Ordering::Relaxed),
+            marks: self.marks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Current count of one (key, bucket).
+    pub fn count(&self, key: &DenialKey, bucket: Bucket) -> u64 {
+        lock(&self.counters)
+            .get(key)
+            .and_then(|b| b.get(&bucket))
+            .map_or(0, |c| c.count)
+    }
+
+    /// All non-zero counters, for comparing whole-store states in tests.
+    pub fn snapshot(&self) -> BTreeMap<(DenialKey, Bucket), u64> {
+        lock(&self.counters)
+            .iter()
+            .flat_map(|(k, bs)| bs.iter().map(move |(b, c)| ((k.clone(), *b), c.count)))
+            .collect()
+    }
+
+    pub fn alert_state(&self, key: &DenialKey) -> Option<AlertState> {
+        lock(&self.alerts).get(key).cloned()
+    }
+}
+
+impl CounterStore for MemoryStore {
+    async fn add(
+        &self,
+        object: &ObjectId,
+        key: &DenialKey,
+        bucket: Bucket,
+        count: u64,
+        _expires_at: i64,
+    ) -> Result<AddOutcome, StoreError> {
+        self.adds.fetch_add(1, Ordering::Relaxed);
+        let mut counters = lock(&self.counters);
+        let c = counters
+            .entry(key.clone())
+            .or_default()
+            .entry(bucket)
+            .or_default();
+        if !c.objects.insert(object.token.clone()) {
+            return Ok(AddOutcome::AlreadyCounted);
+        }
+        c.count += count;
+        Ok(AddOutcome::Added)
+    }
+
+    async fn counts(
+        &self,
+        key: &DenialKey,
+        first: Bucket,
+        last: Bucket,
+    ) -> Result<BTreeMap<Bucket, u64>, StoreError> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.counters)
+            .get(key)
+            .map(|bs| {
+                bs.range(first..=last)
+                    .filter(|(_, c)| c.count > 0)
+                    .map(|(b, c)| (*b, c.count))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn claim_alert(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.claims.fetch_add(1, Ordering::Relaxed);
+        let mut alerts = lock(&self.alerts);
+        let outcome = decide_claim(alerts.get(key), claim);
+        if outcome == ClaimOutcome::Claimed {
+            alerts.entry(key.clone()).or_default().pending = Some(PendingClaim {
+                object_token: claim.object_token.clone(),
+                window_end: claim.window_end,
+                claimed_at: claim.now,
+            });
+        }
+        Ok(outcome)
+    }
+
+    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        self.marks.fetch_add(1, Ordering::Relaxed);
+        let mut alerts = lock(&self.alerts);
+        if let Some(state) = alerts.get_mut(key) {
+            if state
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.object_token == claim.object_token)
+            {
+                state.last_sent_end = Some(claim.window_end);
+                state.pending = None;
+            }
+        }
+        Ok(())
+    }
+}

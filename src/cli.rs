@@ -174,7 +174,7 @@ fn scan(args: &ScanArgs) -> ExitCode {
         progress.inc(1);
         if let Some(reason) = skip_reason(&input.relative, input.size) {
             summary.housekeeping += 1;
-            tracing_free_note(
+            note(
                 &progress,
                 &format!("skipped {} ({reason})", input.path.display()),
             );
@@ -184,7 +184,7 @@ fn scan(args: &ScanArgs) -> ExitCode {
             Ok(f) => f,
             Err(e) => {
                 summary.failed += 1;
-                tracing_free_note(
+                note(
                     &progress,
                     &format!("cannot open {}: {e}", input.path.display()),
                 );
@@ -199,22 +199,23 @@ fn scan(args: &ScanArgs) -> ExitCode {
                 summary.record.add(&report.record);
                 if let Some(e) = report.read_error {
                     summary.incomplete += 1;
-                    tracing_free_note(&progress, &format!("{}: {e}", input.path.display()));
+                    note(&progress, &format!("{}: {e}", input.path.display()));
                 }
             }
             Err(e) => {
                 summary.failed += 1;
-                tracing_free_note(&progress, &format!("{}: {e}", input.path.display()));
+                note(&progress, &format!("{}: {e}", input.path.display()));
             }
         }
     }
     progress.finish_and_clear();
+    summary.keys = detector.store().key_count() as u64;
     eprintln!("{}", summary.render());
     ExitCode::SUCCESS
 }
 
 /// A note on stderr that does not garble the progress bar.
-fn tracing_free_note(progress: &ProgressBar, msg: &str) {
+fn note(progress: &ProgressBar, msg: &str) {
     progress.suspend(|| eprintln!("bedrock-denied-models: {msg}"));
 }
 
@@ -229,6 +230,7 @@ struct Summary {
     log_bytes: u64,
     records: u64,
     denials: u64,
+    keys: u64,
     skipped: Skipped,
     record: RecordReport,
 }
@@ -259,7 +261,7 @@ impl Summary {
             self.records,
             self.log_bytes,
             self.denials,
-            self.record.keys,
+            self.keys,
             s.total(),
             s.invalid_json,
             s.missing_fields,

@@ -270,22 +270,33 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
 /// The deployed handler: DynamoDB counters, SNS alerts, S3 objects.
 pub type AwsHandler = Handler<DynamoStore, SnsSink, S3Source>;
 
-/// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
-/// all of them), with path-style S3 addressing for endpoints like `localhost:PORT`.
-pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
+/// The standard SDK configuration (environment, profile, container or instance
+/// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
+pub async fn sdk_config() -> aws_config::SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
+        .await
+}
+
+/// S3 with path-style addressing, so endpoints like `http://localhost:PORT` work.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(true)
             .build(),
-    );
+    )
+}
+
+/// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
+/// all of them), with path-style S3 addressing for endpoints like `localhost:PORT`.
+pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
+    let sdk = sdk_config().await;
+    let s3 = s3_client(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let sns = aws_sdk_sns::Client::new(&sdk);
     let detector = Detector::new(

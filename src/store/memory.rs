@@ -71,6 +71,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Number of distinct keys with counters.
+    pub fn key_count(&self) -> usize {
+        lock(&self.counters).len()
+    }
+
     pub fn alert_state(&self, key: &DenialKey) -> Option<AlertState> {
         lock(&self.alerts).get(key).cloned()
     }

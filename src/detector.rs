@@ -121,6 +121,11 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         &self.sink
     }
 
+    /// The store and the sink back, e.g. to continue with another configuration.
+    pub fn into_parts(self) -> (S, A) {
+        (self.store, self.sink)
+    }
+
     /// Reads, counts and alerts for one object read from `input` (blocking read).
     pub async fn process(
         &self,

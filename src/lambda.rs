@@ -273,14 +273,16 @@ pub type AwsHandler = Handler<DynamoStore, SnsSink, S3Source>;
 /// The standard SDK configuration (environment, profile, container or instance
 /// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The loader behind [`sdk_config`], for callers that override part of it.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 /// S3 with path-style addressing, so endpoints like `http://localhost:PORT` work.
@@ -295,10 +297,14 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 /// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
 /// all of them), with path-style S3 addressing for endpoints like `localhost:PORT`.
 pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
-    let sdk = sdk_config().await;
-    let s3 = s3_client(&sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    aws_handler_with(&sdk_config().await, settings)
+}
+
+/// The deployed handler over a given SDK configuration.
+pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
+    let s3 = s3_client(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
     let detector = Detector::new(
         settings.config,
         DynamoStore::new(dynamodb, settings.table),

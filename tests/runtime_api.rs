@@ -119,7 +119,19 @@ fn serve(
     }
 }
 
-struct Function(Child);
+/// The running function; its stdout (logs and metrics) is collected as it comes.
+struct Function(Child, Arc<Mutex<String>>);
+
+impl Function {
+    /// Stops the function and returns everything it printed.
+    fn stop(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        thread::sleep(Duration::from_millis(100));
+        let out = self.1.lock().expect("output").clone();
+        out
+    }
+}
 
 impl Drop for Function {
     fn drop(&mut self) {
@@ -145,11 +157,21 @@ fn function_command(api: &RuntimeApi, env: &[(&str, &str)]) -> Command {
 }
 
 fn start_function(api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
-    Function(
-        function_command(api, env)
-            .spawn()
-            .expect("start the function"),
-    )
+    let mut child = function_command(api, env)
+        .spawn()
+        .expect("start the function");
+    let output = Arc::new(Mutex::new(String::new()));
+    if let Some(stdout) = child.stdout.take() {
+        let output = output.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut o = output.lock().expect("output");
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+    }
+    Function(child, output)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,7 +195,7 @@ async fn binary_serves_invocations_through_the_runtime_api() {
         s.s3_event(&["burst.json.gz"]),
         sqs,
     ]);
-    let mut f = start_function(
+    let f = start_function(
         &api,
         &[
             ("COUNTER_TABLE", &s.table),
@@ -185,17 +207,26 @@ async fn binary_serves_invocations_through_the_runtime_api() {
     for _ in 0..3 {
         match api.answers.recv_timeout(Duration::from_secs(60)) {
             Ok(a) => answers.push(a),
-            Err(e) => {
-                let _ = f.0.kill();
-                let mut out = String::new();
-                if let Some(mut so) = f.0.stdout.take() {
-                    let _ = so.read_to_string(&mut out);
-                }
-                panic!("no answer from the function ({e}); output:\n{out}");
-            }
+            Err(e) => panic!("no answer from the function ({e}); output:\n{}", f.stop()),
         }
     }
-    drop(f);
+    let logs = f.stop();
+    // Logs: JSON lines, one per object with its statistics, and one EMF line per
+    // invocation; never the prompt text the log objects carry.
+    assert!(logs.contains("\"message\":\"object processed\""), "{logs}");
+    assert!(logs.contains("\"CloudWatchMetrics\""), "{logs}");
+    assert!(
+        logs.contains("req-1"),
+        "logs carry the Lambda request id: {logs}"
+    );
+    assert!(
+        !logs.contains("must never be logged"),
+        "prompt text leaked into logs: {logs}"
+    );
+    for l in logs.lines() {
+        serde_json::from_str::<Value>(l)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"));
+    }
     assert!(
         matches!(&answers[0], (id, Answer::Response(v)) if id == "req-0" && v["ignored"] == "s3:TestEvent"),
         "{answers:?}"

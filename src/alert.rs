@@ -5,6 +5,7 @@
 //! what JSON needs), the text renderings escape control and bidirectional-formatting
 //! characters and are bounded.
 
+#[cfg(feature = "aws")]
 pub mod sns;
 
 use crate::aggregate::KeyDenials;

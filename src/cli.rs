@@ -72,6 +72,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Scan(args)) => scan(&args),
+        #[cfg(feature = "aws")]
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => crate::lambda::main(),
         None => {
             eprintln!(

@@ -13,6 +13,7 @@ pub mod config;
 pub mod detector;
 pub mod event;
 pub mod key;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod logs;
 pub mod metrics;

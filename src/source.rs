@@ -1,6 +1,7 @@
 //! Where log objects come from: the [`ObjectSource`] seam with an in-memory
 //! implementation (tests) and S3 ([`s3`]).
 
+#[cfg(feature = "aws")]
 pub mod s3;
 
 use crate::event::ObjectRef;

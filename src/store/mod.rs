@@ -5,6 +5,7 @@
 //! everything in process (for `scan` and tests), [`dynamodb`] is the deployed one.
 //! The claim rules live here, in [`decide_claim`], so both implement the same policy.
 
+#[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
 

@@ -17,6 +17,7 @@ use super::{
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
@@ -74,7 +75,42 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// Names and values every written item carries: the three ids (readable next to
+/// the digest in its key) and the expiry.
+fn with_ids(
+    b: UpdateItemFluentBuilder,
+    key: &DenialKey,
+    expires_at: i64,
+) -> UpdateItemFluentBuilder {
+    b.expression_attribute_names("#user", "user_id")
+        .expression_attribute_names("#model", "model_id")
+        .expression_attribute_names("#account", "account_id")
+        .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+        .expression_attribute_values(":user", s(&key.user_id))
+        .expression_attribute_values(":model", s(&key.model_id))
+        .expression_attribute_values(":account", s(&key.account_id))
+        .expression_attribute_values(":exp", n(expires_at))
+}
+
+/// Names of the alert-state attributes, and the claim's object token.
+fn with_alert_state(b: UpdateItemFluentBuilder, claim: &AlertClaim) -> UpdateItemFluentBuilder {
+    b.expression_attribute_names("#last", "last_sent_end")
+        .expression_attribute_names("#pobj", "pending_object")
+        .expression_attribute_names("#pend", "pending_end")
+        .expression_attribute_names("#cat", "claimed_at")
+        .expression_attribute_values(":obj", s(&claim.object_token))
+        .expression_attribute_values(":end", n(claim.window_end))
+}
+
 impl DynamoStore {
+    fn update(&self, pk: String, sk: i64) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(pk))
+            .key(SORT_KEY, n(sk))
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -129,24 +165,11 @@ impl CounterStore for DynamoStore {
         count: u64,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(counter_pk(key)))
-            .key(SORT_KEY, n(bucket))
+        let result = with_ids(self.update(counter_pk(key), bucket), key, expires_at)
             .update_expression(COUNTER_UPDATE)
             .condition_expression(COUNTER_CONDITION)
-            .expression_attribute_names("#user", "user_id")
-            .expression_attribute_names("#model", "model_id")
-            .expression_attribute_names("#account", "account_id")
-            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
             .expression_attribute_names("#denials", "denials")
             .expression_attribute_names("#objects", "objects")
-            .expression_attribute_values(":user", s(&key.user_id))
-            .expression_attribute_values(":model", s(&key.model_id))
-            .expression_attribute_values(":account", s(&key.account_id))
-            .expression_attribute_values(":exp", n(expires_at))
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(
                 ":token_set",
@@ -207,28 +230,10 @@ impl CounterStore for DynamoStore {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(alert_pk(key)))
-            .key(SORT_KEY, n(0))
+        let item = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at);
+        let result = with_alert_state(item, claim)
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIM_CONDITION)
-            .expression_attribute_names("#user", "user_id")
-            .expression_attribute_names("#model", "model_id")
-            .expression_attribute_names("#account", "account_id")
-            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
-            .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#pobj", "pending_object")
-            .expression_attribute_names("#pend", "pending_end")
-            .expression_attribute_names("#cat", "claimed_at")
-            .expression_attribute_values(":user", s(&key.user_id))
-            .expression_attribute_values(":model", s(&key.model_id))
-            .expression_attribute_values(":account", s(&key.account_id))
-            .expression_attribute_values(":exp", n(claim.expires_at))
-            .expression_attribute_values(":obj", s(&claim.object_token))
-            .expression_attribute_values(":end", n(claim.window_end))
             .expression_attribute_values(":now", n(claim.now))
             .expression_attribute_values(":lo", n(claim.window_end - claim.suppress_seconds))
             .expression_attribute_values(":hi", n(claim.window_end + claim.suppress_seconds))
@@ -250,20 +255,9 @@ impl CounterStore for DynamoStore {
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(alert_pk(key)))
-            .key(SORT_KEY, n(0))
+        let result = with_alert_state(self.update(alert_pk(key), 0), claim)
             .update_expression(MARK_UPDATE)
             .condition_expression(MARK_CONDITION)
-            .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#pobj", "pending_object")
-            .expression_attribute_names("#pend", "pending_end")
-            .expression_attribute_names("#cat", "claimed_at")
-            .expression_attribute_values(":end", n(claim.window_end))
-            .expression_attribute_values(":obj", s(&claim.object_token))
             .send()
             .await;
         match result {

@@ -10,7 +10,6 @@ use crate::store::memory::MemoryStore;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::UNIX_EPOCH;
@@ -193,7 +192,7 @@ fn scan(args: &ScanArgs) -> ExitCode {
             }
         };
         let id = object_id(input);
-        match runtime.block_on(detector.process(&id, BufReader::new(file))) {
+        match runtime.block_on(detector.process(&id, file)) {
             Ok(report) => {
                 summary.objects += 1;
                 summary.add_read(&report.read);

@@ -256,7 +256,10 @@ fn main() {
     let meta = corpus.with_extension("meta");
     let t = Instant::now();
     let cached = std::fs::read_to_string(&meta).ok().and_then(|m| {
-        let v: Vec<u64> = m.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let v: Vec<u64> = m
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         (v.len() == 2 && corpus.exists()).then(|| (v[0], v[1]))
     });
     let (log_bytes, denials) = match cached {

@@ -373,14 +373,32 @@ impl AlertSink for MemorySink {
     }
 }
 
-/// Writes each alert as one JSON line to stdout (`scan`).
+/// How `scan` prints alerts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum StdoutFormat {
+    /// One JSON object per line: what SNS subscribers other than email receive.
+    #[default]
+    Json,
+    /// The subject and text email subscribers receive.
+    Email,
+}
+
+/// Writes each alert to stdout (`scan`).
 #[derive(Debug, Default)]
-pub struct StdoutSink;
+pub struct StdoutSink {
+    pub format: StdoutFormat,
+}
 
 impl AlertSink for StdoutSink {
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        let text = match self.format {
+            StdoutFormat::Json => alert.to_json(),
+            StdoutFormat::Email => {
+                format!("Subject: {}\n\n{}", alert.subject(), alert.email_text())
+            }
+        };
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", alert.to_json())
+        writeln!(out, "{text}")
             .and_then(|()| out.flush())
             .map_err(|e| SinkError {
                 key: alert.key().to_string(),

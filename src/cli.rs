@@ -1,7 +1,7 @@
 //! Command line: `scan PATH...` runs the detector offline with an in-memory store;
 //! with no arguments and `AWS_LAMBDA_RUNTIME_API` set, it serves as the Lambda.
 
-use crate::alert::StdoutSink;
+use crate::alert::{StdoutFormat, StdoutSink};
 use crate::config::{Config, ConfigError};
 use crate::detector::{Detector, RecordReport};
 use crate::key::ObjectId;
@@ -49,9 +49,19 @@ struct ScanArgs {
     /// Comma-separated error codes that count as denials.
     #[arg(long, env = "DENIAL_CODES", value_name = "CODES")]
     denial_codes: Option<String>,
+    /// How alerts are printed: `json` (one object per line) or `email` (the email
+    /// subscribers' subject and text).
+    #[arg(long, value_enum, default_value = "json")]
+    output: Output,
     /// Log files or folders (searched recursively).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Json,
+    Email,
 }
 
 impl ScanArgs {
@@ -160,7 +170,11 @@ fn scan(args: &ScanArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let detector = Detector::new(config, MemoryStore::new(), StdoutSink);
+    let format = match args.output {
+        Output::Json => StdoutFormat::Json,
+        Output::Email => StdoutFormat::Email,
+    };
+    let detector = Detector::new(config, MemoryStore::new(), StdoutSink { format });
     let progress =
         ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
     if let Ok(style) =

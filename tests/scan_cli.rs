@@ -90,6 +90,22 @@ fn flags_change_the_configuration() {
 }
 
 #[test]
+fn email_output_shows_what_the_inbox_gets() {
+    let out = scan(&["--output", "email", &samples()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("Subject: [HIGH] Bedrock: ").count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        text.contains("Principal (user.id):  arn:aws:iam::111122223333:user/bob.smith"),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_flag_values_and_paths_exit_2_naming_them() {
     let out = scan(&["--threshold", "lots", &samples()]);
     assert_eq!(out.status.code(), Some(2));

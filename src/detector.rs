@@ -136,8 +136,10 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         self.finish(object, agg, outcome.stats, outcome.error).await
     }
 
-    /// Counts what was read. A retryable read error fails only after what was read
-    /// is counted, so the retry has less to add; other read errors are reported.
+    /// Counts what was read. A counter holds an object's whole count for its (key,
+    /// bucket) or nothing, so only a complete read, or one cut short by the object
+    /// itself (the same bytes every time), is counted; a read the source broke off
+    /// fails before counting anything and is retried whole.
     pub async fn finish(
         &self,
         object: &ObjectId,
@@ -145,24 +147,22 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         stats: ReadStats,
         read_error: Option<ReadError>,
     ) -> Result<ObjectReport, DetectError> {
-        let record = self.record(object, &agg).await?;
-        let mut report = ObjectReport {
-            object: object.uri.clone(),
-            read: stats,
-            read_error: None,
-            record,
-        };
-        match read_error {
+        let read_error = match read_error {
             Some(e) if e.is_retryable() => {
                 return Err(DetectError::Read {
                     object: object.uri.clone(),
                     source: e,
                 })
             }
-            Some(e) => report.read_error = Some(e.to_string()),
-            None => {}
-        }
-        Ok(report)
+            other => other.map(|e| e.to_string()),
+        };
+        let record = self.record(object, &agg).await?;
+        Ok(ObjectReport {
+            object: object.uri.clone(),
+            read: stats,
+            read_error,
+            record,
+        })
     }
 
     /// Counts one object's aggregate and raises the alerts it completes.

@@ -276,3 +276,46 @@ async fn truncated_gzip_counts_what_was_read_and_reports() {
     assert!(r.read.denials > 3);
     assert_eq!(r.record.alerts_published, 1);
 }
+
+/// Yields `data` but fails once after `fail_at` bytes, like a dropped connection.
+struct BrokenSource<'a> {
+    data: &'a [u8],
+    fail_at: usize,
+}
+
+impl std::io::Read for BrokenSource<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.fail_at == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ));
+        }
+        let n = buf.len().min(self.fail_at).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.fail_at -= n;
+        Ok(n)
+    }
+}
+
+#[tokio::test]
+async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all() {
+    let d = detector();
+    let body = denials(ALICE, &vec![T0; 2000]);
+    let object = ObjectId::s3("logs", "a", "e1");
+    let broken = BrokenSource {
+        data: body.as_bytes(),
+        fail_at: body.len() / 2,
+    };
+    let err = d.process(&object, broken).await.expect_err("retryable");
+    assert!(matches!(err, DetectError::Read { .. }), "{err}");
+    assert_eq!(
+        d.store().ops(),
+        StoreOps::default(),
+        "nothing counted from a partial read"
+    );
+    d.process(&object, body.as_bytes()).await.expect("retry");
+    let key = DenialKey::new(ALICE, MODEL, "111122223333");
+    assert_eq!(d.store().count(&key, d.spec().bucket_of(T0)), 2000);
+}

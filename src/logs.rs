@@ -703,4 +703,4 @@ pub fn skip_reason(key: &str, size: u64) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

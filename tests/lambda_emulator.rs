@@ -268,12 +268,7 @@ async fn missing_table_fails_the_invocation() {
         return;
     };
     s.put("a.json.gz", denials_gz(MALLORY, &[T0])).await;
-    s.ddb
-        .delete_table()
-        .table_name(&s.table)
-        .send()
-        .await
-        .expect("delete table");
+    s.delete_table().await;
     let err = s
         .handler()
         .await

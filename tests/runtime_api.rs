@@ -257,12 +257,7 @@ async fn dependency_failure_is_reported_as_an_invocation_error() {
         return;
     };
     s.put("a.json.gz", denials_gz(MALLORY, &[T0])).await;
-    s.ddb
-        .delete_table()
-        .table_name(&s.table)
-        .send()
-        .await
-        .expect("delete table");
+    s.delete_table().await;
     let api = RuntimeApi::start(vec![s.s3_event(&["a.json.gz"])]);
     let f = start_function(
         &api,

@@ -277,34 +277,12 @@ async fn truncated_gzip_counts_what_was_read_and_reports() {
     assert_eq!(r.record.alerts_published, 1);
 }
 
-/// Yields `data` but fails once after `fail_at` bytes, like a dropped connection.
-struct BrokenSource<'a> {
-    data: &'a [u8],
-    fail_at: usize,
-}
-
-impl std::io::Read for BrokenSource<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.fail_at == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "reset",
-            ));
-        }
-        let n = buf.len().min(self.fail_at).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        self.fail_at -= n;
-        Ok(n)
-    }
-}
-
 #[tokio::test]
 async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all() {
     let d = detector();
     let body = denials(ALICE, &vec![T0; 2000]);
     let object = ObjectId::s3("logs", "a", "e1");
-    let broken = BrokenSource {
+    let broken = crate::logs::tests::FailingSource {
         data: body.as_bytes(),
         fail_at: body.len() / 2,
     };

@@ -421,9 +421,9 @@ fn deeply_nested_json_is_rejected_not_overflowed() {
 }
 
 /// A source that fails after some bytes, like a dropped S3 connection.
-struct FailingSource<'a> {
-    data: &'a [u8],
-    fail_at: usize,
+pub(crate) struct FailingSource<'a> {
+    pub data: &'a [u8],
+    pub fail_at: usize,
 }
 
 impl Read for FailingSource<'_> {

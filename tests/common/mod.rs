@@ -183,6 +183,16 @@ impl Stack {
             .expect("subscribe");
     }
 
+    /// Takes the counter table away, as an outage or a mistaken deletion would.
+    pub async fn delete_table(&self) {
+        self.ddb
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("delete table");
+    }
+
     pub fn settings(&self, config: Config) -> LambdaSettings {
         LambdaSettings {
             table: self.table.clone(),

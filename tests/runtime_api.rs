@@ -123,6 +123,19 @@ fn serve(
 struct Function(Child, Arc<Mutex<String>>);
 
 impl Function {
+    /// Peak resident memory of the running function, in KiB (Linux).
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse().ok())
+            })
+            .expect("VmHWM of the function")
+    }
+
     /// Stops the function and returns everything it printed.
     fn stop(mut self) -> String {
         let _ = self.0.kill();
@@ -305,4 +318,67 @@ fn bad_configuration_stops_at_startup_naming_the_variable() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("COUNTER_TABLE"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_object_is_streamed_in_bounded_memory() {
+    let Some(s) = Stack::new("large").await else {
+        return;
+    };
+    // 160 MB of plain log: far more than the function may hold at once.
+    let filler = line(
+        "arn:aws:iam::111122223333:user/busy",
+        "amazon.titan-text-express-v1",
+        ACCOUNT,
+        T0,
+        None,
+    );
+    let filler = filler.replace(
+        "a prompt that must never be logged",
+        &"lorem ipsum ".repeat(300),
+    );
+    let mut body = String::with_capacity(160 << 20);
+    while body.len() < 160 << 20 {
+        body.push_str(&filler);
+    }
+    for t in [T0, T0 + 1, T0 + 2, T0 + 3] {
+        body.push_str(&line(
+            MALLORY,
+            MODEL,
+            ACCOUNT,
+            t,
+            Some("AccessDeniedException"),
+        ));
+    }
+    let size = body.len();
+    s.put("big.json", body.into_bytes()).await;
+
+    let api = RuntimeApi::start(vec![s.s3_event(&["big.json"])]);
+    let f = start_function(
+        &api,
+        &[
+            ("COUNTER_TABLE", &s.table),
+            ("ALERT_TOPIC_ARN", &s.topic_arn),
+        ],
+    );
+    let (_, answer) = api
+        .answers
+        .recv_timeout(Duration::from_secs(120))
+        .expect("answer");
+    let peak_mib = f.peak_rss_kib() / 1024;
+    println!(
+        "peak RSS {peak_mib} MiB reading a {} MiB object",
+        size >> 20
+    );
+    let logs = f.stop();
+    assert!(
+        matches!(answer, Answer::Response(ref v) if *v == json!({"objects": 1})),
+        "{answer:?}\n{logs}"
+    );
+    assert_eq!(s.alerts().await.len(), 1);
+    assert!(
+        peak_mib < 64,
+        "peak RSS {peak_mib} MiB while reading a {} MiB object",
+        size >> 20
+    );
 }

@@ -37,12 +37,28 @@ impl DenialKey {
     }
 }
 
+/// Ids as they appear in log lines and error messages: quoted, escaped, and cut at
+/// 256 characters so a hostile id cannot flood a log.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX_CHARS: usize = 256;
+        match self.0.char_indices().nth(MAX_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
+        }
+    }
+}
+
 impl fmt::Display for DenialKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "user={:?} model={:?} account={:?}",
-            self.user_id, self.model_id, self.account_id
+            "user={} model={} account={}",
+            Shown(&self.user_id),
+            Shown(&self.model_id),
+            Shown(&self.account_id)
         )
     }
 }
@@ -102,6 +118,15 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         assert_eq!(a.digest().len(), 64);
         assert_eq!(a.digest(), DenialKey::new("ab", "c", "1").digest());
+    }
+
+    #[test]
+    fn display_is_escaped_and_bounded() {
+        let k = DenialKey::new("a\nb".repeat(1000), "m", "1");
+        let shown = k.to_string();
+        assert!(shown.starts_with("user=\"a\\nb"), "{shown}");
+        assert!(shown.len() < 600, "{}", shown.len());
+        assert!(shown.ends_with("model=\"m\" account=\"1\""), "{shown}");
     }
 
     #[test]

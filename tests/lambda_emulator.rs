@@ -413,3 +413,48 @@ async fn configuration_changes_threshold_and_codes() {
     h.handle(s.s3_event(&["b.json"])).await.expect("b");
     assert_eq!(s.alerts().await.len(), 1);
 }
+
+#[tokio::test]
+async fn huge_ids_still_count_and_alert() {
+    let Some(s) = Stack::new("hugeids").await else {
+        return;
+    };
+    // A 600 KB model id would make a 400 KB DynamoDB item if stored whole.
+    let model = format!("anthropic.{}", "x".repeat(600_000));
+    let body: String = (0..4)
+        .map(|i| {
+            line(
+                MALLORY,
+                &model,
+                ACCOUNT,
+                T0 + i,
+                Some("AccessDeniedException"),
+            )
+        })
+        .collect();
+    s.put("huge.json", body.into_bytes()).await;
+    s.handler()
+        .await
+        .handle(s.s3_event(&["huge.json"]))
+        .await
+        .expect("handled");
+    assert_eq!(
+        s.count(
+            &DenialKey::new(MALLORY, model.as_str(), ACCOUNT),
+            bucket_of(T0)
+        )
+        .await,
+        4
+    );
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    let sent = alerts[0]["Alert"]["gen_ai.request.model.id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        sent.starts_with("anthropic.xxx") && sent.len() < 256 * 1024,
+        "{}",
+        sent.len()
+    );
+}

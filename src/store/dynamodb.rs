@@ -75,6 +75,19 @@ where
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// Longest id kept in an item's readable attributes. The key is the digest of the
+/// full ids; these copies are for people reading the table, and an oversized id from
+/// a hostile log must not push an item past DynamoDB's 400 KB and fail forever.
+pub const MAX_STORED_ID_BYTES: usize = 2048;
+
+fn readable(id: &str) -> &str {
+    let mut end = id.len().min(MAX_STORED_ID_BYTES);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
+}
+
 /// Names and values every written item carries: the three ids (readable next to
 /// the digest in its key) and the expiry.
 fn with_ids(
@@ -86,9 +99,9 @@ fn with_ids(
         .expression_attribute_names("#model", "model_id")
         .expression_attribute_names("#account", "account_id")
         .expression_attribute_names("#exp", TTL_ATTRIBUTE)
-        .expression_attribute_values(":user", s(&key.user_id))
-        .expression_attribute_values(":model", s(&key.model_id))
-        .expression_attribute_values(":account", s(&key.account_id))
+        .expression_attribute_values(":user", s(readable(&key.user_id)))
+        .expression_attribute_values(":model", s(readable(&key.model_id)))
+        .expression_attribute_values(":account", s(readable(&key.account_id)))
         .expression_attribute_values(":exp", n(expires_at))
 }
 

@@ -101,10 +101,6 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         self
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     pub fn matcher(&self) -> &DenialMatcher {
         &self.matcher
     }

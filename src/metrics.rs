@@ -31,19 +31,6 @@ impl InvocationMetrics {
         self.alerts_suppressed += r.record.alerts_suppressed;
     }
 
-    pub fn add(&mut self, o: &InvocationMetrics) {
-        self.objects += o.objects;
-        self.objects_skipped += o.objects_skipped;
-        self.objects_missing += o.objects_missing;
-        self.objects_incomplete += o.objects_incomplete;
-        self.objects_failed += o.objects_failed;
-        self.records += o.records;
-        self.denials += o.denials;
-        self.skipped_lines += o.skipped_lines;
-        self.alerts_published += o.alerts_published;
-        self.alerts_suppressed += o.alerts_suppressed;
-    }
-
     /// The EMF document: metrics in namespace [`NAMESPACE`], dimension `FunctionName`.
     pub fn to_emf(&self, function_name: &str, timestamp_ms: i64) -> String {
         let values = [

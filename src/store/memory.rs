@@ -75,10 +75,6 @@ impl MemoryStore {
     pub fn key_count(&self) -> usize {
         lock(&self.counters).len()
     }
-
-    pub fn alert_state(&self, key: &DenialKey) -> Option<AlertState> {
-        lock(&self.alerts).get(key).cloned()
-    }
 }
 
 impl CounterStore for MemoryStore {

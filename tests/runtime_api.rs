@@ -169,6 +169,17 @@ fn function_command(api: &RuntimeApi, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// The function wired to a test stack's table and topic.
+fn start_for_stack(api: &RuntimeApi, s: &Stack) -> Function {
+    start_function(
+        api,
+        &[
+            ("COUNTER_TABLE", &s.table),
+            ("ALERT_TOPIC_ARN", &s.topic_arn),
+        ],
+    )
+}
+
 fn start_function(api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
     let mut child = function_command(api, env)
         .spawn()
@@ -208,13 +219,7 @@ async fn binary_serves_invocations_through_the_runtime_api() {
         s.s3_event(&["burst.json.gz"]),
         sqs,
     ]);
-    let f = start_function(
-        &api,
-        &[
-            ("COUNTER_TABLE", &s.table),
-            ("ALERT_TOPIC_ARN", &s.topic_arn),
-        ],
-    );
+    let f = start_for_stack(&api, &s);
 
     let mut answers = Vec::new();
     for _ in 0..3 {
@@ -272,13 +277,7 @@ async fn dependency_failure_is_reported_as_an_invocation_error() {
     s.put("a.json.gz", denials_gz(MALLORY, &[T0])).await;
     s.delete_table().await;
     let api = RuntimeApi::start(vec![s.s3_event(&["a.json.gz"])]);
-    let f = start_function(
-        &api,
-        &[
-            ("COUNTER_TABLE", &s.table),
-            ("ALERT_TOPIC_ARN", &s.topic_arn),
-        ],
-    );
+    let f = start_for_stack(&api, &s);
     let (_, answer) = api
         .answers
         .recv_timeout(Duration::from_secs(60))
@@ -354,13 +353,7 @@ async fn a_large_object_is_streamed_in_bounded_memory() {
     s.put("big.json", body.into_bytes()).await;
 
     let api = RuntimeApi::start(vec![s.s3_event(&["big.json"])]);
-    let f = start_function(
-        &api,
-        &[
-            ("COUNTER_TABLE", &s.table),
-            ("ALERT_TOPIC_ARN", &s.topic_arn),
-        ],
-    );
+    let f = start_for_stack(&api, &s);
     let (_, answer) = api
         .answers
         .recv_timeout(Duration::from_secs(120))

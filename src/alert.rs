@@ -1,5 +1,5 @@
-//! The alert (SPEC section 5): its JSON, the plain-text email rendering, the subject,
-//! and the [`AlertSink`] seam it is published through.
+//! The alert (docs/DESIGN.md, "The alert"): its JSON, the plain-text email rendering,
+//! the subject, and the [`AlertSink`] seam it is delivered through.
 //!
 //! Ids come from logs and are untrusted: the JSON carries them exactly (serde escapes
 //! what JSON needs), the text renderings escape control and bidirectional-formatting
@@ -8,8 +8,7 @@
 #[cfg(feature = "aws")]
 pub mod sns;
 
-use crate::aggregate::KeyDenials;
-use crate::config::Config;
+use crate::aggregate::{ContextValues, KeyDenials};
 use crate::key::{DenialKey, ObjectId};
 use crate::window::{WindowSpec, WindowTotal};
 use chrono::DateTime;
@@ -27,7 +26,7 @@ pub const RULE_NAME: &str =
 pub const SEVERITY: &str = "high";
 pub const RISK_SCORE: u32 = 73;
 pub const THREATS: [&str; 2] = ["AML.T0015", "AML.T0034"];
-/// Longest subject SNS email accepts comfortably; SPEC section 5 caps it at 100.
+/// Subjects are at most this many printable ASCII characters (SNS allows 100).
 pub const MAX_SUBJECT_CHARS: usize = 100;
 /// Longest rendering of one id in the email text.
 const MAX_TEXT_ID_CHARS: usize = 2048;
@@ -65,10 +64,58 @@ pub struct BucketCount {
     pub denials: u64,
 }
 
+/// What the object that completed the burst says about this key's denials: the
+/// object (or log stream), request ids, and distinct context values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub objects: Vec<String>,
     pub request_ids: Vec<String>,
+    #[serde(default)]
+    pub source_ips: Vec<String>,
+    #[serde(default)]
+    pub user_agents: Vec<String>,
+    #[serde(default)]
+    pub error_messages: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub operations: Vec<String>,
+}
+
+impl Evidence {
+    fn new(object: &ObjectId, denials: &KeyDenials) -> Self {
+        let ContextValues {
+            source_ips,
+            user_agents,
+            error_messages,
+            regions,
+            operations,
+        } = denials.context.clone();
+        Self {
+            objects: vec![object.uri.clone()],
+            request_ids: denials.request_ids.clone(),
+            source_ips,
+            user_agents,
+            error_messages,
+            regions,
+            operations,
+        }
+    }
+
+    /// Drops one value, the least useful first; false when nothing is left to drop.
+    fn drop_one(&mut self) -> bool {
+        [
+            &mut self.request_ids,
+            &mut self.user_agents,
+            &mut self.error_messages,
+            &mut self.source_ips,
+            &mut self.operations,
+            &mut self.regions,
+            &mut self.objects,
+        ]
+        .into_iter()
+        .any(|list| list.pop().is_some())
+    }
 }
 
 /// One alert. The four rule-row fields keep the rule's names exactly.
@@ -97,14 +144,14 @@ pub fn rfc3339(epoch_seconds: i64) -> String {
 }
 
 impl Alert {
-    /// The alert for `key` over `window`, from the stored `counts` and this object's
-    /// evidence.
+    /// The alert for `key` over `window` (above `threshold`), from the stored `counts`
+    /// and this object's evidence.
     pub fn build(
         key: &DenialKey,
         window: &WindowTotal,
         counts: &BTreeMap<i64, u64>,
         spec: &WindowSpec,
-        config: &Config,
+        threshold: u64,
         object: &ObjectId,
         denials: &KeyDenials,
     ) -> Self {
@@ -115,7 +162,7 @@ impl Alert {
             model_id: key.model_id.clone(),
             account_id: key.account_id.clone(),
             total_denials: window.total,
-            threshold: config.threshold,
+            threshold,
             window: TimeRange {
                 start: rfc3339(start),
                 end: rfc3339(end),
@@ -128,10 +175,7 @@ impl Alert {
                     denials: n,
                 })
                 .collect(),
-            evidence: Evidence {
-                objects: vec![object.uri.clone()],
-                request_ids: denials.request_ids.clone(),
-            },
+            evidence: Evidence::new(object, denials),
         }
     }
 
@@ -151,7 +195,7 @@ impl Alert {
             if json.len() <= max_bytes {
                 return json;
             }
-            if a.evidence.request_ids.pop().is_some() || a.evidence.objects.pop().is_some() {
+            if a.evidence.drop_one() {
                 continue;
             }
             if !a.buckets.is_empty() {
@@ -217,6 +261,9 @@ impl Alert {
             "Account (cloud.account.id):  {}",
             text_escape(&self.account_id)
         );
+        if !self.evidence.regions.is_empty() {
+            let _ = writeln!(t, "Region:  {}", joined(&self.evidence.regions));
+        }
         let _ = writeln!(
             t,
             "Denied calls:  {} between {} and {} (alerts above {})",
@@ -227,14 +274,22 @@ impl Alert {
         for b in &self.buckets {
             let _ = writeln!(t, "  {}  {}", b.start, b.denials);
         }
-        if !self.evidence.objects.is_empty() || !self.evidence.request_ids.is_empty() {
+        let e = &self.evidence;
+        let lines: [(&str, &Vec<String>); 6] = [
+            ("log object", &e.objects),
+            ("operation", &e.operations),
+            ("source IP", &e.source_ips),
+            ("user agent", &e.user_agents),
+            ("error message", &e.error_messages),
+            ("request id", &e.request_ids),
+        ];
+        if lines.iter().any(|(_, values)| !values.is_empty()) {
             let _ = writeln!(t);
             let _ = writeln!(t, "Evidence:");
-            for o in &self.evidence.objects {
-                let _ = writeln!(t, "  log object: {}", text_escape(o));
-            }
-            for r in &self.evidence.request_ids {
-                let _ = writeln!(t, "  request id: {}", text_escape(r));
+            for (label, values) in lines {
+                for v in values {
+                    let _ = writeln!(t, "  {label}: {}", text_escape(v));
+                }
             }
         }
         let _ = writeln!(t);
@@ -253,6 +308,14 @@ impl Alert {
         let _ = writeln!(t, "Rule: {} ({})", self.rule.name, self.rule.id);
         t
     }
+}
+
+fn joined(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| text_escape(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const TRUNCATED: &str = "...[truncated]";
@@ -331,16 +394,34 @@ fn keep_tail(s: &str, n: usize) -> String {
     }
 }
 
-/// Publishing failed; the invocation must fail so the alert is retried.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Delivering failed; the invocation must fail so the alert is retried.
 #[derive(Debug, Error)]
-#[error("publishing the alert for {key} failed: {message}")]
+#[error("{sink}: delivering the alert for {key} failed")]
 pub struct SinkError {
+    pub sink: String,
     pub key: String,
-    pub message: String,
+    #[source]
+    pub source: BoxError,
 }
 
-/// Where alerts go: SNS when deployed, stdout for `scan`, memory in tests.
+impl SinkError {
+    pub fn new(sink: &str, alert: &Alert, source: impl Into<BoxError>) -> Self {
+        Self {
+            sink: sink.to_string(),
+            key: alert.key().to_string(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Where alerts go: SNS, EventBridge and Security Hub when deployed, stdout for
+/// `scan`, memory in tests.
 pub trait AlertSink: Send + Sync {
+    /// A short, stable name, recorded with each delivery (`sns`, `events`, ...).
+    fn name(&self) -> &str;
+
     fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
@@ -364,6 +445,10 @@ impl MemorySink {
 }
 
 impl AlertSink for MemorySink {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
         self.alerts
             .lock()
@@ -390,6 +475,10 @@ pub struct StdoutSink {
 }
 
 impl AlertSink for StdoutSink {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
         let text = match self.format {
             StdoutFormat::Json => alert.to_json(),
@@ -400,10 +489,7 @@ impl AlertSink for StdoutSink {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{text}")
             .and_then(|()| out.flush())
-            .map_err(|e| SinkError {
-                key: alert.key().to_string(),
-                message: format!("writing to stdout: {e}"),
-            })
+            .map_err(|e| SinkError::new("stdout", alert, e))
     }
 }
 

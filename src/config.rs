@@ -1,6 +1,7 @@
-//! Detector configuration (SPEC section 7): the same settings for the Lambda (from
-//! the environment) and for `scan` (from flags of the same names).
+//! Detector configuration (docs/DESIGN.md, "Configuration"): the same settings for
+//! the Lambda (from the environment) and for `scan` (from flags of the same names).
 
+use crate::exceptions::Exceptions;
 use crate::window::WindowSpec;
 use thiserror::Error;
 
@@ -8,15 +9,39 @@ pub const DEFAULT_THRESHOLD: u64 = 3;
 pub const DEFAULT_BUCKET_MINUTES: u32 = 10;
 pub const DEFAULT_WINDOW_BUCKETS: u32 = 6;
 pub const DEFAULT_SUPPRESS_MINUTES: u32 = 60;
-pub const DEFAULT_DENIAL_CODES: &str = "AccessDeniedException,AccessDenied";
+/// The rule's `gen_ai.response.error_code == "AccessDeniedException"`, exactly.
+pub const DEFAULT_DENIAL_CODES: &str = "AccessDeniedException";
+/// CloudTrail writes IAM denials of `bedrock:InvokeModel` as `AccessDenied`.
+pub const DEFAULT_CLOUDTRAIL_DENIAL_CODES: &str = "AccessDenied,AccessDeniedException";
+
+/// The settings `Config` reads, by variable name (the `scan` flags are the same names
+/// in lower case with dashes).
+pub const VARIABLES: [&str; 7] = [
+    "THRESHOLD",
+    "BUCKET_MINUTES",
+    "WINDOW_BUCKETS",
+    "SUPPRESS_MINUTES",
+    "DENIAL_CODES",
+    "CLOUDTRAIL_DENIAL_CODES",
+    "EXCEPTIONS",
+];
 
 /// A configuration value that cannot be used; names the variable (or flag).
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid {name}={value:?}: {reason}")]
+#[error("invalid {name}={}: {reason}", shown(value))]
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
     pub reason: String,
+}
+
+/// The value in an error message: quoted, and cut short when long.
+fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 120;
+    match value.char_indices().nth(MAX_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}...", &value[..cut]),
+    }
 }
 
 /// What counts as a denial, how it is bucketed and when it alerts.
@@ -26,7 +51,12 @@ pub struct Config {
     pub bucket_minutes: u32,
     pub window_buckets: u32,
     pub suppress_minutes: u32,
+    /// Error codes that are denials in Bedrock model-invocation logs.
     pub denial_codes: Vec<String>,
+    /// Error codes that are denials in CloudTrail records.
+    pub cloudtrail_denial_codes: Vec<String>,
+    /// Keys that do not alert, or alert at their own threshold.
+    pub exceptions: Exceptions,
 }
 
 impl Default for Config {
@@ -36,14 +66,20 @@ impl Default for Config {
             bucket_minutes: DEFAULT_BUCKET_MINUTES,
             window_buckets: DEFAULT_WINDOW_BUCKETS,
             suppress_minutes: DEFAULT_SUPPRESS_MINUTES,
-            denial_codes: parse_denial_codes(DEFAULT_DENIAL_CODES).unwrap_or_default(),
+            denial_codes: parse_denial_codes("DENIAL_CODES", DEFAULT_DENIAL_CODES)
+                .unwrap_or_default(),
+            cloudtrail_denial_codes: parse_denial_codes(
+                "CLOUDTRAIL_DENIAL_CODES",
+                DEFAULT_CLOUDTRAIL_DENIAL_CODES,
+            )
+            .unwrap_or_default(),
+            exceptions: Exceptions::default(),
         }
     }
 }
 
 impl Config {
-    /// Reads `THRESHOLD`, `BUCKET_MINUTES`, `WINDOW_BUCKETS`, `SUPPRESS_MINUTES` and
-    /// `DENIAL_CODES` through `var`; unset or empty means the default.
+    /// Reads the [`VARIABLES`] through `var`; unset or empty means the default.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
         let mut c = Config::default();
@@ -60,7 +96,17 @@ impl Config {
             c.suppress_minutes = parse_number("SUPPRESS_MINUTES", &v, 0, 525_600)? as u32;
         }
         if let Some(v) = get("DENIAL_CODES") {
-            c.denial_codes = parse_denial_codes(&v)?;
+            c.denial_codes = parse_denial_codes("DENIAL_CODES", &v)?;
+        }
+        if let Some(v) = get("CLOUDTRAIL_DENIAL_CODES") {
+            c.cloudtrail_denial_codes = parse_denial_codes("CLOUDTRAIL_DENIAL_CODES", &v)?;
+        }
+        if let Some(v) = get("EXCEPTIONS") {
+            c.exceptions = Exceptions::parse(&v).map_err(|reason| ConfigError {
+                name: "EXCEPTIONS",
+                value: v.clone(),
+                reason,
+            })?;
         }
         Ok(c)
     }
@@ -97,9 +143,9 @@ fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u
 
 /// Comma-separated error codes; blanks around commas are ignored, an empty entry or
 /// one with characters no error code has is refused.
-pub fn parse_denial_codes(value: &str) -> Result<Vec<String>, ConfigError> {
+pub fn parse_denial_codes(name: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
     let err = |reason: &str| ConfigError {
-        name: "DENIAL_CODES",
+        name,
         value: value.to_string(),
         reason: reason.to_string(),
     };
@@ -141,9 +187,10 @@ mod tests {
         assert_eq!(c.bucket_minutes, 10);
         assert_eq!(c.window_buckets, 6);
         assert_eq!(c.suppress_minutes, 60);
+        assert_eq!(c.denial_codes, vec!["AccessDeniedException"]);
         assert_eq!(
-            c.denial_codes,
-            vec!["AccessDeniedException", "AccessDenied"]
+            c.cloudtrail_denial_codes,
+            vec!["AccessDenied", "AccessDeniedException"]
         );
     }
 
@@ -158,6 +205,7 @@ mod tests {
                 "DENIAL_CODES",
                 " AccessDeniedException , UnauthorizedOperation ",
             ),
+            ("CLOUDTRAIL_DENIAL_CODES", "AccessDenied"),
         ])
         .expect("config");
         assert_eq!(c.threshold, 5);
@@ -168,6 +216,17 @@ mod tests {
             c.denial_codes,
             vec!["AccessDeniedException", "UnauthorizedOperation"]
         );
+        assert_eq!(c.cloudtrail_denial_codes, vec!["AccessDenied"]);
+    }
+
+    #[test]
+    fn every_variable_is_read_and_no_other() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_vars(|name| {
+            read.borrow_mut().push(name.to_string());
+            None
+        });
+        assert_eq!(read.into_inner(), VARIABLES);
     }
 
     #[test]
@@ -180,6 +239,8 @@ mod tests {
             ("SUPPRESS_MINUTES", "1.5"),
             ("DENIAL_CODES", "AccessDenied,,X"),
             ("DENIAL_CODES", "Access\"Denied"),
+            ("CLOUDTRAIL_DENIAL_CODES", ","),
+            ("EXCEPTIONS", r#"[{"reason": "names no field"}]"#),
         ] {
             let e = from(&[(k, v)]).expect_err(k);
             assert_eq!(e.name, k);

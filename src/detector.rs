@@ -1,38 +1,66 @@
-//! The detector for one object: read → aggregate per (key, bucket) → count in the
-//! store → evaluate windows → claim → publish → mark sent.
+//! The detector for one object: read (synchronous, [`Reader`]) → count per (key,
+//! bucket) in the store → evaluate windows → claim → deliver → mark sent.
 //!
-//! Generic over the [`CounterStore`] and the [`AlertSink`], so `scan`, the Lambda and
-//! the tests run exactly this code.
+//! Generic over the [`CounterStore`] and the [`AlertSink`]s, so `scan`, the Lambda and
+//! the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
+//! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{scan_object, Aggregate, KeyDenials};
+use crate::aggregate::{Aggregate, KeyDenials, ObjectRead, Reader};
 use crate::alert::{Alert, AlertSink, SinkError};
 use crate::config::Config;
-use crate::key::{DenialKey, ObjectId};
-use crate::logs::{DenialMatcher, ReadError, ReadStats};
+use crate::key::{attempt_id, DenialKey, ObjectId};
+use crate::logs::{ReadError, ReadStats};
 use crate::store::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError};
-use crate::window::WindowSpec;
+use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use thiserror::Error;
+use tracing::{info, warn};
 
 /// Keys of one object processed at once: bounds memory and concurrent store requests.
 pub const KEY_CONCURRENCY: usize = 16;
-/// A claim never marked sent can be taken over after this long (Lambda's longest run).
-pub const CLAIM_LEASE_SECONDS: i64 = 15 * 60;
+/// A claim never marked sent can be taken over after this long: longer than an
+/// attempt can take to deliver (sinks are called at once, each bounded by its client's
+/// timeout), and no longer than Lambda's one-minute wait before its first retry.
+pub const CLAIM_LEASE_SECONDS: i64 = 60;
+/// How long an attempt that finds another attempt delivering waits for it to finish
+/// before failing so it is retried.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(25);
+const CLAIM_POLL: Duration = Duration::from_millis(200);
 /// How long counters and alert state outlive the window and suppression they serve,
 /// for logs that arrive late.
 pub const LATE_LOG_MARGIN_SECONDS: i64 = 2 * 86_400;
 
+/// Wall clock, epoch seconds: replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// A failure that must fail the invocation so the object is retried.
 #[derive(Debug, Error)]
 pub enum DetectError {
-    #[error("{object}: {source}")]
-    Read { object: String, source: ReadError },
-    #[error("{object}: {source}")]
-    Store { object: String, source: StoreError },
-    #[error("{object}: {source}")]
-    Publish { object: String, source: SinkError },
+    #[error("{object}: reading failed")]
+    Read {
+        object: String,
+        #[source]
+        source: ReadError,
+    },
+    #[error("{object}: counter store failed")]
+    Store {
+        object: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("{object}: delivering the alert failed")]
+    Deliver {
+        object: String,
+        #[source]
+        source: SinkError,
+    },
+    /// Another attempt held the alert claim for longer than this one waits.
+    #[error("{object}: the alert for {key} is being delivered by another attempt; retry later")]
+    AlertBusy { object: String, key: String },
 }
 
 /// What happened to the counts and alerts of one object.
@@ -45,7 +73,9 @@ pub struct RecordReport {
     pub counters_already_counted: u64,
     pub alerts_published: u64,
     pub alerts_suppressed: u64,
-    /// Another invocation holds the claim for the key and is publishing.
+    /// Alerts not raised because an exception rule stops them.
+    pub alerts_excepted: u64,
+    /// Keys whose alert another attempt was delivering: this one waited for it.
     pub alerts_in_progress: u64,
 }
 
@@ -56,6 +86,7 @@ impl RecordReport {
         self.counters_already_counted += o.counters_already_counted;
         self.alerts_published += o.alerts_published;
         self.alerts_suppressed += o.alerts_suppressed;
+        self.alerts_excepted += o.alerts_excepted;
         self.alerts_in_progress += o.alerts_in_progress;
     }
 }
@@ -72,78 +103,87 @@ pub struct ObjectReport {
 
 pub struct Detector<S, A> {
     config: Config,
-    spec: WindowSpec,
-    matcher: DenialMatcher,
+    reader: Reader,
     store: S,
-    sink: A,
-    clock: fn() -> i64,
-}
-
-fn system_now() -> i64 {
-    chrono::Utc::now().timestamp()
+    sinks: Vec<A>,
+    clock: Clock,
+    claim_wait: Duration,
 }
 
 impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     pub fn new(config: Config, store: S, sink: A) -> Self {
+        Self::with_sinks(config, store, vec![sink])
+    }
+
+    /// A detector that delivers every alert to each of `sinks`.
+    pub fn with_sinks(config: Config, store: S, sinks: Vec<A>) -> Self {
         Self {
-            spec: config.window(),
-            matcher: DenialMatcher::new(&config.denial_codes),
+            reader: Reader::new(&config),
             config,
             store,
-            sink,
-            clock: system_now,
+            sinks,
+            clock: Arc::new(|| chrono::Utc::now().timestamp()),
+            claim_wait: CLAIM_WAIT,
         }
     }
 
-    /// Replaces the wall clock (used for claim leases and expiry) in tests.
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
-        self.clock = clock;
+    /// Replaces the wall clock (used for claim leases, expiry and exceptions) in tests.
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
-    pub fn matcher(&self) -> &DenialMatcher {
-        &self.matcher
+    /// How long to wait for another attempt's delivery before failing (tests shorten it).
+    pub fn with_claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
+        self
     }
 
-    pub fn spec(&self) -> &WindowSpec {
-        &self.spec
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
     }
 
     pub fn store(&self) -> &S {
         &self.store
     }
 
+    /// The first sink (tests with one sink).
     pub fn sink(&self) -> &A {
-        &self.sink
+        &self.sinks[0]
     }
 
-    /// The store and the sink back, e.g. to continue with another configuration.
-    pub fn into_parts(self) -> (S, A) {
-        (self.store, self.sink)
+    pub fn sinks(&self) -> &[A] {
+        &self.sinks
     }
 
-    /// Reads, counts and alerts for one object read from `input` (blocking read).
+    /// The store and the sinks back, e.g. to continue with another configuration.
+    pub fn into_parts(self) -> (S, Vec<A>) {
+        (self.store, self.sinks)
+    }
+
+    /// Reads (blocking) and counts one object: for callers that have it at hand.
     pub async fn process(
         &self,
         object: &ObjectId,
         input: impl Read,
     ) -> Result<ObjectReport, DetectError> {
-        let (agg, outcome) = scan_object(input, &self.matcher, &self.spec);
-        self.finish(object, agg, outcome.stats, outcome.error).await
+        self.count(object, self.reader.read(input)).await
     }
 
     /// Counts what was read. A counter holds an object's whole count for its (key,
     /// bucket) or nothing, so only a complete read, or one cut short by the object
     /// itself (the same bytes every time), is counted; a read the source broke off
     /// fails before counting anything and is retried whole.
-    pub async fn finish(
+    pub async fn count(
         &self,
         object: &ObjectId,
-        agg: Aggregate,
-        stats: ReadStats,
-        read_error: Option<ReadError>,
+        read: ObjectRead,
     ) -> Result<ObjectReport, DetectError> {
-        let read_error = match read_error {
+        let read_error = match read.error {
             Some(e) if e.is_retryable() => {
                 return Err(DetectError::Read {
                     object: object.uri.clone(),
@@ -152,10 +192,10 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             }
             other => other.map(|e| e.to_string()),
         };
-        let record = self.record(object, &agg).await?;
+        let record = self.record(object, &read.aggregate).await?;
         Ok(ObjectReport {
             object: object.uri.clone(),
-            read: stats,
+            read: read.stats,
             read_error,
             record,
         })
@@ -167,8 +207,9 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         object: &ObjectId,
         agg: &Aggregate,
     ) -> Result<RecordReport, DetectError> {
+        let attempt = attempt_id();
         let reports: Vec<RecordReport> = stream::iter(agg.keys.iter())
-            .map(|(key, denials)| self.record_key(object, key, denials))
+            .map(|(key, denials)| self.record_key(object, &attempt, key, denials))
             .buffer_unordered(KEY_CONCURRENCY)
             .try_collect()
             .await?;
@@ -179,18 +220,24 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         Ok(total)
     }
 
+    fn store_error(object: &ObjectId) -> impl Fn(StoreError) -> DetectError + '_ {
+        move |source| DetectError::Store {
+            object: object.uri.clone(),
+            source,
+        }
+    }
+
     async fn record_key(
         &self,
         object: &ObjectId,
+        attempt: &str,
         key: &DenialKey,
         denials: &KeyDenials,
     ) -> Result<RecordReport, DetectError> {
-        let store_err = |source| DetectError::Store {
-            object: object.uri.clone(),
-            source,
-        };
+        let store_err = Self::store_error(object);
+        let spec = self.reader.spec();
         let now = (self.clock)();
-        let window_seconds = self.spec.bucket_seconds() * self.spec.window_buckets();
+        let window_seconds = spec.bucket_seconds() * spec.window_buckets();
         let expires_at =
             now + window_seconds + self.config.suppress_seconds() + LATE_LOG_MARGIN_SECONDS;
         let mut report = RecordReport {
@@ -202,7 +249,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
                 .store
                 .add(object, key, bucket, count, expires_at)
                 .await
-                .map_err(store_err)?
+                .map_err(&store_err)?
             {
                 AddOutcome::Added => report.counters_added += 1,
                 AddOutcome::AlreadyCounted => report.counters_already_counted += 1,
@@ -210,62 +257,135 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         }
 
         let touched = denials.buckets.keys().copied().collect();
-        let Some((first, last)) = self.spec.query_range(&touched) else {
+        let Some((first, last)) = spec.query_range(&touched) else {
             return Ok(report);
         };
         let counts = self
             .store
             .counts(key, first, last)
             .await
-            .map_err(store_err)?;
-        let Some(window) = self
-            .spec
-            .alert_window(&counts, &touched, self.config.threshold)
-        else {
+            .map_err(&store_err)?;
+        let rule = self.config.exceptions.rule_for(key, now);
+        let threshold = rule
+            .and_then(|r| r.threshold)
+            .unwrap_or(self.config.threshold);
+        let Some(window) = spec.alert_window(&counts, &touched, threshold) else {
             return Ok(report);
         };
+        if let Some(rule) = rule.filter(|r| r.threshold.is_none()) {
+            info!(key = %key, total = window.total, reason = %rule.reason, "alert excepted");
+            report.alerts_excepted += 1;
+            return Ok(report);
+        }
 
-        let alert = Alert::build(
-            key,
-            &window,
-            &counts,
-            &self.spec,
-            &self.config,
-            object,
-            denials,
-        );
+        let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
         let claim = AlertClaim {
             object_token: object.token.clone(),
-            window_end: self.spec.window_bounds(window.end).1,
+            attempt: attempt.to_string(),
+            window_end: spec.window_bounds(window.end).1,
             suppress_seconds: self.config.suppress_seconds(),
             lease_seconds: CLAIM_LEASE_SECONDS,
             now,
             expires_at,
         };
-        match self
-            .store
-            .claim_alert(key, &claim)
-            .await
-            .map_err(store_err)?
-        {
-            ClaimOutcome::Claimed => {
-                self.sink
-                    .publish(&alert)
-                    .await
-                    .map_err(|source| DetectError::Publish {
-                        object: object.uri.clone(),
-                        source,
-                    })?;
+        self.deliver(object, key, &alert, claim, &mut report)
+            .await?;
+        Ok(report)
+    }
+
+    /// Claims the alert and delivers it to every sink that does not have it yet; waits
+    /// while another attempt holds a fresh claim. On any failure the claim is given
+    /// back so the retry can take it at once.
+    async fn deliver(
+        &self,
+        object: &ObjectId,
+        key: &DenialKey,
+        alert: &Alert,
+        mut claim: AlertClaim,
+        report: &mut RecordReport,
+    ) -> Result<(), DetectError> {
+        let store_err = Self::store_error(object);
+        let started = Instant::now();
+        loop {
+            let outcome = match self.store.claim_alert(key, &claim).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // The write may have happened before the failure: give it back.
+                    self.release(key, &claim).await;
+                    return Err(store_err(e));
+                }
+            };
+            match outcome {
+                ClaimOutcome::Claimed { delivered } => {
+                    if let Err(e) = self.deliver_claimed(object, key, alert, &claim, &delivered).await
+                    {
+                        self.release(key, &claim).await;
+                        return Err(e);
+                    }
+                    report.alerts_published += 1;
+                    return Ok(());
+                }
+                ClaimOutcome::Suppressed { .. } => {
+                    report.alerts_suppressed += 1;
+                    return Ok(());
+                }
+                ClaimOutcome::Busy { .. } => {
+                    if report.alerts_in_progress == 0 {
+                        report.alerts_in_progress += 1;
+                    }
+                    if started.elapsed() >= self.claim_wait {
+                        return Err(DetectError::AlertBusy {
+                            object: object.uri.clone(),
+                            key: key.to_string(),
+                        });
+                    }
+                    tokio::time::sleep(CLAIM_POLL.min(self.claim_wait)).await;
+                    claim.now = (self.clock)();
+                }
+            }
+        }
+    }
+
+    async fn deliver_claimed(
+        &self,
+        object: &ObjectId,
+        key: &DenialKey,
+        alert: &Alert,
+        claim: &AlertClaim,
+        delivered: &std::collections::BTreeSet<String>,
+    ) -> Result<(), DetectError> {
+        let store_err = &Self::store_error(object);
+        let track = self.sinks.len() > 1;
+        let pending = self.sinks.iter().filter(|s| !delivered.contains(s.name()));
+        let results = join_all(pending.map(|sink| async move {
+            sink.publish(alert)
+                .await
+                .map_err(|source| DetectError::Deliver {
+                    object: object.uri.clone(),
+                    source,
+                })?;
+            if track {
                 self.store
-                    .mark_alert_sent(key, &claim)
+                    .record_delivery(key, claim, sink.name())
                     .await
                     .map_err(store_err)?;
-                report.alerts_published += 1;
             }
-            ClaimOutcome::Suppressed { .. } => report.alerts_suppressed += 1,
-            ClaimOutcome::InProgress => report.alerts_in_progress += 1,
+            Ok::<(), DetectError>(())
+        }))
+        .await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            return Err(e);
         }
-        Ok(report)
+        self.store
+            .mark_alert_sent(key, claim)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn release(&self, key: &DenialKey, claim: &AlertClaim) {
+        if let Err(e) = self.store.release_claim(key, claim).await {
+            warn!(key = %key, error = %crate::error_chain(&e), "could not release the alert claim; it expires with its lease");
+        }
     }
 }
 

@@ -1,9 +1,13 @@
-//! Per-invocation counters, written as one CloudWatch Embedded Metric Format line.
+//! Per-invocation counters, written as one CloudWatch Embedded Metric Format line
+//! (docs/DESIGN.md, "Observability"). The template's alarms and dashboard name these
+//! metrics; a test checks that every name they use is one written here.
 
 use crate::detector::ObjectReport;
 use serde_json::json;
 
 pub const NAMESPACE: &str = "BedrockDeniedModels";
+/// The one dimension of every metric: the function's name.
+pub const DIMENSION: &str = "FunctionName";
 
 /// What one invocation did, summed over its objects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,11 +17,17 @@ pub struct InvocationMetrics {
     pub objects_missing: u64,
     pub objects_incomplete: u64,
     pub objects_failed: u64,
+    pub events_malformed: u64,
     pub records: u64,
     pub denials: u64,
-    pub skipped_lines: u64,
+    pub skipped_invalid_json: u64,
+    pub skipped_missing_fields: u64,
+    pub skipped_bad_timestamp: u64,
+    pub skipped_oversized: u64,
     pub alerts_published: u64,
     pub alerts_suppressed: u64,
+    pub alerts_excepted: u64,
+    pub alerts_in_progress: u64,
 }
 
 impl InvocationMetrics {
@@ -26,41 +36,74 @@ impl InvocationMetrics {
         self.objects_incomplete += u64::from(r.read_error.is_some());
         self.records += r.read.records;
         self.denials += r.read.denials;
-        self.skipped_lines += r.read.skipped.total();
+        let s = &r.read.skipped;
+        self.skipped_invalid_json += s.invalid_json;
+        self.skipped_missing_fields += s.missing_fields;
+        self.skipped_bad_timestamp += s.bad_timestamp;
+        self.skipped_oversized += s.oversized_line;
         self.alerts_published += r.record.alerts_published;
         self.alerts_suppressed += r.record.alerts_suppressed;
+        self.alerts_excepted += r.record.alerts_excepted;
+        self.alerts_in_progress += r.record.alerts_in_progress;
     }
 
-    /// The EMF document: metrics in namespace [`NAMESPACE`], dimension `FunctionName`.
-    pub fn to_emf(&self, function_name: &str, timestamp_ms: i64) -> String {
-        let values = [
+    /// Every metric, by name.
+    pub fn values(&self) -> [(&'static str, u64); 17] {
+        [
             ("Objects", self.objects),
             ("ObjectsSkipped", self.objects_skipped),
             ("ObjectsMissing", self.objects_missing),
             ("ObjectsIncomplete", self.objects_incomplete),
             ("ObjectsFailed", self.objects_failed),
+            ("EventsMalformed", self.events_malformed),
             ("Records", self.records),
             ("Denials", self.denials),
-            ("SkippedLines", self.skipped_lines),
+            (
+                "SkippedLines",
+                self.skipped_invalid_json
+                    + self.skipped_missing_fields
+                    + self.skipped_bad_timestamp
+                    + self.skipped_oversized,
+            ),
+            ("SkippedInvalidJson", self.skipped_invalid_json),
+            ("SkippedMissingFields", self.skipped_missing_fields),
+            ("SkippedBadTimestamp", self.skipped_bad_timestamp),
+            ("SkippedOversized", self.skipped_oversized),
             ("AlertsPublished", self.alerts_published),
             ("AlertsSuppressed", self.alerts_suppressed),
-        ];
+            ("AlertsExcepted", self.alerts_excepted),
+            ("AlertsInProgress", self.alerts_in_progress),
+        ]
+    }
+
+    /// The EMF document: metrics in namespace [`NAMESPACE`], dimension [`DIMENSION`].
+    pub fn to_emf(&self, function_name: &str, timestamp_ms: i64) -> String {
+        let values = self.values();
         let mut doc = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
+                    "Dimensions": [[DIMENSION]],
                     "Metrics": values.iter().map(|(n, _)| json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
                 }],
             },
-            "FunctionName": function_name,
+            DIMENSION: function_name,
         });
         for (name, v) in values {
             doc[name] = json!(v);
         }
         doc.to_string()
     }
+}
+
+/// The names of every metric the function writes.
+pub fn metric_names() -> Vec<&'static str> {
+    InvocationMetrics::default()
+        .values()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,19 +116,31 @@ mod tests {
             objects: 2,
             denials: 5,
             alerts_published: 1,
+            skipped_invalid_json: 2,
+            skipped_oversized: 1,
             ..Default::default()
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_emf("fn", 1000)).expect("json");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[DIMENSION]])
+        );
         assert_eq!(v["Objects"], 2);
         assert_eq!(v["Denials"], 5);
         assert_eq!(v["AlertsPublished"], 1);
+        assert_eq!(v["SkippedLines"], 3);
+        assert_eq!(v["SkippedInvalidJson"], 2);
         assert_eq!(v["FunctionName"], "fn");
-        assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-                .as_array()
-                .map(Vec::len),
-            Some(10)
-        );
+        let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        assert_eq!(declared, metric_names());
+        for name in metric_names() {
+            assert!(v[name].is_u64(), "{name} has a value");
+        }
     }
 }

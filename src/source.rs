@@ -1,9 +1,15 @@
 //! Where log objects come from: the [`ObjectSource`] seam with an in-memory
 //! implementation (tests) and S3 ([`s3`]).
+//!
+//! An object is read exactly as the event names it: the version the event names, or
+//! the current one when it names none; [`OpenedObject::version`] says which was read,
+//! and that is what the object's identity is made of (docs/DESIGN.md, "Object
+//! identity").
 
 #[cfg(feature = "aws")]
 pub mod s3;
 
+use crate::errors::BoxError;
 use crate::event::ObjectRef;
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,25 +28,30 @@ pub struct OpenedObject {
 
 /// Opening failed for a reason a retry may fix (access, throttling, network).
 #[derive(Debug, Error)]
-#[error("GetObject s3://{bucket}/{key} failed: {message}")]
+#[error("GetObject s3://{bucket}/{key} failed")]
 pub struct SourceError {
     pub bucket: String,
     pub key: String,
-    pub message: String,
+    #[source]
+    pub source: BoxError,
 }
 
 pub trait ObjectSource: Send + Sync {
-    /// `Ok(None)` when the object does not exist (any more).
+    /// `Ok(None)` when the object (or the version the event names) does not exist
+    /// (any more).
     fn open(
         &self,
         object: &ObjectRef,
     ) -> impl Future<Output = Result<Option<OpenedObject>, SourceError>> + Send;
 }
 
-/// Objects held in memory, keyed by (bucket, key).
+/// Bodies of every version of one object, oldest first.
+type Versions = Vec<Vec<u8>>;
+
+/// Objects held in memory, keyed by (bucket, key), each with its versions.
 #[derive(Debug, Default)]
 pub struct MemorySource {
-    objects: Mutex<HashMap<(String, String), Vec<u8>>>,
+    objects: Mutex<HashMap<(String, String), Versions>>,
 }
 
 impl MemorySource {
@@ -48,23 +59,35 @@ impl MemorySource {
         Self::default()
     }
 
-    pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
-        self.objects
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((bucket.to_string(), key.to_string()), body.into());
+    /// Writes a new version of the object; returns its version id.
+    pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let versions = objects
+            .entry((bucket.to_string(), key.to_string()))
+            .or_default();
+        versions.push(body.into());
+        format!("v{}", versions.len())
     }
 }
 
 impl ObjectSource for MemorySource {
     async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
         let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(objects
-            .get(&(object.bucket.clone(), object.key.clone()))
-            .map(|body| OpenedObject {
-                version: format!("len-{}", body.len()),
-                size: Some(body.len() as u64),
-                body: Box::new(std::io::Cursor::new(body.clone())),
-            }))
+        let Some(versions) = objects.get(&(object.bucket.clone(), object.key.clone())) else {
+            return Ok(None);
+        };
+        let index = match &object.version_id {
+            Some(v) => match v.strip_prefix('v').and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if n >= 1 && n <= versions.len() => n - 1,
+                _ => return Ok(None),
+            },
+            None => versions.len() - 1,
+        };
+        let body = versions[index].clone();
+        Ok(Some(OpenedObject {
+            version: format!("v{}", index + 1),
+            size: Some(body.len() as u64),
+            body: Box::new(std::io::Cursor::new(body)),
+        }))
     }
 }

@@ -1,9 +1,8 @@
 //! [`AlertSink`] over SNS Publish: `MessageStructure=json` with the alert JSON as
 //! `default` and the text rendering as `email`, the subject, and message attributes
-//! for filter policies (SPEC section 5).
+//! for filter policies (docs/DESIGN.md, "The alert").
 
 use super::{Alert, AlertSink, SinkError};
-use aws_sdk_sns::error::DisplayErrorContext;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
@@ -53,18 +52,20 @@ pub fn attribute_value(v: &str) -> String {
     }
 }
 
+pub const SINK_NAME: &str = "sns";
+
 impl AlertSink for SnsSink {
+    fn name(&self) -> &str {
+        SINK_NAME
+    }
+
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let fail = |message: String| SinkError {
-            key: alert.key().to_string(),
-            message,
-        };
         let attr = |v: &str| {
             MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(attribute_value(v))
                 .build()
-                .map_err(|e| fail(e.to_string()))
+                .map_err(|e| SinkError::new(SINK_NAME, alert, e))
         };
         self.client
             .publish()
@@ -78,11 +79,11 @@ impl AlertSink for SnsSink {
             .send()
             .await
             .map_err(|e| {
-                fail(format!(
-                    "SNS Publish to {}: {}",
-                    self.topic_arn,
-                    DisplayErrorContext(&e)
-                ))
+                SinkError::new(
+                    SINK_NAME,
+                    alert,
+                    crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
+                )
             })?;
         Ok(())
     }
@@ -99,7 +100,7 @@ mod tests {
             "user.id": "u".repeat(1_000_000), "gen_ai.request.model.id": "\u{7}".repeat(100_000),
             "cloud.account.id": "1", "total_denials": 4, "threshold": 3,
             "window": {"start": "a", "end": "b"}, "buckets": [],
-            "evidence": {"objects": ["s3://b/k"], "request_ids": ["r"]}
+            "evidence": {"objects": ["s3://b/k"], "request_ids": ["r"], "user_agents": ["u".repeat(100_000)]}
         }))
         .expect("alert");
         alert.evidence.request_ids = vec!["x".repeat(1000); 20];

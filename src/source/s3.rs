@@ -1,8 +1,10 @@
-//! [`ObjectSource`] over S3 GetObject: the body is streamed, never held whole.
+//! [`ObjectSource`] over S3 GetObject: pinned to the version the event names, the body
+//! streamed, never held whole.
 
 use super::{ObjectSource, OpenedObject, SourceError};
 use crate::event::ObjectRef;
-use aws_sdk_s3::error::DisplayErrorContext;
+use crate::Context;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::Client;
 use tokio_util::io::SyncIoBridge;
 
@@ -16,25 +18,36 @@ impl S3Source {
         Self { client }
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Option<OpenedObject>, SourceError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<OpenedObject>, SourceError> {
         let out = match self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_string))
             .send()
             .await
         {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(gone) => return Ok(None),
             Err(e) => {
+                let what = match version_id {
+                    Some(v) => format!("version {v}"),
+                    None => "current version".to_string(),
+                };
                 return Err(SourceError {
                     bucket: bucket.to_string(),
                     key: key.to_string(),
-                    message: DisplayErrorContext(&e).to_string(),
-                })
+                    source: Box::new(Context::new(what, e)),
+                });
             }
         };
+        // The identity of what was read: the version id read, else the ETag read.
         let version = out
             .version_id()
             .filter(|v| !v.is_empty() && *v != "null")
@@ -52,11 +65,20 @@ impl S3Source {
     }
 }
 
+/// The object, or the version asked for, does not exist (any more).
+fn gone(e: &GetObjectError) -> bool {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    e.is_no_such_key() || e.code() == Some("NoSuchVersion")
+}
+
 impl ObjectSource for S3Source {
     async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
-        match self.get(&object.bucket, &object.key).await? {
+        let version = object.version_id.as_deref();
+        match self.get(&object.bucket, &object.key, version).await? {
             // A sender that did not URL-encode the key: try it as written.
-            None if object.raw_key != object.key => self.get(&object.bucket, &object.raw_key).await,
+            None if object.raw_key != object.key => {
+                self.get(&object.bucket, &object.raw_key, version).await
+            }
             found => Ok(found),
         }
     }

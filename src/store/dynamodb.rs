@@ -1,14 +1,16 @@
 //! [`CounterStore`] on one DynamoDB table (key schema `pk` S, `sk` N; TTL attribute
-//! `expires_at`), the table `template.yaml` defines.
+//! `expires_at`), the table `template.yaml` defines (docs/DESIGN.md, "The DynamoDB
+//! item layout").
 //!
 //! - Counter item per (key, bucket): `pk = "C#" + key digest`, `sk = bucket`, the
 //!   three ids, `denials`, and `objects`: the set of object tokens already added. One
 //!   conditional UpdateItem adds the count and the token, failing its condition when
 //!   the token is already there: exactly-once per object.
-//! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, and a
-//!   pending claim (`pending_object`, `pending_end`, `claimed_at`). The claim is one
-//!   conditional UpdateItem whose condition is [`decide_claim`](super::decide_claim)
-//!   written as a ConditionExpression.
+//! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
+//!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
+//!   and `delivered` (`sink@window_end` strings). The claim is one conditional
+//!   UpdateItem whose condition is [`decide_claim`](super::decide_claim) written as a
+//!   ConditionExpression; the conformance suite runs both against the same cases.
 
 use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
@@ -16,9 +18,10 @@ use super::{
 };
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,13 +35,16 @@ const COUNTER_UPDATE: &str =
 const COUNTER_CONDITION: &str = "NOT contains(#objects, :token)";
 
 const CLAIM_UPDATE: &str = "SET #user = :user, #model = :model, #account = :account, #exp = :exp, \
-     #pobj = :obj, #pend = :end, #cat = :now";
+     #pobj = :obj, #patt = :att, #pend = :end, #cat = :now";
+/// [`decide_claim`](super::decide_claim): not suppressed, and no fresh claim of another attempt.
 const CLAIM_CONDITION: &str =
     "(attribute_not_exists(#last) OR (#last <> :end AND (#last <= :lo OR #last >= :hi))) \
-     AND (attribute_not_exists(#pobj) OR #pobj = :obj OR #cat <= :stale)";
+     AND (attribute_not_exists(#patt) OR #patt = :att OR #cat <= :stale)";
 
-const MARK_UPDATE: &str = "SET #last = :end REMOVE #pobj, #pend, #cat";
-const MARK_CONDITION: &str = "#pobj = :obj";
+const HOLDING: &str = "#patt = :att";
+const DELIVERY_UPDATE: &str = "ADD #delivered :sink";
+const RELEASE_UPDATE: &str = "REMOVE #pobj, #patt, #pend, #cat";
+const MARK_UPDATE: &str = "SET #last = :end REMOVE #pobj, #patt, #pend, #cat, #delivered";
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -66,13 +72,40 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
-fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
+/// The alert state as stored in its item.
+fn alert_state(item: &HashMap<String, AttributeValue>) -> AlertState {
+    AlertState {
+        last_sent_end: number(item, "last_sent_end"),
+        pending: text(item, "pending_attempt").map(|attempt| PendingClaim {
+            object_token: text(item, "pending_object").unwrap_or_default(),
+            attempt,
+            window_end: number(item, "pending_end").unwrap_or_default(),
+            claimed_at: number(item, "claimed_at").unwrap_or_default(),
+        }),
+        delivered: item
+            .get("delivered")
+            .and_then(|v| v.as_ss().ok())
+            .map(|set| set.iter().filter_map(|d| parse_delivery(d)).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn delivery(sink: &str, window_end: i64) -> String {
+    format!("{sink}@{window_end}")
+}
+
+fn parse_delivery(d: &str) -> Option<(String, i64)> {
+    let (sink, end) = d.rsplit_once('@')?;
+    Some((sink.to_string(), end.parse().ok()?))
+}
+
+fn condition_failed(e: &SdkError<UpdateItemError, impl std::fmt::Debug>) -> bool {
     e.as_service_error()
-        .and_then(|s| s.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
 /// Longest id kept in an item's readable attributes. The key is the digest of the
@@ -105,17 +138,21 @@ fn with_ids(
         .expression_attribute_values(":exp", n(expires_at))
 }
 
-/// Names of the alert-state attributes, and the claim's object token.
-fn with_alert_state(b: UpdateItemFluentBuilder, claim: &AlertClaim) -> UpdateItemFluentBuilder {
-    b.expression_attribute_names("#last", "last_sent_end")
-        .expression_attribute_names("#pobj", "pending_object")
-        .expression_attribute_names("#pend", "pending_end")
-        .expression_attribute_names("#cat", "claimed_at")
-        .expression_attribute_values(":obj", s(&claim.object_token))
-        .expression_attribute_values(":end", n(claim.window_end))
+/// The claim's attempt, under the condition "this attempt holds the claim".
+fn holding(b: UpdateItemFluentBuilder, claim: &AlertClaim) -> UpdateItemFluentBuilder {
+    b.condition_expression(HOLDING)
+        .expression_attribute_names("#patt", "pending_attempt")
+        .expression_attribute_values(":att", s(&claim.attempt))
 }
 
 impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
     fn update(&self, pk: String, sk: i64) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -124,27 +161,36 @@ impl DynamoStore {
             .key(SORT_KEY, n(sk))
     }
 
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-
     fn error(
         &self,
         operation: &'static str,
         key: &DenialKey,
-        e: impl std::error::Error,
+        e: impl std::error::Error + Send + Sync + 'static,
     ) -> StoreError {
         StoreError {
             operation,
             target: format!("{key} in table {}", self.table),
-            message: DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         }
     }
 
-    async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+    /// An update of the alert-state item made only while this attempt holds the claim;
+    /// a failed condition means the claim was taken over or is gone: nothing to do.
+    async fn while_holding(
+        &self,
+        operation: &'static str,
+        key: &DenialKey,
+        claim: &AlertClaim,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<(), StoreError> {
+        match holding(update, claim).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(self.error(operation, key, e)),
+        }
+    }
+
+    async fn read_alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -155,17 +201,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| self.error("GetItem (alert state)", key, e))?;
-        Ok(out.item().map(|item| AlertState {
-            last_sent_end: number(item, "last_sent_end"),
-            pending: item
-                .get("pending_object")
-                .and_then(|v| v.as_s().ok())
-                .map(|obj| PendingClaim {
-                    object_token: obj.clone(),
-                    window_end: number(item, "pending_end").unwrap_or_default(),
-                    claimed_at: number(item, "claimed_at").unwrap_or_default(),
-                }),
-        }))
+        Ok(out.item().map(alert_state))
     }
 }
 
@@ -193,7 +229,7 @@ impl CounterStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(AddOutcome::Added),
-            Err(e) if is_condition_failure(&e) => Ok(AddOutcome::AlreadyCounted),
+            Err(e) if condition_failed(&e) => Ok(AddOutcome::AlreadyCounted),
             Err(e) => Err(self.error("UpdateItem (counter)", key, e)),
         }
     }
@@ -243,41 +279,118 @@ impl CounterStore for DynamoStore {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let item = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at);
-        let result = with_alert_state(item, claim)
+        let result = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at)
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIM_CONDITION)
+            .expression_attribute_names("#last", "last_sent_end")
+            .expression_attribute_names("#pobj", "pending_object")
+            .expression_attribute_names("#patt", "pending_attempt")
+            .expression_attribute_names("#pend", "pending_end")
+            .expression_attribute_names("#cat", "claimed_at")
+            .expression_attribute_values(":obj", s(&claim.object_token))
+            .expression_attribute_values(":att", s(&claim.attempt))
+            .expression_attribute_values(":end", n(claim.window_end))
             .expression_attribute_values(":now", n(claim.now))
             .expression_attribute_values(":lo", n(claim.window_end - claim.suppress_seconds))
             .expression_attribute_values(":hi", n(claim.window_end + claim.suppress_seconds))
             .expression_attribute_values(":stale", n(claim.now - claim.lease_seconds))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
-            Err(e) if is_condition_failure(&e) => {
-                // Why it failed decides what to report; the write itself did not happen.
-                let state = self.alert_state(key).await?;
-                Ok(match decide_claim(state.as_ref(), claim) {
-                    ClaimOutcome::Claimed => ClaimOutcome::InProgress, // changed since: lost the race
-                    other => other,
-                })
+        let state = match result {
+            Ok(out) => {
+                let delivered = out
+                    .attributes()
+                    .map(alert_state)
+                    .unwrap_or_default()
+                    .delivered
+                    .into_iter()
+                    .filter(|(_, end)| *end == claim.window_end)
+                    .map(|(sink, _)| sink)
+                    .collect();
+                return Ok(ClaimOutcome::Claimed { delivered });
             }
-            Err(e) => Err(self.error("UpdateItem (alert claim)", key, e)),
-        }
+            Err(e) if condition_failed(&e) => {
+                // Why it failed decides what to report; the write itself did not happen.
+                let old = e
+                    .as_service_error()
+                    .and_then(|s| match s {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
+                        _ => None,
+                    })
+                    .map(alert_state);
+                match old {
+                    Some(state) => Some(state),
+                    None => self.read_alert_state(key).await?,
+                }
+            }
+            Err(e) => return Err(self.error("UpdateItem (alert claim)", key, e)),
+        };
+        Ok(match decide_claim(state.as_ref(), claim) {
+            // The item changed between the write and the read: another attempt won.
+            ClaimOutcome::Claimed { .. } => ClaimOutcome::Busy {
+                holder_object: String::new(),
+                claimed_at: claim.now,
+            },
+            other => other,
+        })
+    }
+
+    async fn record_delivery(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+        sink: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .update(alert_pk(key), 0)
+            .update_expression(DELIVERY_UPDATE)
+            .expression_attribute_names("#delivered", "delivered")
+            .expression_attribute_values(
+                ":sink",
+                AttributeValue::Ss(vec![delivery(sink, claim.window_end)]),
+            );
+        self.while_holding("UpdateItem (alert delivered)", key, claim, update)
+            .await
+    }
+
+    async fn release_claim(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        let update = self
+            .update(alert_pk(key), 0)
+            .update_expression(RELEASE_UPDATE)
+            .expression_attribute_names("#pobj", "pending_object")
+            .expression_attribute_names("#pend", "pending_end")
+            .expression_attribute_names("#cat", "claimed_at");
+        self.while_holding("UpdateItem (alert release)", key, claim, update)
+            .await
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        let result = with_alert_state(self.update(alert_pk(key), 0), claim)
+        let update = self
+            .update(alert_pk(key), 0)
             .update_expression(MARK_UPDATE)
-            .condition_expression(MARK_CONDITION)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Taken over after our lease ran out: the new holder records its own alert.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(self.error("UpdateItem (alert sent)", key, e)),
-        }
+            .expression_attribute_names("#last", "last_sent_end")
+            .expression_attribute_names("#pobj", "pending_object")
+            .expression_attribute_names("#pend", "pending_end")
+            .expression_attribute_names("#cat", "claimed_at")
+            .expression_attribute_names("#delivered", "delivered")
+            .expression_attribute_values(":end", n(claim.window_end));
+        self.while_holding("UpdateItem (alert sent)", key, claim, update)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_round_trip_through_their_stored_form() {
+        assert_eq!(
+            parse_delivery(&delivery("securityhub", 1_773_482_400)),
+            Some(("securityhub".to_string(), 1_773_482_400))
+        );
+        assert_eq!(parse_delivery("no-window"), None);
     }
 }

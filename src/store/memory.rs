@@ -75,6 +75,25 @@ impl MemoryStore {
     pub fn key_count(&self) -> usize {
         lock(&self.counters).len()
     }
+
+    /// The alert state of one key, as stored.
+    pub fn alert_state(&self, key: &DenialKey) -> Option<AlertState> {
+        lock(&self.alerts).get(key).cloned()
+    }
+
+    /// Applies `f` to the key's state when this attempt holds its claim.
+    fn if_holding(&self, key: &DenialKey, claim: &AlertClaim, f: impl FnOnce(&mut AlertState)) {
+        let mut alerts = lock(&self.alerts);
+        if let Some(state) = alerts.get_mut(key) {
+            if state
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.attempt == claim.attempt)
+            {
+                f(state);
+            }
+        }
+    }
 }
 
 impl CounterStore for MemoryStore {
@@ -126,9 +145,10 @@ impl CounterStore for MemoryStore {
         self.claims.fetch_add(1, Ordering::Relaxed);
         let mut alerts = lock(&self.alerts);
         let outcome = decide_claim(alerts.get(key), claim);
-        if outcome == ClaimOutcome::Claimed {
+        if matches!(outcome, ClaimOutcome::Claimed { .. }) {
             alerts.entry(key.clone()).or_default().pending = Some(PendingClaim {
                 object_token: claim.object_token.clone(),
+                attempt: claim.attempt.clone(),
                 window_end: claim.window_end,
                 claimed_at: claim.now,
             });
@@ -136,19 +156,32 @@ impl CounterStore for MemoryStore {
         Ok(outcome)
     }
 
+    async fn record_delivery(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+        sink: &str,
+    ) -> Result<(), StoreError> {
+        self.if_holding(key, claim, |state| {
+            state
+                .delivered
+                .insert((sink.to_string(), claim.window_end));
+        });
+        Ok(())
+    }
+
+    async fn release_claim(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        self.if_holding(key, claim, |state| state.pending = None);
+        Ok(())
+    }
+
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.marks.fetch_add(1, Ordering::Relaxed);
-        let mut alerts = lock(&self.alerts);
-        if let Some(state) = alerts.get_mut(key) {
-            if state
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.object_token == claim.object_token)
-            {
-                state.last_sent_end = Some(claim.window_end);
-                state.pending = None;
-            }
-        }
+        self.if_holding(key, claim, |state| {
+            state.last_sent_end = Some(claim.window_end);
+            state.pending = None;
+            state.delivered.clear();
+        });
         Ok(())
     }
 }

@@ -1,27 +1,34 @@
 //! The counter store: exactly-once per-(key, bucket) denial counters and the per-key
-//! alert state with its atomic claim (SPEC sections 3 and 4).
+//! alert state with its atomic claim (docs/DESIGN.md, "Exactly-once counting" and
+//! "The alert claim").
 //!
 //! [`CounterStore`] is the seam between the detector and storage: [`memory`] keeps
 //! everything in process (for `scan` and tests), [`dynamodb`] is the deployed one.
-//! The claim rules live here, in [`decide_claim`], so both implement the same policy.
+//! The claim rules live here, in [`decide_claim`], so both implement the same policy;
+//! [`conformance`] checks that they do.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
 
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use thiserror::Error;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A store operation that failed; the invocation must fail so it is retried.
 #[derive(Debug, Error)]
-#[error("{operation} for {target} failed: {message}")]
+#[error("{operation} for {target} failed")]
 pub struct StoreError {
     pub operation: &'static str,
     pub target: String,
-    pub message: String,
+    #[source]
+    pub source: BoxError,
 }
 
 /// Result of adding one object's count to one (key, bucket).
@@ -32,15 +39,18 @@ pub enum AddOutcome {
     AlreadyCounted,
 }
 
-/// An attempt to become the one invocation that alerts for a key.
+/// An attempt to become the one that delivers the alert for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertClaim {
     /// Token of the object whose processing found the alert.
     pub object_token: String,
+    /// Unique per processing attempt, so a concurrent delivery of the same object is
+    /// told apart from this attempt itself.
+    pub attempt: String,
     /// End of the alert window, epoch seconds.
     pub window_end: i64,
     pub suppress_seconds: i64,
-    /// Claims older than this that were never marked sent can be taken over.
+    /// A claim older than this that was never marked sent can be taken over.
     pub lease_seconds: i64,
     pub now: i64,
     /// Epoch seconds after which the store may forget the alert state.
@@ -48,40 +58,51 @@ pub struct AlertClaim {
 }
 
 /// What a claim found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// This invocation must publish, then mark the alert sent.
-    Claimed,
+    /// This attempt delivers the alert to every sink not in `delivered` (sinks an
+    /// earlier attempt already delivered this window to), then marks it sent.
+    Claimed { delivered: BTreeSet<String> },
     /// An alert for a window ending within the suppression period was already sent.
     Suppressed { last_sent_end: i64 },
-    /// Another object's invocation holds a fresh claim and is publishing.
-    InProgress,
+    /// Another attempt holds a fresh claim and is delivering.
+    Busy {
+        holder_object: String,
+        claimed_at: i64,
+    },
 }
 
 /// The per-key alert state, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertState {
-    /// Window end of the last alert that was published and marked sent.
+    /// Window end of the last alert that was delivered and marked sent.
     pub last_sent_end: Option<i64>,
     /// A claim not (yet) marked sent.
     pub pending: Option<PendingClaim>,
+    /// Sinks that have an alert, as `(sink, window end)`: kept across attempts until
+    /// the alert is marked sent.
+    pub delivered: BTreeSet<(String, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingClaim {
     pub object_token: String,
+    pub attempt: String,
     pub window_end: i64,
     pub claimed_at: i64,
 }
 
-/// The claim policy of SPEC section 4:
+/// The claim policy (docs/DESIGN.md, "The alert claim"):
 /// - suppressed when the last sent alert's window ends within `suppress_seconds` of
 ///   this one (the same window is always suppressed, even with no suppression);
-/// - otherwise claimed, unless another object holds a claim younger than the lease;
-///   the same object may claim again (its retry after a failed publish).
+/// - otherwise busy while another attempt holds a claim younger than the lease
+///   (whatever its object: a concurrent delivery of this very object included);
+/// - otherwise claimed, reporting the sinks earlier attempts delivered this window to.
 pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutcome {
     let Some(state) = state else {
-        return ClaimOutcome::Claimed;
+        return ClaimOutcome::Claimed {
+            delivered: BTreeSet::new(),
+        };
     };
     if let Some(last) = state.last_sent_end {
         if last == claim.window_end || (claim.window_end - last).abs() < claim.suppress_seconds {
@@ -90,14 +111,21 @@ pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutc
             };
         }
     }
-    match &state.pending {
-        Some(p)
-            if p.object_token != claim.object_token
-                && p.claimed_at > claim.now - claim.lease_seconds =>
-        {
-            ClaimOutcome::InProgress
+    if let Some(p) = &state.pending {
+        if p.attempt != claim.attempt && p.claimed_at > claim.now - claim.lease_seconds {
+            return ClaimOutcome::Busy {
+                holder_object: p.object_token.clone(),
+                claimed_at: p.claimed_at,
+            };
         }
-        _ => ClaimOutcome::Claimed,
+    }
+    ClaimOutcome::Claimed {
+        delivered: state
+            .delivered
+            .iter()
+            .filter(|(_, end)| *end == claim.window_end)
+            .map(|(sink, _)| sink.clone())
+            .collect(),
     }
 }
 
@@ -129,8 +157,24 @@ pub trait CounterStore: Send + Sync {
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
-    /// Records that the claimed alert was published. A no-op when the claim was
-    /// taken over in the meantime.
+    /// Records that `sink` has the claimed alert, while this attempt holds the claim.
+    fn record_delivery(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+        sink: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives up this attempt's claim (delivery failed), keeping the deliveries it
+    /// recorded, so a retry can claim at once. A no-op when not held.
+    fn release_claim(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that the claimed alert was delivered everywhere. A no-op when the
+    /// claim was taken over in the meantime.
     fn mark_alert_sent(
         &self,
         key: &DenialKey,
@@ -142,27 +186,46 @@ pub trait CounterStore: Send + Sync {
 mod tests {
     use super::*;
 
-    fn claim(obj: &str, end: i64, now: i64) -> AlertClaim {
+    fn claim(attempt: &str, end: i64, now: i64) -> AlertClaim {
         AlertClaim {
-            object_token: obj.into(),
+            object_token: format!("object-of-{attempt}"),
+            attempt: attempt.into(),
             window_end: end,
             suppress_seconds: 3600,
-            lease_seconds: 900,
+            lease_seconds: 60,
             now,
             expires_at: now + 86_400,
         }
     }
 
+    fn claimed() -> ClaimOutcome {
+        ClaimOutcome::Claimed {
+            delivered: BTreeSet::new(),
+        }
+    }
+
+    fn pending(attempt: &str, object: &str, claimed_at: i64) -> AlertState {
+        AlertState {
+            pending: Some(PendingClaim {
+                object_token: object.into(),
+                attempt: attempt.into(),
+                window_end: 600,
+                claimed_at,
+            }),
+            ..AlertState::default()
+        }
+    }
+
     #[test]
     fn first_claim_wins() {
-        assert_eq!(decide_claim(None, &claim("a", 0, 0)), ClaimOutcome::Claimed);
+        assert_eq!(decide_claim(None, &claim("a", 0, 0)), claimed());
     }
 
     #[test]
     fn suppression_is_measured_between_window_ends() {
         let s = AlertState {
             last_sent_end: Some(36_000),
-            pending: None,
+            ..AlertState::default()
         };
         for end in [36_000, 36_000 + 3599, 36_000 - 3599] {
             assert!(matches!(
@@ -173,10 +236,7 @@ mod tests {
             ));
         }
         for end in [36_000 + 3600, 36_000 - 3600] {
-            assert_eq!(
-                decide_claim(Some(&s), &claim("b", end, 0)),
-                ClaimOutcome::Claimed
-            );
+            assert_eq!(decide_claim(Some(&s), &claim("b", end, 0)), claimed());
         }
     }
 
@@ -184,7 +244,7 @@ mod tests {
     fn same_window_is_suppressed_even_without_suppression() {
         let s = AlertState {
             last_sent_end: Some(600),
-            pending: None,
+            ..AlertState::default()
         };
         let mut c = claim("a", 600, 0);
         c.suppress_seconds = 0;
@@ -193,30 +253,41 @@ mod tests {
             ClaimOutcome::Suppressed { .. }
         ));
         c.window_end = 1200;
-        assert_eq!(decide_claim(Some(&s), &c), ClaimOutcome::Claimed);
+        assert_eq!(decide_claim(Some(&s), &c), claimed());
     }
 
     #[test]
-    fn pending_claims_block_others_until_the_lease_ends() {
+    fn a_fresh_claim_of_another_attempt_is_busy_until_the_lease_ends() {
+        // Another object's attempt, and another attempt on the same object alike.
+        for s in [
+            pending("x", "object-of-x", 1000),
+            pending("x", "object-of-b", 1000),
+        ] {
+            assert!(matches!(
+                decide_claim(Some(&s), &claim("b", 600, 1059)),
+                ClaimOutcome::Busy {
+                    claimed_at: 1000,
+                    ..
+                }
+            ));
+            assert_eq!(decide_claim(Some(&s), &claim("b", 600, 1060)), claimed());
+        }
+        // The holder itself may claim again.
+        let s = pending("b", "object-of-b", 1000);
+        assert_eq!(decide_claim(Some(&s), &claim("b", 600, 1001)), claimed());
+    }
+
+    #[test]
+    fn deliveries_carry_over_only_for_the_same_window() {
         let s = AlertState {
-            last_sent_end: None,
-            pending: Some(PendingClaim {
-                object_token: "a".into(),
-                window_end: 600,
-                claimed_at: 1000,
-            }),
+            delivered: BTreeSet::from([("sns".to_string(), 600), ("events".to_string(), 1200)]),
+            ..AlertState::default()
         };
         assert_eq!(
-            decide_claim(Some(&s), &claim("b", 600, 1100)),
-            ClaimOutcome::InProgress
-        );
-        assert_eq!(
-            decide_claim(Some(&s), &claim("a", 600, 1100)),
-            ClaimOutcome::Claimed
-        );
-        assert_eq!(
-            decide_claim(Some(&s), &claim("b", 600, 1900)),
-            ClaimOutcome::Claimed
+            decide_claim(Some(&s), &claim("a", 600, 0)),
+            ClaimOutcome::Claimed {
+                delivered: BTreeSet::from(["sns".to_string()])
+            }
         );
     }
 }

@@ -1,7 +1,14 @@
-//! The invocation events the function accepts (SPEC section 6): S3 notifications,
-//! EventBridge "Object Created" events, SQS batches of S3 notifications and
-//! `s3:TestEvent`. Parsed leniently: emulators and older senders omit fields the
-//! detector does not need.
+//! The invocation events the function accepts (docs/DESIGN.md, "Inputs and formats"):
+//! S3 notifications (direct, or through SNS), EventBridge "Object Created" events, SQS
+//! batches of either, CloudWatch Logs subscription payloads, and `s3:TestEvent`.
+//! Parsed leniently: emulators and older senders omit fields the detector does not
+//! need.
+
+pub mod housekeeping;
+pub mod logs;
+
+pub use housekeeping::skip_reason;
+pub use logs::LogPayload;
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -17,6 +24,7 @@ pub struct ObjectRef {
     pub raw_key: String,
     pub size: Option<u64>,
     pub etag: Option<String>,
+    /// The version the event is about (versioned buckets); the read is pinned to it.
     pub version_id: Option<String>,
 }
 
@@ -35,8 +43,12 @@ pub enum Invocation {
     Objects(Vec<ObjectRef>),
     /// SQS batch: report failed messages in `batchItemFailures`.
     Sqs(Vec<SqsMessage>),
+    /// A CloudWatch Logs subscription payload: its records, one per log event.
+    LogEvents(LogPayload),
     /// Acknowledged and ignored (test events, other event types), with the reason.
     Ignored(String),
+    /// Acknowledged as bad input (a retry would not fix it), with the reason.
+    Malformed(String),
 }
 
 /// S3 notification keys are URL-encoded: `+` is a space, then `%XX` escapes.
@@ -90,16 +102,42 @@ pub fn parse_invocation(event: &Value) -> Invocation {
     if let Some(detail_type) = event.get("detail-type").and_then(Value::as_str) {
         return parse_eventbridge(event, detail_type);
     }
+    if let Some(awslogs) = event.get("awslogs") {
+        return parse_awslogs(awslogs);
+    }
+    if event.get("Type").and_then(Value::as_str) == Some("Notification") {
+        return parse_sns_message(event.get("Message"));
+    }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
-        return Invocation::Ignored("not an S3, EventBridge or SQS event".into());
+        return Invocation::Ignored(
+            "not an S3, EventBridge, SQS, SNS or CloudWatch Logs event".into(),
+        );
     };
-    let is_sqs = records
-        .first()
-        .and_then(|r| r.get("eventSource"))
-        .and_then(Value::as_str)
-        == Some("aws:sqs");
-    if is_sqs {
+    let source = |r: &Value, name: &str| {
+        r.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let first = records.first();
+    if first.is_some_and(|r| source(r, "eventSource") == "aws:sqs") {
         return Invocation::Sqs(records.iter().map(parse_sqs_record).collect());
+    }
+    if first.is_some_and(|r| source(r, "EventSource") == "aws:sns") {
+        // S3 notifications fanned out through an SNS topic: one message per record.
+        let mut objects = Vec::new();
+        for r in records {
+            match parse_sns_message(r.pointer("/Sns/Message")) {
+                Invocation::Objects(o) => objects.extend(o),
+                Invocation::Ignored(_) => {}
+                other => return other,
+            }
+        }
+        return if objects.is_empty() {
+            Invocation::Ignored("SNS messages without object-created records".into())
+        } else {
+            Invocation::Objects(objects)
+        };
     }
     match parse_s3_records(records) {
         Ok(objects) if objects.is_empty() => {
@@ -107,6 +145,31 @@ pub fn parse_invocation(event: &Value) -> Invocation {
         }
         Ok(objects) => Invocation::Objects(objects),
         Err(reason) => Invocation::Ignored(reason),
+    }
+}
+
+/// The S3 notification inside an SNS message (`Message` is a JSON string).
+fn parse_sns_message(message: Option<&Value>) -> Invocation {
+    let Some(text) = message.and_then(Value::as_str) else {
+        return Invocation::Malformed("SNS notification without a Message".into());
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(inner) if inner.get("Type").is_none() => parse_invocation(&inner),
+        Ok(_) => Invocation::Malformed("nested SNS notification".into()),
+        Err(e) => Invocation::Ignored(format!("SNS message is not JSON: {e}")),
+    }
+}
+
+fn parse_awslogs(awslogs: &Value) -> Invocation {
+    let Some(data) = awslogs.get("data").and_then(Value::as_str) else {
+        return Invocation::Malformed("awslogs without data".into());
+    };
+    match logs::decode(data) {
+        Ok(p) if p.is_control_message() => {
+            Invocation::Ignored("CloudWatch Logs control message".into())
+        }
+        Ok(p) => Invocation::LogEvents(p),
+        Err(reason) => Invocation::Malformed(reason),
     }
 }
 
@@ -140,7 +203,9 @@ fn object_ref(bucket: String, o: S3Object) -> Option<ObjectRef> {
         raw_key,
         size: o.size,
         etag: o.etag.filter(|e| !e.is_empty()),
-        version_id: o.version_id.filter(|v| !v.is_empty()),
+        // "null" names the null version of an unversioned or suspended bucket: the read
+        // is then not pinned and its identity is the ETag read.
+        version_id: o.version_id.filter(|v| !v.is_empty() && v != "null"),
     })
 }
 
@@ -186,8 +251,9 @@ fn parse_sqs_record(r: &Value) -> SqsMessage {
             Err(e) => Err(format!("SQS body is not JSON: {e}")),
             Ok(v) => match parse_invocation(&v) {
                 Invocation::Objects(o) => Ok(o),
-                Invocation::Ignored(reason) => Err(reason),
+                Invocation::Ignored(reason) | Invocation::Malformed(reason) => Err(reason),
                 Invocation::Sqs(_) => Err("nested SQS event".to_string()),
+                Invocation::LogEvents(_) => Err("CloudWatch Logs payload in SQS".to_string()),
             },
         },
     };

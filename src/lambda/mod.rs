@@ -1,27 +1,32 @@
 //! The Lambda function: settings from the environment, AWS clients built once, and
 //! the [`Handler`] that turns one invocation event into processed objects.
 //!
-//! Failure policy (SPEC section 6): bad objects (corrupt, truncated, missing,
-//! housekeeping) are logged, counted and acknowledged; dependency failures (S3,
-//! DynamoDB, SNS) fail the invocation, or for SQS only the messages they hit.
+//! Failure policy (docs/DESIGN.md, "Failure policy"): bad input (corrupt, truncated,
+//! missing or housekeeping objects, malformed payloads) is logged, counted and
+//! acknowledged; dependency failures (S3, DynamoDB, the alert sinks) fail the
+//! invocation, or for SQS only the messages they hit.
 
-use crate::aggregate::scan_object;
-use crate::alert::sns::SnsSink;
-use crate::alert::AlertSink;
+mod aws;
+
+pub use aws::{
+    aws_handler, aws_handler_with, dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink,
+    AwsHandler, AwsSink,
+};
+
 use crate::config::{Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
-use crate::event::{parse_invocation, Invocation, ObjectRef};
+use crate::errors::error_chain;
+use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
 use crate::key::ObjectId;
-use crate::logs::skip_reason;
 use crate::metrics::InvocationMetrics;
-use crate::source::s3::S3Source;
+use crate::alert::AlertSink;
 use crate::source::{ObjectSource, SourceError};
-use crate::store::dynamodb::DynamoStore;
 use crate::store::CounterStore;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::process::ExitCode;
 use std::sync::Arc;
 use thiserror::Error;
@@ -37,6 +42,8 @@ pub struct LambdaSettings {
     pub topic_arn: String,
     pub config: Config,
     pub function_name: String,
+    /// The function's region, for the names of CloudWatch Logs streams.
+    pub region: String,
 }
 
 impl LambdaSettings {
@@ -56,6 +63,7 @@ impl LambdaSettings {
             config: Config::from_vars(&var)?,
             function_name: var("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "bedrock-denied-models".into()),
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
         })
     }
 }
@@ -67,13 +75,9 @@ pub enum HandlerError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Detect(#[from] DetectError),
-    #[error("reading s3://{bucket}/{key} stopped unexpectedly: {message}")]
-    Reader {
-        bucket: String,
-        key: String,
-        message: String,
-    },
-    #[error("{failed} of {total} objects failed; first: {first}")]
+    #[error("reading {object} stopped unexpectedly: {message}")]
+    Reader { object: String, message: String },
+    #[error("{failed} of {total} objects failed; first: {}", error_chain(first.as_ref()))]
     Objects {
         failed: usize,
         total: usize,
@@ -81,30 +85,47 @@ pub enum HandlerError {
     },
 }
 
-impl From<HandlerError> for Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let error_type = match &e {
-            HandlerError::Source(_) => "S3Error",
-            HandlerError::Detect(DetectError::Read { .. }) => "S3Error",
+impl HandlerError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Source(_) | HandlerError::Detect(DetectError::Read { .. }) => "S3Error",
             HandlerError::Detect(DetectError::Store { .. }) => "DynamoDBError",
-            HandlerError::Detect(DetectError::Publish { .. }) => "SNSError",
+            HandlerError::Detect(DetectError::Deliver { .. }) => "AlertDeliveryError",
+            HandlerError::Detect(DetectError::AlertBusy { .. }) => "AlertBusy",
             HandlerError::Reader { .. } => "ReaderError",
             HandlerError::Objects { .. } => "ObjectsFailed",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
         }
     }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Diagnostic {
+            error_type: e.error_type().into(),
+            error_message: error_chain(&e),
+        }
+    }
+}
+
+/// The function's answer. SQS batches get exactly the typed batch response; the
+/// others a small summary.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Objects { objects: usize },
+    LogEvents { log_events: usize },
+    Ignored { ignored: String },
+    Malformed { malformed: String },
+    Sqs(SqsBatchResponse),
 }
 
 /// What became of one object.
 #[derive(Debug)]
 pub enum ObjectOutcome {
     Processed(ObjectReport),
-    /// Housekeeping objects (SPEC section 6), with the reason.
+    /// Housekeeping objects, with the reason.
     Skipped(&'static str),
-    /// NoSuchKey: deleted before it could be read.
+    /// NoSuchKey or NoSuchVersion: deleted before it could be read.
     Missing,
 }
 
@@ -112,6 +133,7 @@ pub struct Handler<S, A, O> {
     detector: Arc<Detector<S, A>>,
     source: O,
     function_name: String,
+    region: String,
 }
 
 impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
@@ -120,7 +142,14 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             detector: Arc::new(detector),
             source,
             function_name: function_name.into(),
+            region: "us-east-1".into(),
         }
+    }
+
+    /// The region named in CloudWatch Logs stream ARNs.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
     }
 
     pub fn detector(&self) -> &Detector<S, A> {
@@ -129,19 +158,38 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
 
     /// Handles one invocation event. S3 and EventBridge: `Err` when any object hit a
     /// dependency failure. SQS: `Ok` with `batchItemFailures`.
-    pub async fn handle(&self, event: Value) -> Result<Value, HandlerError> {
+    pub async fn handle(&self, event: Value) -> Result<Response, HandlerError> {
         let mut metrics = InvocationMetrics::default();
         let result = match parse_invocation(&event) {
             Invocation::Ignored(reason) => {
                 info!(reason = %reason, "event ignored");
-                Ok(json!({"ignored": reason}))
+                Ok(Response::Ignored { ignored: reason })
+            }
+            Invocation::Malformed(reason) => {
+                warn!(reason = %reason, "malformed event acknowledged; a retry would not fix it");
+                metrics.events_malformed += 1;
+                Ok(Response::Malformed { malformed: reason })
+            }
+            Invocation::LogEvents(payload) => {
+                let n = payload.log_events.len();
+                match self.process_log_events(&payload).await {
+                    Ok(report) => {
+                        metrics.add_report(&report);
+                        Ok(Response::LogEvents { log_events: n })
+                    }
+                    Err(e) => {
+                        metrics.objects_failed += 1;
+                        error!(log_group = %payload.log_group, log_stream = %payload.log_stream, error = %error_chain(&e), "log events failed; will be retried");
+                        Err(e)
+                    }
+                }
             }
             Invocation::Objects(objects) => {
                 let total = objects.len();
                 let results = self.process_all(&objects, &mut metrics).await;
                 let mut failures = results.into_iter().filter_map(Result::err);
                 match failures.next() {
-                    None => Ok(json!({"objects": total})),
+                    None => Ok(Response::Objects { objects: total }),
                     Some(first) => Err(HandlerError::Objects {
                         failed: 1 + failures.count(),
                         total,
@@ -154,7 +202,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 for m in messages {
                     let failed = match &m.objects {
                         Err(reason) => {
-                            warn!(message_id = %m.message_id, reason = %reason, "SQS message ignored");
+                            warn!(message_id = %m.message_id, reason = %reason, "SQS message acknowledged without objects");
                             false
                         }
                         Ok(objects) => self
@@ -164,12 +212,10 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                             .any(Result::is_err),
                     };
                     if failed {
-                        let mut f = BatchItemFailure::default();
-                        f.item_identifier = m.message_id.clone();
-                        response.batch_item_failures.push(f);
+                        response.add_failure(m.message_id.clone());
                     }
                 }
-                Ok(serde_json::to_value(&response).unwrap_or_else(|_| json!({})))
+                Ok(Response::Sqs(response))
             }
         };
         println!(
@@ -196,7 +242,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
                 Err(e) => {
                     metrics.objects_failed += 1;
-                    error!(bucket = %o.bucket, key = %o.key, error = %e, "object failed; will be retried");
+                    error!(bucket = %o.bucket, key = %o.key, error = %error_chain(e), "object failed; will be retried");
                 }
             }
         }
@@ -210,124 +256,85 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             return Ok(ObjectOutcome::Skipped(reason));
         }
         let Some(opened) = self.source.open(object).await? else {
-            warn!(bucket = %object.bucket, key = %object.key, "object not found (NoSuchKey); skipped");
+            warn!(bucket = %object.bucket, key = %object.key, version = object.version_id.as_deref().unwrap_or("current"), "object not found (NoSuchKey or NoSuchVersion); skipped");
             return Ok(ObjectOutcome::Missing);
         };
         if opened.size == Some(0) {
             info!(bucket = %object.bucket, key = %object.key, "empty object skipped");
             return Ok(ObjectOutcome::Skipped("empty object"));
         }
-        let version = object
-            .version_id
-            .clone()
-            .unwrap_or_else(|| opened.version.clone());
-        let id = ObjectId::s3(&object.bucket, &object.key, &version);
-
-        let matcher = self.detector.matcher().clone();
-        let spec = *self.detector.spec();
+        let id = ObjectId::s3(&object.bucket, &object.key, &opened.version);
+        let reader = self.detector.reader().clone();
         let body = opened.body;
-        let (agg, outcome) =
-            tokio::task::spawn_blocking(move || scan_object(body, &matcher, &spec))
-                .await
-                .map_err(|e| HandlerError::Reader {
-                    bucket: object.bucket.clone(),
-                    key: object.key.clone(),
-                    message: e.to_string(),
-                })?;
-        let report = self
-            .detector
-            .finish(&id, agg, outcome.stats, outcome.error)
-            .await?;
-        let r = &report.read;
-        let k = &report.record;
-        if let Some(e) = &report.read_error {
-            warn!(object = %report.object, error = %e, "object read only in part; what was read is counted");
-        }
-        info!(
-            object = %report.object,
-            format = ?r.format,
-            gzip = r.gzip,
-            source_bytes = r.source_bytes,
-            log_bytes = r.log_bytes,
-            records = r.records,
-            denials = r.denials,
-            skipped_invalid_json = r.skipped.invalid_json,
-            skipped_missing_fields = r.skipped.missing_fields,
-            skipped_bad_timestamp = r.skipped.bad_timestamp,
-            skipped_oversized_line = r.skipped.oversized_line,
-            keys = k.keys,
-            counters_added = k.counters_added,
-            counters_already_counted = k.counters_already_counted,
-            alerts_published = k.alerts_published,
-            alerts_suppressed = k.alerts_suppressed,
-            alerts_in_progress = k.alerts_in_progress,
-            "object processed"
-        );
+        let read = tokio::task::spawn_blocking(move || reader.read(body))
+            .await
+            .map_err(|e| HandlerError::Reader {
+                object: id.uri.clone(),
+                message: e.to_string(),
+            })?;
+        let report = self.detector.count(&id, read).await?;
+        log_report(&report, Some(&opened.version));
         Ok(ObjectOutcome::Processed(report))
+    }
+
+    /// Counts the records of one CloudWatch Logs payload: one unit, like an object.
+    pub async fn process_log_events(
+        &self,
+        payload: &LogPayload,
+    ) -> Result<ObjectReport, HandlerError> {
+        let id = ObjectId::log_events(
+            &payload.owner,
+            &self.region,
+            &payload.log_group,
+            &payload.log_stream,
+            payload.log_events.iter().map(|e| e.id.as_str()),
+        );
+        let read = self
+            .detector
+            .reader()
+            .read_messages(payload.log_events.iter().map(|e| e.message.as_str()));
+        let report = self.detector.count(&id, read).await?;
+        log_report(&report, None);
+        Ok(report)
     }
 }
 
-/// The deployed handler: DynamoDB counters, SNS alerts, S3 objects.
-pub type AwsHandler = Handler<DynamoStore, SnsSink, S3Source>;
-
-/// The standard SDK configuration (environment, profile, container or instance
-/// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    sdk_loader().load().await
-}
-
-/// The loader behind [`sdk_config`], for callers that override part of it.
-pub fn sdk_loader() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
-}
-
-/// S3 with path-style addressing, so endpoints like `http://localhost:PORT` work.
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-/// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
-/// all of them), with path-style S3 addressing for endpoints like `localhost:PORT`.
-pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
-    aws_handler_with(&sdk_config().await, settings)
-}
-
-/// The deployed handler over a given SDK configuration.
-pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
-    let s3 = s3_client(sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let detector = Detector::new(
-        settings.config,
-        DynamoStore::new(dynamodb, settings.table),
-        SnsSink::new(sns, settings.topic_arn),
+/// The one log line per object: what was read and what was counted and alerted.
+fn log_report(report: &ObjectReport, version: Option<&str>) {
+    let r = &report.read;
+    let k = &report.record;
+    if let Some(e) = &report.read_error {
+        warn!(object = %report.object, error = %e, "object read only in part; what was read is counted");
+    }
+    info!(
+        object = %report.object,
+        version = version.unwrap_or_default(),
+        format = ?r.format,
+        gzip = r.gzip,
+        source_bytes = r.source_bytes,
+        log_bytes = r.log_bytes,
+        records = r.records,
+        denials = r.denials,
+        skipped_invalid_json = r.skipped.invalid_json,
+        skipped_missing_fields = r.skipped.missing_fields,
+        skipped_bad_timestamp = r.skipped.bad_timestamp,
+        skipped_oversized_line = r.skipped.oversized_line,
+        keys = k.keys,
+        counters_added = k.counters_added,
+        counters_already_counted = k.counters_already_counted,
+        alerts_published = k.alerts_published,
+        alerts_suppressed = k.alerts_suppressed,
+        alerts_excepted = k.alerts_excepted,
+        alerts_in_progress = k.alerts_in_progress,
+        "object processed"
     );
-    Handler::new(detector, S3Source::new(s3), settings.function_name)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .try_init();
 }
 
 /// Serves invocations from the Lambda Runtime API until the runtime stops.
 pub fn main() -> ExitCode {
-    init_logging();
+    // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT), at
+    // AWS_LAMBDA_LOG_LEVEL; the runtime adds the request id to every line.
+    lambda_runtime::tracing::init_default_subscriber();
     let settings = match LambdaSettings::from_vars(|name| std::env::var(name).ok()) {
         Ok(s) => s,
         Err(e) => {

@@ -1,0 +1,413 @@
+//! `scan`: the detector over files and S3 objects. Objects are read concurrently (on
+//! all cores by default) and counted one after another in input order, so the alerts,
+//! their order and the summary are those of a sequential run (docs/DESIGN.md,
+//! "Scan and backfill").
+
+use super::inputs::{collect_files, in_period, parse_s3_uri, parse_time, Input};
+use super::{flag, Output, ScanArgs};
+use crate::aggregate::{ObjectRead, Reader};
+use crate::alert::{AlertSink, StdoutFormat, StdoutSink};
+use crate::config::Config;
+use crate::detector::{Detector, RecordReport};
+use crate::errors::error_chain;
+use crate::event::skip_reason;
+use crate::key::ObjectId;
+use crate::logs::{LogFormat, ReadStats};
+use crate::store::memory::MemoryStore;
+use crate::store::CounterStore;
+use futures_util::stream::{self, StreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fs::File;
+use std::io::Read;
+use std::process::ExitCode;
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let config = match args.detector.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "bedrock-denied-models: {e} (flag {} or variable {})",
+                flag(e.name),
+                e.name
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut period = [None, None];
+    for (slot, (name, value)) in period
+        .iter_mut()
+        .zip([("--since", &args.since), ("--until", &args.until)])
+    {
+        if let Some(v) = value {
+            match parse_time(v, now) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => {
+                    eprintln!("bedrock-denied-models: {name}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.min(4))
+        .max_blocking_threads(jobs)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bedrock-denied-models: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(scan(args, config, period, jobs))
+}
+
+/// Opens inputs: local files, and S3 objects in the AWS build.
+struct Opener {
+    #[cfg(feature = "aws")]
+    s3: Option<crate::source::s3::S3Source>,
+}
+
+/// An input ready to be read, or why it is not read.
+enum Opened {
+    Body(ObjectId, Box<dyn Read + Send>),
+    Skipped(&'static str),
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    Missing,
+}
+
+impl Opener {
+    async fn open(&self, input: &Input) -> Result<Opened, String> {
+        if let Some(reason) = skip_reason(input.key(), input.size()) {
+            return Ok(Opened::Skipped(reason));
+        }
+        match input {
+            Input::File { path, size, .. } => {
+                let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+                let mtime = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                let id = ObjectId::file(&real.to_string_lossy(), &format!("{size}:{mtime}"));
+                Ok(Opened::Body(id, Box::new(file)))
+            }
+            #[cfg(feature = "aws")]
+            Input::S3 { bucket, key, .. } => {
+                use crate::source::ObjectSource;
+                let Some(s3) = &self.s3 else {
+                    return Err("no S3 client".into());
+                };
+                let object = crate::event::ObjectRef {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    raw_key: key.clone(),
+                    size: Some(input.size()),
+                    etag: None,
+                    version_id: None,
+                };
+                match s3.open(&object).await.map_err(|e| error_chain(&e))? {
+                    None => Ok(Opened::Missing),
+                    Some(o) => Ok(Opened::Body(ObjectId::s3(bucket, key, &o.version), o.body)),
+                }
+            }
+            #[cfg(not(feature = "aws"))]
+            Input::S3 { .. } => Err(super::AWS_BUILD_HINT.into()),
+        }
+    }
+}
+
+/// One input after reading.
+enum ReadResult {
+    Done(ObjectId, ObjectRead),
+    Skipped(&'static str),
+    Missing,
+    Failed(String),
+}
+
+async fn read_input(opener: &Opener, reader: Reader, input: &Input) -> ReadResult {
+    match opener.open(input).await {
+        Ok(Opened::Body(id, body)) => {
+            match tokio::task::spawn_blocking(move || reader.read(body)).await {
+                Ok(read) => ReadResult::Done(id, read),
+                Err(e) => ReadResult::Failed(format!("reading stopped: {e}")),
+            }
+        }
+        Ok(Opened::Skipped(reason)) => ReadResult::Skipped(reason),
+        Ok(Opened::Missing) => ReadResult::Missing,
+        Err(e) => ReadResult::Failed(e),
+    }
+}
+
+async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: usize) -> ExitCode {
+    let mut notes = Vec::new();
+    let mut inputs = Vec::new();
+    #[cfg(feature = "aws")]
+    let mut sdk = None;
+    for arg in &args.inputs {
+        if let Some((bucket, prefix)) = parse_s3_uri(arg) {
+            #[cfg(feature = "aws")]
+            {
+                if sdk.is_none() {
+                    sdk = Some(crate::lambda::sdk_config().await);
+                }
+                let client = crate::lambda::s3_client(sdk.as_ref().expect("set above"));
+                match super::s3::list_objects(&client, &bucket, &prefix).await {
+                    Ok(found) => inputs.extend(found),
+                    Err(e) => {
+                        eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            #[cfg(not(feature = "aws"))]
+            {
+                let _ = (bucket, prefix);
+                eprintln!("bedrock-denied-models: {arg}: {}", super::AWS_BUILD_HINT);
+                return ExitCode::from(2);
+            }
+        } else {
+            match collect_files(std::path::Path::new(arg), &mut notes) {
+                Ok(found) => inputs.extend(found),
+                Err(e) => {
+                    eprintln!("bedrock-denied-models: cannot read {arg}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    for n in &notes {
+        eprintln!("bedrock-denied-models: {n}");
+    }
+    let listed = inputs.len();
+    inputs.retain(|i| in_period(i, period[0], period[1]));
+    let format = match args.output {
+        Output::Json => StdoutFormat::Json,
+        Output::Email => StdoutFormat::Email,
+    };
+    let stdout = StdoutSink { format };
+
+    #[cfg(feature = "aws")]
+    {
+        let opener = Opener {
+            s3: sdk.as_ref().map(|s| {
+                crate::source::s3::S3Source::new(crate::lambda::s3_client(s))
+            }),
+        };
+        if let Some(table) = &args.table {
+            let sdk = match sdk {
+                Some(s) => s,
+                None => crate::lambda::sdk_config().await,
+            };
+            let store = crate::lambda::dynamo_store(&sdk, table);
+            let mut summary = match &args.topic {
+                Some(topic) => {
+                    let sink = crate::lambda::sns_sink(&sdk, topic);
+                    let d = Detector::new(config, store, sink);
+                    scan_with(&d, &opener, &inputs, jobs).await
+                }
+                None => {
+                    let d = Detector::new(config, store, stdout);
+                    scan_with(&d, &opener, &inputs, jobs).await
+                }
+            };
+            summary.not_selected = (listed - inputs.len()) as u64;
+            return summary.finish();
+        }
+        let d = Detector::new(config, MemoryStore::new(), stdout);
+        let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
+        summary.keys = Some(d.store().key_count() as u64);
+        summary.not_selected = (listed - inputs.len()) as u64;
+        summary.finish()
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        if args.table.is_some() {
+            eprintln!("bedrock-denied-models: --table: {}", super::AWS_BUILD_HINT);
+            return ExitCode::from(2);
+        }
+        let opener = Opener {};
+        let d = Detector::new(config, MemoryStore::new(), stdout);
+        let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
+        summary.keys = Some(d.store().key_count() as u64);
+        summary.not_selected = (listed - inputs.len()) as u64;
+        summary.finish()
+    }
+}
+
+/// Reads up to `jobs` inputs at once and counts them in input order.
+async fn scan_with<S: CounterStore, A: AlertSink>(
+    detector: &Detector<S, A>,
+    opener: &Opener,
+    inputs: &[Input],
+    jobs: usize,
+) -> Summary {
+    let progress = ProgressBar::with_draw_target(
+        Some(inputs.len() as u64),
+        ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} objects, {msg} [{elapsed}]")
+    {
+        progress.set_style(style);
+    }
+    let mut summary = Summary::default();
+    let reader = detector.reader().clone();
+    let mut reads = stream::iter(inputs)
+        .map(|input| {
+            let reader = reader.clone();
+            async move { (input, read_input(opener, reader, input).await) }
+        })
+        .buffered(jobs);
+    while let Some((input, read)) = reads.next().await {
+        progress.inc(1);
+        match read {
+            ReadResult::Done(id, read) => {
+                let stats = read.stats;
+                match detector.count(&id, read).await {
+                    Ok(report) => {
+                        summary.add_read(&report.read);
+                        summary.record.add(&report.record);
+                        if let Some(e) = report.read_error {
+                            summary.incomplete += 1;
+                            note(&progress, &format!("{}: {e}", input.name()));
+                        }
+                    }
+                    Err(e) => {
+                        summary.failed += 1;
+                        summary.log_bytes += stats.log_bytes;
+                        note(&progress, &format!("{}: {}", input.name(), error_chain(&e)));
+                    }
+                }
+            }
+            ReadResult::Skipped(reason) => {
+                summary.housekeeping += 1;
+                note(&progress, &format!("skipped {} ({reason})", input.name()));
+            }
+            ReadResult::Missing => {
+                summary.failed += 1;
+                note(&progress, &format!("{}: no longer exists", input.name()));
+            }
+            ReadResult::Failed(e) => {
+                summary.failed += 1;
+                note(&progress, &format!("{}: {e}", input.name()));
+            }
+        }
+        progress.set_message(format!(
+            "{:.1} MB of log, {} denials, {} alerts",
+            summary.log_bytes as f64 / 1e6,
+            summary.denials,
+            summary.record.alerts_published
+        ));
+    }
+    progress.finish_and_clear();
+    summary
+}
+
+/// A note on stderr that does not garble the progress bar.
+fn note(progress: &ProgressBar, msg: &str) {
+    progress.suspend(|| eprintln!("bedrock-denied-models: {msg}"));
+}
+
+#[derive(Debug, Default)]
+struct Summary {
+    objects: u64,
+    gzip: u64,
+    formats: [u64; 4],
+    housekeeping: u64,
+    not_selected: u64,
+    incomplete: u64,
+    failed: u64,
+    log_bytes: u64,
+    records: u64,
+    denials: u64,
+    /// Keys with denials (known for the in-memory store only).
+    keys: Option<u64>,
+    skipped: crate::logs::Skipped,
+    record: RecordReport,
+}
+
+/// Formats beyond JSON lines, as the summary names them.
+const FORMATS: [(LogFormat, &str); 4] = [
+    (LogFormat::CloudTrail, "CloudTrail"),
+    (LogFormat::JsonArray, "JSON array"),
+    (LogFormat::LookupEvents, "lookup-events"),
+    (LogFormat::JsonValues, "multi-line JSON"),
+];
+
+impl Summary {
+    fn add_read(&mut self, r: &ReadStats) {
+        self.objects += 1;
+        self.gzip += u64::from(r.gzip);
+        for (i, (format, _)) in FORMATS.iter().enumerate() {
+            self.formats[i] += u64::from(r.format == *format);
+        }
+        self.log_bytes += r.log_bytes;
+        self.records += r.records;
+        self.denials += r.denials;
+        self.skipped.add(&r.skipped);
+    }
+
+    fn render(&self) -> String {
+        let s = &self.skipped;
+        let mut kinds = vec![format!("{} gzip", self.gzip)];
+        for (i, (format, name)) in FORMATS.iter().enumerate() {
+            if self.formats[i] > 0 || *format == LogFormat::CloudTrail {
+                kinds.push(format!("{} {name}", self.formats[i]));
+            }
+        }
+        let selected = if self.not_selected > 0 {
+            format!(", {} outside --since/--until", self.not_selected)
+        } else {
+            String::new()
+        };
+        let keys = self
+            .keys
+            .map(|k| format!(", keys with denials: {k}"))
+            .unwrap_or_default();
+        let r = &self.record;
+        format!(
+            "objects: {} scanned ({}), {} housekeeping skipped{selected}, {} incomplete, {} failed\n\
+             records: {} ({} bytes of log), denials: {}{keys}\n\
+             skipped lines: {} (invalid_json {}, missing_fields {}, bad_timestamp {}, oversized_line {})\n\
+             counters: {} added, {} already counted\n\
+             alerts: {} published, {} suppressed, {} excepted",
+            self.objects,
+            kinds.join(", "),
+            self.housekeeping,
+            self.incomplete,
+            self.failed,
+            self.records,
+            self.log_bytes,
+            self.denials,
+            s.total(),
+            s.invalid_json,
+            s.missing_fields,
+            s.bad_timestamp,
+            s.oversized_line,
+            r.counters_added,
+            r.counters_already_counted,
+            r.alerts_published,
+            r.alerts_suppressed,
+            r.alerts_excepted,
+        )
+    }
+
+    /// Prints the summary; the exit status says whether every object was read.
+    fn finish(self) -> ExitCode {
+        eprintln!("{}", self.render());
+        if self.failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}

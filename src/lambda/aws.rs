@@ -1,0 +1,119 @@
+//! The AWS side of the function: SDK configuration, clients with bounded timeouts,
+//! and the deployed handler (DynamoDB counters, the alert sinks, S3 objects).
+
+use super::{Handler, LambdaSettings};
+use crate::alert::sns::SnsSink;
+use crate::alert::{Alert, AlertSink, SinkError};
+use crate::detector::Detector;
+use crate::source::s3::S3Source;
+use crate::store::dynamodb::DynamoStore;
+use aws_config::timeout::TimeoutConfig;
+use std::time::Duration;
+
+/// Every alert sink of the deployed function.
+#[derive(Debug, Clone)]
+pub enum AwsSink {
+    Sns(SnsSink),
+}
+
+impl AlertSink for AwsSink {
+    fn name(&self) -> &str {
+        match self {
+            AwsSink::Sns(s) => s.name(),
+        }
+    }
+
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        match self {
+            AwsSink::Sns(s) => s.publish(alert).await,
+        }
+    }
+}
+
+/// The deployed handler: DynamoDB counters, alerts to the configured sinks, S3 objects.
+pub type AwsHandler = Handler<DynamoStore, AwsSink, S3Source>;
+
+/// A call to DynamoDB or to an alert sink gives up after this long, retries included,
+/// so an attempt holding an alert claim always finishes well within its lease.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The standard SDK configuration (environment, profile, container or instance
+/// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The loader behind [`sdk_config`], for callers that override part of it.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
+}
+
+/// Timeouts for request/response calls (not for streaming object bodies).
+fn call_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(CALL_TIMEOUT)
+        .build()
+}
+
+/// S3 as configured; path-style addressing only when an endpoint override (a local
+/// emulator) is set, so production keeps virtual-hosted addressing.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = sdk.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build(),
+    )
+}
+
+/// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
+/// all of them).
+pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
+    aws_handler_with(&sdk_config().await, settings)
+}
+
+/// The counter store on `table`, with bounded call timeouts.
+pub fn dynamo_store(sdk: &aws_config::SdkConfig, table: &str) -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .timeout_config(call_timeouts())
+            .build(),
+    );
+    DynamoStore::new(client, table)
+}
+
+/// The SNS sink for `topic_arn`, with bounded call timeouts.
+pub fn sns_sink(sdk: &aws_config::SdkConfig, topic_arn: &str) -> AwsSink {
+    let client = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(sdk)
+            .timeout_config(call_timeouts())
+            .build(),
+    );
+    AwsSink::Sns(SnsSink::new(client, topic_arn))
+}
+
+/// The deployed handler over a given SDK configuration.
+pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
+    let sinks = vec![sns_sink(sdk, &settings.topic_arn)];
+    let detector = Detector::with_sinks(
+        settings.config,
+        dynamo_store(sdk, &settings.table),
+        sinks,
+    );
+    Handler::new(detector, S3Source::new(s3_client(sdk)), settings.function_name)
+        .with_region(settings.region)
+}

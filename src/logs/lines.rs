@@ -1,0 +1,70 @@
+//! JSON lines (Bedrock model-invocation logs): every line is a record, and only lines
+//! the prefilter flags are parsed. The prefilter runs over whole blocks, like a grep.
+
+use super::buffer::LineBuffer;
+use super::{Collector, Denial, Stop};
+use std::io::Read;
+
+/// Reads the rest of `input` as JSON lines, starting with what `buf` already holds.
+pub(super) fn read_lines<F: FnMut(Denial)>(
+    buf: &mut LineBuffer,
+    input: &mut dyn Read,
+    out: &mut Collector<'_, F>,
+) -> Result<(), Stop> {
+    let mut candidates = Vec::new();
+    loop {
+        block(buf.lines(), out, &mut candidates);
+        buf.consume_lines();
+        if buf.is_eof() {
+            return Ok(());
+        }
+        let filled = buf.fill(input).map_err(Stop::Io)?;
+        if filled.oversized_line {
+            out.stats.records += 1;
+            out.stats.skipped.oversized_line += 1;
+        }
+    }
+}
+
+/// Whole lines (the last may lack its `\n` at the end of the object): counts records,
+/// then parses the lines the prefilter flags.
+fn block<F: FnMut(Denial)>(block: &[u8], out: &mut Collector<'_, F>, candidates: &mut Vec<usize>) {
+    if block.is_empty() {
+        return;
+    }
+    for line in block.split(|b| *b == b'\n') {
+        count_line(line, out);
+    }
+    out.matcher.candidates(block, candidates);
+    let mut parsed_up_to = 0;
+    for &at in candidates.iter() {
+        if at < parsed_up_to {
+            continue;
+        }
+        let from = memchr::memrchr(b'\n', &block[..at]).map_or(0, |i| i + 1);
+        let to = memchr::memchr(b'\n', &block[at..]).map_or(block.len(), |i| at + i);
+        let line = block[from..to].trim_ascii();
+        // A line not shaped like an object was already counted as invalid.
+        if is_object_shaped(line) {
+            out.classify(line);
+        }
+        parsed_up_to = to + 1;
+    }
+}
+
+fn is_object_shaped(line: &[u8]) -> bool {
+    line.first() == Some(&b'{') && line.last() == Some(&b'}')
+}
+
+/// Every non-blank line is a record; one not shaped like a JSON object is counted as
+/// invalid even when it cannot be a denial.
+fn count_line<F: FnMut(Denial)>(line: &[u8], out: &mut Collector<'_, F>) {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return;
+    }
+    out.stats.records += 1;
+    if !is_object_shaped(line) {
+        out.stats.skipped.invalid_json += 1;
+    }
+}

@@ -1,0 +1,409 @@
+//! Reading log objects: Bedrock model-invocation logs and CloudTrail logs, gzip (any
+//! number of members) or plain, in whichever layout the content shows
+//! (docs/DESIGN.md, "Inputs and formats").
+//!
+//! One concern per file, as in a grep: [`buffer`] holds the streaming line buffer,
+//! [`lines`] the JSON-lines reader with its block prefilter, [`documents`] the readers
+//! of whole JSON documents, [`record`] the rule's field mapping and [`matcher`] the
+//! denial codes of each source. Memory stays at one block plus one record (at most
+//! [`MAX_LINE_BYTES`]) whatever the object's size, and only records that can be
+//! denials are parsed, and then only for the fields the rule reads.
+
+pub mod buffer;
+mod documents;
+mod lines;
+pub mod matcher;
+pub mod record;
+
+pub use matcher::{DenialMatcher, RecordSource};
+
+use crate::key::DenialKey;
+use buffer::LineBuffer;
+use flate2::read::MultiGzDecoder;
+use record::Record;
+use serde::Serialize;
+use std::cell::Cell;
+use std::io::{self, BufReader, Cursor, Read};
+use std::rc::Rc;
+use thiserror::Error;
+
+/// Longest line (or record of a document) kept; a longer one is skipped and counted.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+/// Read size: large blocks keep the per-read overhead out of the hot loop.
+pub const BLOCK_BYTES: usize = 256 << 10;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// One denied model invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub key: DenialKey,
+    /// Event time, epoch seconds.
+    pub event_time: i64,
+    pub request_id: Option<String>,
+    pub context: DenialContext,
+}
+
+/// What else the record says about the call, for the alert's evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DenialContext {
+    /// CloudTrail `sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// CloudTrail `userAgent`.
+    pub user_agent: Option<String>,
+    /// CloudTrail `errorMessage`.
+    pub error_message: Option<String>,
+    /// Bedrock log `region`, CloudTrail `awsRegion`.
+    pub region: Option<String>,
+    /// Bedrock log `operation`, CloudTrail `eventName`.
+    pub operation: Option<String>,
+}
+
+/// How the object is laid out, as detected from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Empty,
+    /// One record per line: Bedrock model-invocation logs.
+    JsonLines,
+    /// `{"Records": [...]}`: CloudTrail log files.
+    CloudTrail,
+    /// `[...]`: a top-level array of records.
+    JsonArray,
+    /// `{"Events": [{"CloudTrailEvent": "..."}]}`: `aws cloudtrail lookup-events`.
+    LookupEvents,
+    /// Records spread over several lines each (pretty-printed JSON values).
+    JsonValues,
+}
+
+/// Records skipped, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Skipped {
+    /// Not a JSON object, cut short, or a field of the wrong type.
+    pub invalid_json: u64,
+    /// A denial without user, model, account or time.
+    pub missing_fields: u64,
+    /// A denial whose time is not RFC 3339.
+    pub bad_timestamp: u64,
+    /// A line or record longer than [`MAX_LINE_BYTES`].
+    pub oversized_line: u64,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.invalid_json + self.missing_fields + self.bad_timestamp + self.oversized_line
+    }
+
+    pub fn add(&mut self, other: &Skipped) {
+        self.invalid_json += other.invalid_json;
+        self.missing_fields += other.missing_fields;
+        self.bad_timestamp += other.bad_timestamp;
+        self.oversized_line += other.oversized_line;
+    }
+}
+
+/// What reading one object saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ReadStats {
+    pub format: LogFormat,
+    pub gzip: bool,
+    /// Bytes read from the source (compressed size for gzip).
+    pub source_bytes: u64,
+    /// Bytes of log text after decompression.
+    pub log_bytes: u64,
+    /// Log lines or records seen.
+    pub records: u64,
+    pub denials: u64,
+    pub skipped: Skipped,
+}
+
+impl ReadStats {
+    pub fn add(&mut self, o: &ReadStats) {
+        self.source_bytes += o.source_bytes;
+        self.log_bytes += o.log_bytes;
+        self.records += o.records;
+        self.denials += o.denials;
+        self.skipped.add(&o.skipped);
+    }
+}
+
+/// Why an object could not be read to its end. What was read before still counts.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The source itself failed (network, S3): a retry can succeed.
+    #[error("reading the object failed after {source_bytes} bytes: {source}")]
+    Source {
+        source_bytes: u64,
+        source: io::Error,
+    },
+    /// The gzip stream is corrupt or cut short: a retry reads the same bytes.
+    #[error(
+        "corrupt or truncated gzip after {records} records ({log_bytes} bytes of log): {source}"
+    )]
+    CorruptGzip {
+        records: u64,
+        log_bytes: u64,
+        source: io::Error,
+    },
+    /// A JSON document that stops being valid, or holds a record over the size limit.
+    #[error("malformed {format:?} document after {records} records: {message}")]
+    MalformedDocument {
+        format: LogFormat,
+        records: u64,
+        message: String,
+    },
+}
+
+impl ReadError {
+    /// True when the failure is in our dependency (the object store), not the object.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ReadError::Source { .. })
+    }
+}
+
+/// Statistics, plus the error that ended reading early, if any.
+#[derive(Debug)]
+pub struct ReadOutcome {
+    pub stats: ReadStats,
+    pub error: Option<ReadError>,
+}
+
+/// Why a reader stopped before the end.
+enum Stop {
+    Io(io::Error),
+    Malformed(String),
+}
+
+/// Where records go: counts them, classifies the ones that may be denials.
+struct Collector<'a, F> {
+    matcher: &'a DenialMatcher,
+    stats: &'a mut ReadStats,
+    on_denial: F,
+}
+
+impl<F: FnMut(Denial)> Collector<'_, F> {
+    /// A record the prefilter flagged: parse it.
+    fn classify(&mut self, json: &[u8]) {
+        let record = record::classify_bytes(json, self.matcher);
+        self.take(record);
+    }
+
+    /// One whole record of a document or message: counted, prefiltered, classified.
+    fn record(&mut self, json: &str) {
+        self.stats.records += 1;
+        if !json.trim_ascii_start().starts_with('{') {
+            self.stats.skipped.invalid_json += 1;
+        } else if self.matcher.may_match(json.as_bytes()) {
+            let record = record::classify(json, self.matcher);
+            self.take(record);
+        }
+    }
+
+    fn take(&mut self, record: Record) {
+        match record {
+            Record::Denial(d) => {
+                self.stats.denials += 1;
+                (self.on_denial)(d);
+            }
+            Record::Other => {}
+            Record::Unusable(u) => u.count_in(&mut self.stats.skipped),
+        }
+    }
+}
+
+/// Counts what the inner reader yields; for the source, also whether it failed, so a
+/// network error is not mistaken for a corrupt gzip.
+struct Tracked<R> {
+    inner: R,
+    bytes: Rc<Cell<u64>>,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.bytes.set(self.bytes.get() + n as u64);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed.set(true);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn tracked<R>(inner: R) -> (Tracked<R>, Rc<Cell<u64>>, Rc<Cell<bool>>) {
+    let bytes = Rc::new(Cell::new(0));
+    let failed = Rc::new(Cell::new(false));
+    let t = Tracked {
+        inner,
+        bytes: bytes.clone(),
+        failed: failed.clone(),
+    };
+    (t, bytes, failed)
+}
+
+/// Reads one object from `input`, calling `on_denial` for every denial, in order.
+/// Never panics on bad input; an early end is returned in [`ReadOutcome::error`].
+pub fn read_log<R: Read>(
+    input: R,
+    matcher: &DenialMatcher,
+    on_denial: impl FnMut(Denial),
+) -> ReadOutcome {
+    let (mut source, source_bytes, source_failed) = tracked(input);
+    let mut stats = ReadStats::default();
+
+    let mut magic = [0u8; 2];
+    let got = match read_up_to(&mut source, &mut magic) {
+        Ok(n) => n,
+        Err(source) => {
+            return ReadOutcome {
+                stats,
+                error: Some(ReadError::Source {
+                    source_bytes: source_bytes.get(),
+                    source,
+                }),
+            }
+        }
+    };
+    let head = Cursor::new(magic).take(got as u64);
+    stats.gzip = got == 2 && magic == GZIP_MAGIC;
+    let text: Box<dyn Read + '_> = if stats.gzip {
+        Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            BLOCK_BYTES,
+            head.chain(&mut source),
+        )))
+    } else {
+        Box::new(head.chain(&mut source))
+    };
+    let (mut text, log_bytes, _) = tracked(text);
+
+    let mut out = Collector {
+        matcher,
+        stats: &mut stats,
+        on_denial,
+    };
+    let result = read_text(&mut text, &mut out);
+    drop(text);
+    stats.source_bytes = source_bytes.get();
+    stats.log_bytes = log_bytes.get();
+    let error = result.err().map(|e| match e {
+        Stop::Io(source) if source_failed.get() => ReadError::Source {
+            source_bytes: stats.source_bytes,
+            source,
+        },
+        Stop::Io(source) => ReadError::CorruptGzip {
+            records: stats.records,
+            log_bytes: stats.log_bytes,
+            source,
+        },
+        Stop::Malformed(message) => ReadError::MalformedDocument {
+            format: stats.format,
+            records: stats.records,
+            message,
+        },
+    });
+    ReadOutcome { stats, error }
+}
+
+/// Records that arrive one by one rather than in an object (CloudWatch Logs events):
+/// each message is one record.
+pub fn read_messages<'m>(
+    messages: impl IntoIterator<Item = &'m str>,
+    matcher: &DenialMatcher,
+    on_denial: impl FnMut(Denial),
+) -> ReadStats {
+    let mut stats = ReadStats {
+        format: LogFormat::JsonLines,
+        ..ReadStats::default()
+    };
+    let mut out = Collector {
+        matcher,
+        stats: &mut stats,
+        on_denial,
+    };
+    for message in messages {
+        out.stats.log_bytes += message.len() as u64;
+        out.record(message.trim_ascii());
+    }
+    stats
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Detects the layout from the first bytes, then hands the rest to its reader.
+fn read_text<F: FnMut(Denial)>(text: &mut dyn Read, out: &mut Collector<'_, F>) -> Result<(), Stop> {
+    let mut buf = LineBuffer::new();
+    loop {
+        let filled = buf.fill(text).map_err(Stop::Io)?;
+        if filled.oversized_line {
+            out.stats.records += 1;
+            out.stats.skipped.oversized_line += 1;
+        }
+        let Some(format) = detect_format(buf.buffered(), buf.is_eof()) else {
+            continue;
+        };
+        out.stats.format = format;
+        return match format {
+            LogFormat::Empty => Ok(()),
+            LogFormat::JsonLines => lines::read_lines(&mut buf, text, out),
+            document => {
+                let head = Cursor::new(buf.buffered());
+                documents::read_document(document, head.chain(text), out)
+            }
+        };
+    }
+}
+
+/// `Some(format)` once the first bytes decide it, `None` when more input is needed.
+///
+/// `[` opens an array of records; `{` followed by a `"Records"` or `"Events"` member
+/// opens a CloudTrail file or lookup-events output; `{` alone on its line opens a
+/// pretty-printed record; anything else is read as JSON lines (where a line that is
+/// not a record is counted as invalid).
+fn detect_format(head: &[u8], eof: bool) -> Option<LogFormat> {
+    let rest = head.trim_ascii_start();
+    match rest.first() {
+        None => eof.then_some(LogFormat::Empty),
+        Some(b'[') => Some(LogFormat::JsonArray),
+        Some(b'{') => {
+            let inner = &rest[1..];
+            let member = inner.trim_ascii_start();
+            for (name, format) in [
+                (&b"\"Records\""[..], LogFormat::CloudTrail),
+                (&b"\"Events\""[..], LogFormat::LookupEvents),
+            ] {
+                if member.starts_with(name) {
+                    return Some(format);
+                }
+                if name.starts_with(member) && !eof {
+                    return None; // not enough bytes to tell
+                }
+            }
+            let blank = &inner[..inner.len() - member.len()];
+            if blank.contains(&b'\n') {
+                Some(LogFormat::JsonValues)
+            } else {
+                Some(LogFormat::JsonLines)
+            }
+        }
+        Some(_) => Some(LogFormat::JsonLines),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

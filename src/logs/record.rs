@@ -1,0 +1,222 @@
+//! The rule's field mapping: one Bedrock invocation-log record or CloudTrail record in,
+//! a [`Denial`] out (docs/DESIGN.md, "Field mapping").
+//!
+//! Only the fields the rule and the alert's evidence read are deserialized, borrowing
+//! from the input; prompt and completion bodies are skipped without being copied.
+
+use super::matcher::{DenialMatcher, RecordSource};
+use super::{Denial, DenialContext, Skipped};
+use crate::key::DenialKey;
+use chrono::DateTime;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// CloudTrail event names that are model invocations.
+pub const INVOCATION_EVENTS: [&str; 4] = [
+    "InvokeModel",
+    "InvokeModelWithResponseStream",
+    "Converse",
+    "ConverseStream",
+];
+pub const BEDROCK_EVENT_SOURCE: &str = "bedrock.amazonaws.com";
+
+type Text<'a> = Option<Cow<'a, str>>;
+
+/// The fields of either a Bedrock invocation-log record or a CloudTrail record.
+#[derive(Deserialize)]
+struct RecordFields<'a> {
+    #[serde(borrow, rename = "errorCode")]
+    error_code: Text<'a>,
+    // Bedrock invocation log
+    #[serde(borrow)]
+    timestamp: Text<'a>,
+    #[serde(borrow, rename = "accountId")]
+    account_id: Text<'a>,
+    #[serde(borrow)]
+    identity: Option<Arn<'a>>,
+    #[serde(borrow, rename = "modelId")]
+    model_id: Text<'a>,
+    #[serde(borrow, rename = "requestId")]
+    request_id: Text<'a>,
+    #[serde(borrow)]
+    region: Text<'a>,
+    #[serde(borrow)]
+    operation: Text<'a>,
+    // CloudTrail
+    #[serde(borrow, rename = "eventSource")]
+    event_source: Text<'a>,
+    #[serde(borrow, rename = "eventName")]
+    event_name: Text<'a>,
+    #[serde(borrow, rename = "eventTime")]
+    event_time: Text<'a>,
+    #[serde(borrow, rename = "userIdentity")]
+    user_identity: Option<UserIdentity<'a>>,
+    #[serde(borrow, rename = "recipientAccountId")]
+    recipient_account_id: Text<'a>,
+    #[serde(borrow, rename = "requestParameters")]
+    request_parameters: Option<RequestParameters<'a>>,
+    #[serde(borrow, rename = "requestID")]
+    ct_request_id: Text<'a>,
+    #[serde(borrow, rename = "sourceIPAddress")]
+    source_ip: Text<'a>,
+    #[serde(borrow, rename = "userAgent")]
+    user_agent: Text<'a>,
+    #[serde(borrow, rename = "errorMessage")]
+    error_message: Text<'a>,
+    #[serde(borrow, rename = "awsRegion")]
+    aws_region: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct Arn<'a> {
+    #[serde(borrow)]
+    arn: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct UserIdentity<'a> {
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(borrow, rename = "accountId")]
+    account_id: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct RequestParameters<'a> {
+    #[serde(borrow, rename = "modelId")]
+    model_id: Text<'a>,
+}
+
+/// What one record is, for the rule.
+// Returned and consumed at once: boxing the denial would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum Record {
+    Denial(Denial),
+    /// Anything that is not a denial: successes, other error codes, other events.
+    Other,
+    /// A denial the rule cannot use, and why (counted in [`Skipped`]).
+    Unusable(Unusable),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// Not a JSON object, cut short, or a field of the wrong type.
+    InvalidJson,
+    /// A denial without user, model, account or time.
+    MissingFields,
+    /// A denial whose time is not RFC 3339.
+    BadTimestamp,
+}
+
+impl Unusable {
+    pub fn count_in(self, skipped: &mut Skipped) {
+        match self {
+            Unusable::InvalidJson => skipped.invalid_json += 1,
+            Unusable::MissingFields => skipped.missing_fields += 1,
+            Unusable::BadTimestamp => skipped.bad_timestamp += 1,
+        }
+    }
+}
+
+fn non_empty(v: Text<'_>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).map(Cow::into_owned)
+}
+
+/// Classifies one record, given as the text of one JSON object.
+pub fn classify(json: &str, matcher: &DenialMatcher) -> Record {
+    match serde_json::from_str::<RecordFields<'_>>(json) {
+        Ok(fields) => fields.into_record(matcher),
+        Err(_) => Record::Unusable(Unusable::InvalidJson),
+    }
+}
+
+/// [`classify`] for bytes that may not be UTF-8 (a line of a log object).
+pub fn classify_bytes(json: &[u8], matcher: &DenialMatcher) -> Record {
+    match serde_json::from_slice::<RecordFields<'_>>(json) {
+        Ok(fields) => fields.into_record(matcher),
+        Err(_) => Record::Unusable(Unusable::InvalidJson),
+    }
+}
+
+impl RecordFields<'_> {
+    fn into_record(self, matcher: &DenialMatcher) -> Record {
+        let source = if self.event_source.is_some() {
+            RecordSource::CloudTrail
+        } else {
+            RecordSource::BedrockInvocationLog
+        };
+        match self.error_code.as_deref() {
+            Some(code) if matcher.is_denial(source, code) => {}
+            _ => return Record::Other,
+        }
+        let (user, model, account, time, request_id, context) = match source {
+            RecordSource::CloudTrail => {
+                let invocation = self
+                    .event_name
+                    .as_deref()
+                    .is_some_and(|n| INVOCATION_EVENTS.contains(&n));
+                if self.event_source.as_deref() != Some(BEDROCK_EVENT_SOURCE) || !invocation {
+                    return Record::Other;
+                }
+                let (arn, identity_account) = match self.user_identity {
+                    Some(u) => (u.arn, u.account_id),
+                    None => (None, None),
+                };
+                let context = DenialContext {
+                    source_ip: non_empty(self.source_ip),
+                    user_agent: non_empty(self.user_agent),
+                    error_message: non_empty(self.error_message),
+                    region: non_empty(self.aws_region),
+                    operation: non_empty(self.event_name),
+                };
+                (
+                    arn,
+                    self.request_parameters.and_then(|p| p.model_id),
+                    self.recipient_account_id
+                        .filter(|a| !a.is_empty())
+                        .or(identity_account),
+                    self.event_time,
+                    self.ct_request_id,
+                    context,
+                )
+            }
+            RecordSource::BedrockInvocationLog => {
+                let context = DenialContext {
+                    region: non_empty(self.region),
+                    operation: non_empty(self.operation),
+                    ..DenialContext::default()
+                };
+                (
+                    self.identity.and_then(|i| i.arn),
+                    self.model_id,
+                    self.account_id,
+                    self.timestamp,
+                    self.request_id,
+                    context,
+                )
+            }
+        };
+        let (Some(user), Some(model), Some(account), Some(time)) = (
+            non_empty(user),
+            non_empty(model),
+            non_empty(account),
+            time.filter(|t| !t.is_empty()),
+        ) else {
+            return Record::Unusable(Unusable::MissingFields);
+        };
+        let Ok(event_time) = DateTime::parse_from_rfc3339(&time) else {
+            return Record::Unusable(Unusable::BadTimestamp);
+        };
+        Record::Denial(Denial {
+            key: DenialKey {
+                user_id: user,
+                model_id: model,
+                account_id: account,
+            },
+            event_time: event_time.timestamp(),
+            request_id: non_empty(request_id),
+            context,
+        })
+    }
+}

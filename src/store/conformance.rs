@@ -1,0 +1,210 @@
+//! One conformance suite for every [`CounterStore`]: the in-memory store runs it in the
+//! unit tests, the DynamoDB store against the emulator in the integration tests, so
+//! the ConditionExpressions are checked against the policy they encode
+//! ([`decide_claim`](super::decide_claim)), edge by edge.
+
+use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore};
+use crate::key::{DenialKey, ObjectId};
+use std::collections::BTreeSet;
+
+const SUPPRESS: i64 = 3600;
+const LEASE: i64 = 60;
+const T: i64 = 1_773_478_800;
+
+fn claim(attempt: &str, object: &str, window_end: i64, now: i64) -> AlertClaim {
+    AlertClaim {
+        object_token: object.to_string(),
+        attempt: attempt.to_string(),
+        window_end,
+        suppress_seconds: SUPPRESS,
+        lease_seconds: LEASE,
+        now,
+        expires_at: now + 86_400,
+    }
+}
+
+fn key(case: &str) -> DenialKey {
+    DenialKey::new(
+        format!("arn:aws:iam::111122223333:user/{case}"),
+        "anthropic.claude-3-opus-20240229-v1:0",
+        "111122223333",
+    )
+}
+
+fn is_claimed(o: &ClaimOutcome) -> bool {
+    matches!(o, ClaimOutcome::Claimed { .. })
+}
+
+/// Runs every case; panics naming the first that fails.
+pub async fn run_all<S: CounterStore>(store: &S) {
+    counts_each_object_once(store).await;
+    reads_the_inclusive_bucket_range(store).await;
+    suppresses_within_the_period_and_not_at_its_end(store).await;
+    suppresses_the_same_window_without_suppression(store).await;
+    a_fresh_claim_is_busy_until_its_lease_ends(store).await;
+    the_holder_may_claim_again(store).await;
+    a_released_claim_is_free_at_once(store).await;
+    only_the_holder_marks_releases_or_records(store).await;
+    deliveries_carry_over_to_the_next_attempt_of_that_window(store).await;
+}
+
+async fn claim_ok<S: CounterStore>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {
+    store.claim_alert(k, c).await.expect("claim")
+}
+
+pub async fn counts_each_object_once<S: CounterStore>(store: &S) {
+    let k = key("counts-once");
+    let a = ObjectId::s3("logs", "a.json.gz", "v1");
+    let b = ObjectId::s3("logs", "b.json.gz", "v1");
+    let add = |o: &ObjectId, bucket: i64, n: u64| {
+        let (o, k) = (o.clone(), k.clone());
+        async move { store.add(&o, &k, bucket, n, T).await.expect("add") }
+    };
+    assert_eq!(add(&a, 10, 3).await, AddOutcome::Added);
+    assert_eq!(add(&a, 10, 3).await, AddOutcome::AlreadyCounted, "same object again");
+    assert_eq!(add(&b, 10, 2).await, AddOutcome::Added, "another object");
+    assert_eq!(add(&a, 11, 1).await, AddOutcome::Added, "same object, next bucket");
+    let counts = store.counts(&k, 10, 11).await.expect("counts");
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), vec![(10, 5), (11, 1)]);
+}
+
+pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
+    let k = key("range");
+    let other = key("range-other");
+    let o = ObjectId::s3("logs", "r.json.gz", "v1");
+    for bucket in [4, 5, 9, 10] {
+        store.add(&o, &k, bucket, 1, T).await.expect("add");
+    }
+    store.add(&o, &other, 7, 5, T).await.expect("add");
+    let counts = store.counts(&k, 5, 9).await.expect("counts");
+    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), vec![5, 9]);
+    assert!(store.counts(&key("range-none"), 0, 100).await.expect("counts").is_empty());
+}
+
+pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(store: &S) {
+    for (case, offset, suppressed) in [
+        ("suppress-plus-period", SUPPRESS, false),
+        ("suppress-plus-period-less-1", SUPPRESS - 1, true),
+        ("suppress-minus-period", -SUPPRESS, false),
+        ("suppress-minus-period-plus-1", -SUPPRESS + 1, true),
+    ] {
+        let k = key(case);
+        let first = claim("a", "o1", T, T);
+        assert!(is_claimed(&claim_ok(store, &k, &first).await), "{case}: first");
+        store.mark_alert_sent(&k, &first).await.expect("mark");
+        let next = claim("b", "o2", T + offset, T + 10);
+        let outcome = claim_ok(store, &k, &next).await;
+        if suppressed {
+            assert_eq!(
+                outcome,
+                ClaimOutcome::Suppressed { last_sent_end: T },
+                "{case}: window ends {offset} s from the last sent"
+            );
+        } else {
+            assert!(is_claimed(&outcome), "{case}: {outcome:?}");
+        }
+    }
+}
+
+pub async fn suppresses_the_same_window_without_suppression<S: CounterStore>(store: &S) {
+    let k = key("same-window");
+    let mut first = claim("a", "o1", T, T);
+    first.suppress_seconds = 0;
+    assert!(is_claimed(&claim_ok(store, &k, &first).await));
+    store.mark_alert_sent(&k, &first).await.expect("mark");
+    let mut again = claim("b", "o2", T, T + 5);
+    again.suppress_seconds = 0;
+    assert!(matches!(
+        claim_ok(store, &k, &again).await,
+        ClaimOutcome::Suppressed { .. }
+    ));
+    let mut next = claim("c", "o2", T + 600, T + 5);
+    next.suppress_seconds = 0;
+    assert!(is_claimed(&claim_ok(store, &k, &next).await));
+}
+
+pub async fn a_fresh_claim_is_busy_until_its_lease_ends<S: CounterStore>(store: &S) {
+    // A concurrent attempt on the same object, and one on another object.
+    for (case, object) in [("lease-same-object", "o1"), ("lease-other-object", "o2")] {
+        let k = key(case);
+        assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T)).await));
+        let outcome = claim_ok(store, &k, &claim("b", object, T, T + LEASE - 1)).await;
+        assert!(
+            matches!(outcome, ClaimOutcome::Busy { claimed_at: T, .. }),
+            "{case}: one second before the lease ends: {outcome:?}"
+        );
+        let outcome = claim_ok(store, &k, &claim("b", object, T, T + LEASE)).await;
+        assert!(is_claimed(&outcome), "{case}: taken over at the lease end: {outcome:?}");
+    }
+}
+
+pub async fn the_holder_may_claim_again<S: CounterStore>(store: &S) {
+    let k = key("holder-again");
+    assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T)).await));
+    assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T + 1)).await));
+}
+
+pub async fn a_released_claim_is_free_at_once<S: CounterStore>(store: &S) {
+    let k = key("release");
+    let a = claim("a", "o1", T, T);
+    assert!(is_claimed(&claim_ok(store, &k, &a).await));
+    store.release_claim(&k, &a).await.expect("release");
+    assert!(is_claimed(&claim_ok(store, &k, &claim("b", "o1", T, T + 1)).await));
+}
+
+pub async fn only_the_holder_marks_releases_or_records<S: CounterStore>(store: &S) {
+    let k = key("holder-only");
+    let a = claim("a", "o1", T, T);
+    assert!(is_claimed(&claim_ok(store, &k, &a).await));
+    let b = claim("b", "o1", T, T + LEASE);
+    assert!(is_claimed(&claim_ok(store, &k, &b).await), "b takes over");
+    // The old holder's late calls change nothing.
+    store.mark_alert_sent(&k, &a).await.expect("mark");
+    store.release_claim(&k, &a).await.expect("release");
+    store.record_delivery(&k, &a, "sns").await.expect("record");
+    let c = claim("c", "o2", T, T + LEASE + 1);
+    assert!(
+        matches!(claim_ok(store, &k, &c).await, ClaimOutcome::Busy { .. }),
+        "b still holds the claim, nothing was sent"
+    );
+    store.mark_alert_sent(&k, &b).await.expect("mark");
+    assert_eq!(
+        claim_ok(store, &k, &c).await,
+        ClaimOutcome::Suppressed { last_sent_end: T }
+    );
+}
+
+pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: CounterStore>(
+    store: &S,
+) {
+    let k = key("deliveries");
+    let a = claim("a", "o1", T, T);
+    assert!(is_claimed(&claim_ok(store, &k, &a).await));
+    store.record_delivery(&k, &a, "sns").await.expect("record");
+    store.release_claim(&k, &a).await.expect("release");
+    let b = claim("b", "o1", T, T + 1);
+    assert_eq!(
+        claim_ok(store, &k, &b).await,
+        ClaimOutcome::Claimed {
+            delivered: BTreeSet::from(["sns".to_string()])
+        }
+    );
+    store.record_delivery(&k, &b, "events").await.expect("record");
+    store.mark_alert_sent(&k, &b).await.expect("mark");
+    // The next alert starts from nothing delivered.
+    let c = claim("c", "o2", T + SUPPRESS, T + 2);
+    assert_eq!(
+        claim_ok(store, &k, &c).await,
+        ClaimOutcome::Claimed {
+            delivered: BTreeSet::new()
+        }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_conforms() {
+        super::run_all(&crate::store::memory::MemoryStore::new()).await;
+    }
+}

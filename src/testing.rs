@@ -1,0 +1,158 @@
+//! Test support shared by the unit tests and the integration tests (feature
+//! `testing`): log-record builders, gzip, readers that misbehave, and a detector over
+//! memory. Never part of a release build.
+
+use crate::alert::{rfc3339, MemorySink};
+use crate::config::Config;
+use crate::detector::Detector;
+use crate::store::memory::MemoryStore;
+use serde_json::{json, Value};
+use std::io::{self, Read, Write};
+
+/// 2026-03-14T09:00:00Z.
+pub const T0: i64 = 1_773_478_800;
+pub const ACCOUNT: &str = "111122223333";
+pub const MALLORY: &str = "arn:aws:sts::111122223333:assumed-role/ContractorAccess/mallory";
+pub const ALICE: &str = "arn:aws:sts::111122223333:assumed-role/Analyst/alice";
+pub const MODEL: &str = "anthropic.claude-3-opus-20240229-v1:0";
+pub const DENIED: &str = "AccessDeniedException";
+/// Planted in every prompt: it must never appear in the function's output.
+pub const PROMPT_MARKER: &str = "a prompt that must never be logged";
+
+/// One Bedrock model-invocation log record.
+pub fn record(
+    user: &str,
+    model: &str,
+    account: &str,
+    t: i64,
+    code: Option<&str>,
+    request_id: &str,
+) -> Value {
+    let mut v = json!({
+        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+        "timestamp": rfc3339(t), "accountId": account,
+        "identity": {"arn": user}, "region": "us-east-1", "requestId": request_id,
+        "operation": "InvokeModel", "modelId": model,
+        "input": {"inputContentType": "application/json",
+                  "inputBodyJson": {"prompt": PROMPT_MARKER}},
+    });
+    if let Some(c) = code {
+        v["errorCode"] = json!(c);
+    }
+    v
+}
+
+/// [`record`] as one JSON line, with request id `req-<t>`.
+pub fn line(user: &str, model: &str, account: &str, t: i64, code: Option<&str>) -> String {
+    record(user, model, account, t, code, &format!("req-{t}")).to_string() + "\n"
+}
+
+/// Denials by `user` of [`MODEL`] in [`ACCOUNT`] at `times`, as JSON lines with
+/// request ids `r0`, `r1`, ...
+pub fn denials(user: &str, times: &[i64]) -> String {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| record(user, MODEL, ACCOUNT, *t, Some(DENIED), &format!("r{i}")).to_string() + "\n")
+        .collect()
+}
+
+/// [`denials`], gzip-compressed.
+pub fn denials_gz(user: &str, times: &[i64]) -> Vec<u8> {
+    gzip(denials(user, times).as_bytes())
+}
+
+/// One CloudTrail record of a Bedrock call.
+pub fn cloudtrail_record(
+    user: &str,
+    model: &str,
+    t: i64,
+    event_name: &str,
+    code: Option<&str>,
+    request_id: &str,
+) -> Value {
+    let mut v = json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "AssumedRole", "arn": user, "accountId": ACCOUNT},
+        "eventTime": rfc3339(t), "eventSource": "bedrock.amazonaws.com", "eventName": event_name,
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.15.0 Python/3.11.6",
+        "requestParameters": {"modelId": model}, "responseElements": null,
+        "requestID": request_id, "eventID": format!("e-{request_id}"),
+        "recipientAccountId": ACCOUNT,
+    });
+    if let Some(c) = code {
+        v["errorCode"] = json!(c);
+        v["errorMessage"] = json!(format!(
+            "User: {user} is not authorized to perform: bedrock:{event_name}"
+        ));
+    }
+    v
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to memory cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+/// The bucket of `t` with 10-minute buckets.
+pub fn bucket_of(t: i64) -> i64 {
+    t.div_euclid(600)
+}
+
+/// A detector over memory with the default configuration, its clock at [`T0`].
+pub fn memory_detector() -> Detector<MemoryStore, MemorySink> {
+    memory_detector_with(Config::default())
+}
+
+pub fn memory_detector_with(config: Config) -> Detector<MemoryStore, MemorySink> {
+    Detector::new(config, MemoryStore::new(), MemorySink::new()).with_clock(|| T0)
+}
+
+/// A source that fails after some bytes, like a dropped S3 connection.
+pub struct FailingSource<'a> {
+    pub data: &'a [u8],
+    pub fail_at: usize,
+}
+
+impl Read for FailingSource<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.fail_at == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
+        }
+        let n = buf.len().min(self.fail_at).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.fail_at -= n;
+        Ok(n)
+    }
+}
+
+/// Hands out at most `sizes[i]` bytes per read, cycling: exercises every boundary.
+pub struct Chunked<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    i: usize,
+}
+
+impl<'a> Chunked<'a> {
+    pub fn new(data: &'a [u8], sizes: Vec<usize>) -> Self {
+        Self { data, sizes, i: 0 }
+    }
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = self.sizes[self.i % self.sizes.len()].max(1);
+        self.i += 1;
+        let n = want.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}

@@ -317,7 +317,9 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             };
             match outcome {
                 ClaimOutcome::Claimed { delivered } => {
-                    if let Err(e) = self.deliver_claimed(object, key, alert, &claim, &delivered).await
+                    if let Err(e) = self
+                        .deliver_claimed(object, key, alert, &claim, &delivered)
+                        .await
                     {
                         self.release(key, &claim).await;
                         return Err(e);

@@ -95,8 +95,8 @@ struct RawRule {
 impl Exceptions {
     /// Parses the JSON array of rules; the error names the rule and what is wrong.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let rules: Vec<Value> = serde_json::from_str(json)
-            .map_err(|e| format!("not a JSON array of rules: {e}"))?;
+        let rules: Vec<Value> =
+            serde_json::from_str(json).map_err(|e| format!("not a JSON array of rules: {e}"))?;
         let mut out = Vec::with_capacity(rules.len());
         for (i, raw) in rules.into_iter().enumerate() {
             let shown = raw.to_string();
@@ -172,8 +172,16 @@ mod tests {
             ("aa*aa", "aaa", false),
             ("a?c", "abc", false),
             ("a.c", "abc", false),
-            ("arn:aws:sts::*:assumed-role/ci-probe/*", "arn:aws:sts::111122223333:assumed-role/ci-probe/run-1", true),
-            ("arn:aws:sts::*:assumed-role/ci-probe/*", "arn:aws:sts::111122223333:assumed-role/ci-probe-x/run-1", false),
+            (
+                "arn:aws:sts::*:assumed-role/ci-probe/*",
+                "arn:aws:sts::111122223333:assumed-role/ci-probe/run-1",
+                true,
+            ),
+            (
+                "arn:aws:sts::*:assumed-role/ci-probe/*",
+                "arn:aws:sts::111122223333:assumed-role/ci-probe-x/run-1",
+                false,
+            ),
         ] {
             assert_eq!(p(pat).matches(text), want, "{pat:?} vs {text:?}");
         }
@@ -195,8 +203,14 @@ mod tests {
         );
         let before = 1_801_353_599; // 2027-01-30T23:59:59Z
         let expired = 1_801_353_600; // 2027-01-31T00:00:00Z: the first rule has ended
-        assert_eq!(e.rule_for(&ci, before).map(|r| r.reason.as_str()), Some("CI checks model access"));
-        assert_eq!(e.rule_for(&ci, expired).map(|r| r.threshold), Some(Some(20)));
+        assert_eq!(
+            e.rule_for(&ci, before).map(|r| r.reason.as_str()),
+            Some("CI checks model access")
+        );
+        assert_eq!(
+            e.rule_for(&ci, expired).map(|r| r.threshold),
+            Some(Some(20))
+        );
         let other = DenialKey::new("arn:aws:iam::1:user/bob", "meta.llama", "111122223333");
         assert!(e.rule_for(&other, before).is_none());
     }
@@ -206,10 +220,19 @@ mod tests {
         for (json, expect) in [
             ("{}", "not a JSON array"),
             (r#"[{"user.id": "x"}]"#, "rule 1"),
-            (r#"[{"user.id": "x", "reason": "ok"}, {"reason": "no field"}]"#, "rule 2"),
+            (
+                r#"[{"user.id": "x", "reason": "ok"}, {"reason": "no field"}]"#,
+                "rule 2",
+            ),
             (r#"[{"user_id": "x", "reason": "typo"}]"#, "unknown field"),
-            (r#"[{"user.id": "x", "reason": "r", "until": "tomorrow"}]"#, "RFC 3339"),
-            (r#"[{"user.id": "x", "reason": "r", "threshold": -1}]"#, "rule 1"),
+            (
+                r#"[{"user.id": "x", "reason": "r", "until": "tomorrow"}]"#,
+                "RFC 3339",
+            ),
+            (
+                r#"[{"user.id": "x", "reason": "r", "threshold": -1}]"#,
+                "rule 1",
+            ),
             (r#"[{"user.id": "x", "reason": "  "}]"#, "reason"),
         ] {
             let err = Exceptions::parse(json).expect_err(json);

@@ -192,8 +192,20 @@ mod tests {
 
     #[test]
     fn log_payload_identity_names_its_stream_and_follows_its_events() {
-        let a = ObjectId::log_events("111122223333", "us-east-1", "/aws/bedrock", "s1", ["1", "2"]);
-        let b = ObjectId::log_events("111122223333", "us-east-1", "/aws/bedrock", "s1", ["1", "3"]);
+        let a = ObjectId::log_events(
+            "111122223333",
+            "us-east-1",
+            "/aws/bedrock",
+            "s1",
+            ["1", "2"],
+        );
+        let b = ObjectId::log_events(
+            "111122223333",
+            "us-east-1",
+            "/aws/bedrock",
+            "s1",
+            ["1", "3"],
+        );
         assert_ne!(a.token, b.token);
         assert_eq!(
             a.uri,

@@ -53,7 +53,9 @@ pub fn denials(user: &str, times: &[i64]) -> String {
     times
         .iter()
         .enumerate()
-        .map(|(i, t)| record(user, MODEL, ACCOUNT, *t, Some(DENIED), &format!("r{i}")).to_string() + "\n")
+        .map(|(i, t)| {
+            record(user, MODEL, ACCOUNT, *t, Some(DENIED), &format!("r{i}")).to_string() + "\n"
+        })
         .collect()
 }
 
@@ -154,5 +156,108 @@ impl Read for Chunked<'_> {
         buf[..n].copy_from_slice(&self.data[..n]);
         self.data = &self.data[n..];
         Ok(n)
+    }
+}
+
+/// A store that holds its first `parties` callers of `add` at one barrier, and its
+/// first `parties` callers of `claim_alert` at another before the claim and at a third
+/// after it, so that many invocations of one object really race on the same counter
+/// and the same claim, and every loser sees the winner's claim still pending.
+pub struct BarrierStore<S> {
+    pub inner: S,
+    parties: usize,
+    adds: std::sync::atomic::AtomicUsize,
+    claims: std::sync::atomic::AtomicUsize,
+    before_add: tokio::sync::Barrier,
+    before_claim: tokio::sync::Barrier,
+    after_claim: tokio::sync::Barrier,
+}
+
+impl<S> BarrierStore<S> {
+    pub fn new(inner: S, parties: usize) -> Self {
+        Self {
+            inner,
+            parties,
+            adds: Default::default(),
+            claims: Default::default(),
+            before_add: tokio::sync::Barrier::new(parties),
+            before_claim: tokio::sync::Barrier::new(parties),
+            after_claim: tokio::sync::Barrier::new(parties),
+        }
+    }
+
+    /// True for the first `parties` calls, after they have all met at `barrier`.
+    async fn gate(
+        &self,
+        calls: &std::sync::atomic::AtomicUsize,
+        barrier: &tokio::sync::Barrier,
+    ) -> bool {
+        let gated = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < self.parties;
+        if gated {
+            barrier.wait().await;
+        }
+        gated
+    }
+}
+
+impl<S: crate::store::CounterStore> crate::store::CounterStore for BarrierStore<S> {
+    async fn add(
+        &self,
+        object: &crate::key::ObjectId,
+        key: &crate::key::DenialKey,
+        bucket: crate::window::Bucket,
+        count: u64,
+        expires_at: i64,
+    ) -> Result<crate::store::AddOutcome, crate::store::StoreError> {
+        self.gate(&self.adds, &self.before_add).await;
+        self.inner.add(object, key, bucket, count, expires_at).await
+    }
+
+    async fn counts(
+        &self,
+        key: &crate::key::DenialKey,
+        first: crate::window::Bucket,
+        last: crate::window::Bucket,
+    ) -> Result<std::collections::BTreeMap<crate::window::Bucket, u64>, crate::store::StoreError>
+    {
+        self.inner.counts(key, first, last).await
+    }
+
+    async fn claim_alert(
+        &self,
+        key: &crate::key::DenialKey,
+        claim: &crate::store::AlertClaim,
+    ) -> Result<crate::store::ClaimOutcome, crate::store::StoreError> {
+        let gated = self.gate(&self.claims, &self.before_claim).await;
+        let outcome = self.inner.claim_alert(key, claim).await;
+        if gated {
+            self.after_claim.wait().await;
+        }
+        outcome
+    }
+
+    async fn record_delivery(
+        &self,
+        key: &crate::key::DenialKey,
+        claim: &crate::store::AlertClaim,
+        sink: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.record_delivery(key, claim, sink).await
+    }
+
+    async fn release_claim(
+        &self,
+        key: &crate::key::DenialKey,
+        claim: &crate::store::AlertClaim,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.release_claim(key, claim).await
+    }
+
+    async fn mark_alert_sent(
+        &self,
+        key: &crate::key::DenialKey,
+        claim: &crate::store::AlertClaim,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.mark_alert_sent(key, claim).await
     }
 }

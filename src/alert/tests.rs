@@ -7,16 +7,24 @@ fn sample(user: &str, model: &str) -> Alert {
     let b = spec.bucket_of(t);
     let counts = BTreeMap::from([(b, 4)]);
     let key = DenialKey::new(user, model, "111122223333");
-    let denials = KeyDenials {
+    let mut denials = KeyDenials {
         buckets: counts.clone(),
         request_ids: vec!["r-1".into()],
+        ..KeyDenials::default()
     };
+    denials.context.add(crate::logs::DenialContext {
+        source_ip: Some("203.0.113.7".into()),
+        user_agent: Some("aws-cli/2.15.0".into()),
+        error_message: Some("not authorized".into()),
+        region: Some("us-east-1".into()),
+        operation: Some("InvokeModel".into()),
+    });
     Alert::build(
         &key,
         &WindowTotal { end: b, total: 4 },
         &counts,
         &spec,
-        &Config::default(),
+        3,
         &ObjectId::s3("bucket", "key", "etag"),
         &denials,
     )
@@ -41,9 +49,29 @@ fn json_matches_the_spec_example() {
       "threshold": 3,
       "window": {"start": "2026-03-14T08:10:00Z", "end": "2026-03-14T09:10:00Z"},
       "buckets": [{"start": "2026-03-14T09:00:00Z", "denials": 4}],
-      "evidence": {"objects": ["s3://bucket/key"], "request_ids": ["r-1"]}
+      "evidence": {"objects": ["s3://bucket/key"], "request_ids": ["r-1"],
+                   "source_ips": ["203.0.113.7"], "user_agents": ["aws-cli/2.15.0"],
+                   "error_messages": ["not authorized"], "regions": ["us-east-1"],
+                   "operations": ["InvokeModel"]}
     });
     assert_eq!(v, expected);
+}
+
+#[test]
+fn email_text_shows_region_and_the_context_analysts_ask_for() {
+    let t = sample("arn:aws:iam::111122223333:user/bob", "m").email_text();
+    for line in [
+        "Account (cloud.account.id):  111122223333",
+        "Region:  us-east-1",
+        "  log object: s3://bucket/key",
+        "  operation: InvokeModel",
+        "  source IP: 203.0.113.7",
+        "  user agent: aws-cli/2.15.0",
+        "  error message: not authorized",
+        "  request id: r-1",
+    ] {
+        assert!(t.contains(line), "{line:?} missing from:\n{t}");
+    }
 }
 
 #[test]
@@ -91,6 +119,7 @@ fn email_text_escapes_and_bounds_ids() {
 fn json_is_bounded_by_dropping_evidence() {
     let mut a = sample("u", "m");
     a.evidence.request_ids = (0..1000).map(|i| format!("{i:0>100}")).collect();
+    a.evidence.user_agents = (0..5).map(|i| format!("{i:x>256}")).collect();
     let full = a.to_json();
     let bounded = a.to_json_within(10_000);
     assert!(full.len() > 10_000);

@@ -88,7 +88,10 @@ fn walk(
     if meta.is_dir() {
         let real = std::fs::canonicalize(path)?;
         if !seen.insert(real) {
-            notes.push(format!("{}: folder already read (a symlink cycle?); skipped", path.display()));
+            notes.push(format!(
+                "{}: folder already read (a symlink cycle?); skipped",
+                path.display()
+            ));
             return Ok(());
         }
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
@@ -132,7 +135,9 @@ pub fn parse_time(value: &str, now: i64) -> Result<i64, String> {
         return Ok(t.timestamp());
     }
     if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp()));
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp()));
     }
     let (number, unit) = v.split_at(v.len().saturating_sub(1));
     let seconds = match unit {
@@ -224,7 +229,10 @@ mod tests {
             size: 1,
             modified,
         };
-        let dated = file("/AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/a.json.gz", 0);
+        let dated = file(
+            "/AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/a.json.gz",
+            0,
+        );
         assert!(in_period(&dated, Some(NOW + 3599), None));
         assert!(!in_period(&dated, Some(NOW + 3600), None));
         assert!(in_period(&dated, None, Some(NOW + 1)));
@@ -236,7 +244,10 @@ mod tests {
 
     #[test]
     fn s3_uris() {
-        assert_eq!(parse_s3_uri("s3://b/AWSLogs/"), Some(("b".into(), "AWSLogs/".into())));
+        assert_eq!(
+            parse_s3_uri("s3://b/AWSLogs/"),
+            Some(("b".into(), "AWSLogs/".into()))
+        );
         assert_eq!(parse_s3_uri("s3://b"), Some(("b".into(), String::new())));
         assert_eq!(parse_s3_uri("s3:///k"), None);
         assert_eq!(parse_s3_uri("/tmp/x"), None);

@@ -198,9 +198,9 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     #[cfg(feature = "aws")]
     {
         let opener = Opener {
-            s3: sdk.as_ref().map(|s| {
-                crate::source::s3::S3Source::new(crate::lambda::s3_client(s))
-            }),
+            s3: sdk
+                .as_ref()
+                .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s))),
         };
         if let Some(table) = &args.table {
             let sdk = match sdk {
@@ -250,10 +250,8 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
     inputs: &[Input],
     jobs: usize,
 ) -> Summary {
-    let progress = ProgressBar::with_draw_target(
-        Some(inputs.len() as u64),
-        ProgressDrawTarget::stderr(),
-    );
+    let progress =
+        ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
     if let Ok(style) =
         ProgressStyle::with_template("{bar:30} {pos}/{len} objects, {msg} [{elapsed}]")
     {

@@ -52,13 +52,25 @@ pub fn run(args: &WireArgs) -> ExitCode {
 fn kept(c: &Current) -> String {
     let mut lines = Vec::new();
     for l in c.lambda_function_configurations() {
-        lines.push(format!("  keeps Lambda  {} ({})", l.lambda_function_arn(), l.id().unwrap_or("no id")));
+        lines.push(format!(
+            "  keeps Lambda  {} ({})",
+            l.lambda_function_arn(),
+            l.id().unwrap_or("no id")
+        ));
     }
     for q in c.queue_configurations() {
-        lines.push(format!("  keeps SQS     {} ({})", q.queue_arn(), q.id().unwrap_or("no id")));
+        lines.push(format!(
+            "  keeps SQS     {} ({})",
+            q.queue_arn(),
+            q.id().unwrap_or("no id")
+        ));
     }
     for t in c.topic_configurations() {
-        lines.push(format!("  keeps SNS     {} ({})", t.topic_arn(), t.id().unwrap_or("no id")));
+        lines.push(format!(
+            "  keeps SNS     {} ({})",
+            t.topic_arn(),
+            t.id().unwrap_or("no id")
+        ));
     }
     if lines.is_empty() {
         lines.push("  no other notifications".into());
@@ -77,8 +89,16 @@ pub async fn enable(
         .bucket(bucket)
         .send()
         .await
-        .map_err(|e| format!("reading the notification configuration: {}", error_chain(&e)))?;
-    let mut report = format!("s3://{bucket}: notification configuration\n{}", kept(&current));
+        .map_err(|e| {
+            format!(
+                "reading the notification configuration: {}",
+                error_chain(&e)
+            )
+        })?;
+    let mut report = format!(
+        "s3://{bucket}: notification configuration\n{}",
+        kept(&current)
+    );
     if current.event_bridge_configuration().is_some() {
         report.push_str("\n  EventBridge delivery is already on: nothing to change");
         return Ok(report);
@@ -103,7 +123,12 @@ pub async fn enable(
         .skip_destination_validation(true)
         .send()
         .await
-        .map_err(|e| format!("writing the notification configuration: {}", error_chain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "writing the notification configuration: {}",
+                error_chain(&e)
+            )
+        })?;
     let after = client
         .get_bucket_notification_configuration()
         .bucket(bucket)

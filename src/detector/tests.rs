@@ -1,43 +1,12 @@
 use super::*;
 use crate::alert::MemorySink;
+use crate::exceptions::Exceptions;
 use crate::store::memory::{MemoryStore, StoreOps};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-const T0: i64 = 1_773_478_800; // 2026-03-14T09:00:00Z
-const ALICE: &str = "arn:aws:sts::111122223333:assumed-role/Analyst/alice";
-const MODEL: &str = "anthropic.claude-3-opus-20240229-v1:0";
-
-fn line(user: &str, model: &str, account: &str, t: i64, code: &str, req: &str) -> String {
-    serde_json::json!({
-        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-        "timestamp": crate::alert::rfc3339(t), "accountId": account,
-        "identity": {"arn": user}, "region": "us-east-1", "requestId": req,
-        "operation": "InvokeModel", "modelId": model, "errorCode": code,
-    })
-    .to_string()
-        + "\n"
-}
-
-fn denials(user: &str, times: &[i64]) -> String {
-    times
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            line(
-                user,
-                MODEL,
-                "111122223333",
-                *t,
-                "AccessDeniedException",
-                &format!("r{i}"),
-            )
-        })
-        .collect()
-}
-
-fn detector() -> Detector<MemoryStore, MemorySink> {
-    Detector::new(Config::default(), MemoryStore::new(), MemorySink::new()).with_clock(|| T0)
-}
+use crate::testing::{
+    cloudtrail_record, denials, gzip, memory_detector, memory_detector_with, record, BarrierStore,
+    FailingSource, ACCOUNT, ALICE, DENIED, MODEL, T0,
+};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 async fn run<S: CounterStore, A: AlertSink>(
     d: &Detector<S, A>,
@@ -48,9 +17,13 @@ async fn run<S: CounterStore, A: AlertSink>(
         .await
 }
 
+fn alice() -> DenialKey {
+    DenialKey::new(ALICE, MODEL, ACCOUNT)
+}
+
 #[tokio::test]
 async fn four_denials_alert_once() {
-    let d = detector();
+    let d = memory_detector();
     let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]))
         .await
         .expect("ok");
@@ -61,11 +34,13 @@ async fn four_denials_alert_once() {
     assert_eq!(alerts[0].user_id, ALICE);
     assert_eq!(alerts[0].evidence.objects, vec!["s3://logs/a"]);
     assert_eq!(alerts[0].evidence.request_ids, vec!["r0", "r1", "r2", "r3"]);
+    assert_eq!(alerts[0].evidence.regions, vec!["us-east-1"]);
+    assert_eq!(alerts[0].evidence.operations, vec!["InvokeModel"]);
 }
 
 #[tokio::test]
 async fn three_denials_stay_quiet() {
-    let d = detector();
+    let d = memory_detector();
     run(&d, "a", &denials(ALICE, &[T0, T0 + 60, T0 + 120]))
         .await
         .expect("ok");
@@ -74,7 +49,7 @@ async fn three_denials_stay_quiet() {
 
 #[tokio::test]
 async fn counts_add_across_objects() {
-    let d = detector();
+    let d = memory_detector();
     run(&d, "a", &denials(ALICE, &[T0, T0 + 60]))
         .await
         .expect("ok");
@@ -90,7 +65,7 @@ async fn counts_add_across_objects() {
 
 #[tokio::test]
 async fn fifty_five_minutes_meet_seventy_do_not() {
-    let d = detector();
+    let d = memory_detector();
     run(&d, "a", &denials(ALICE, &[T0, T0 + 1]))
         .await
         .expect("ok");
@@ -99,7 +74,7 @@ async fn fifty_five_minutes_meet_seventy_do_not() {
         .expect("ok");
     assert_eq!(d.sink().alerts().len(), 1);
 
-    let d = detector();
+    let d = memory_detector();
     run(&d, "a", &denials(ALICE, &[T0, T0 + 1]))
         .await
         .expect("ok");
@@ -109,24 +84,36 @@ async fn fifty_five_minutes_meet_seventy_do_not() {
     assert!(d.sink().alerts().is_empty());
 }
 
+fn line(user: &str, model: &str, account: &str, t: i64, code: &str) -> String {
+    record(user, model, account, t, Some(code), "r").to_string() + "\n"
+}
+
 #[tokio::test]
 async fn grouping_is_by_user_model_and_account() {
-    let d = detector();
+    let d = memory_detector();
     let mut body = String::new();
-    // Two denials each for 4 keys differing in one id, plus noise of other codes.
-    for (u, m, a) in [
-        (ALICE, MODEL, "111122223333"),
-        ("arn:aws:iam::111122223333:user/bob", MODEL, "111122223333"),
-        (ALICE, "amazon.titan-text-express-v1", "111122223333"),
+    let keys = [
+        (ALICE, MODEL, ACCOUNT),
+        ("arn:aws:iam::111122223333:user/bob", MODEL, ACCOUNT),
+        (ALICE, "amazon.titan-text-express-v1", ACCOUNT),
         (ALICE, MODEL, "444455556666"),
-    ] {
+    ];
+    // Two denials each for 4 keys differing in one id, plus noise of other codes.
+    for (u, m, a) in keys {
         for i in 0..2 {
-            body += &line(u, m, a, T0 + i, "AccessDeniedException", "r");
+            body += &line(u, m, a, T0 + i, DENIED);
         }
-        body += &line(u, m, a, T0, "ThrottlingException", "r");
+        body += &line(u, m, a, T0, "ThrottlingException");
     }
     let r = run(&d, "a", &body).await.expect("ok");
     assert_eq!(r.record.keys, 4);
+    for (u, m, a) in keys {
+        assert_eq!(
+            d.store()
+                .count(&DenialKey::new(u, m, a), d.reader().spec().bucket_of(T0)),
+            2
+        );
+    }
     assert!(d.sink().alerts().is_empty());
     // Two more for one key tip only that key over.
     run(&d, "b", &denials(ALICE, &[T0 + 5, T0 + 6]))
@@ -136,13 +123,13 @@ async fn grouping_is_by_user_model_and_account() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(
         (alerts[0].model_id.as_str(), alerts[0].account_id.as_str()),
-        (MODEL, "111122223333")
+        (MODEL, ACCOUNT)
     );
 }
 
 #[tokio::test]
 async fn redelivery_neither_double_counts_nor_realerts() {
-    let d = detector();
+    let d = memory_detector();
     let body = denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]);
     run(&d, "a", &body).await.expect("ok");
     let before = d.store().snapshot();
@@ -156,17 +143,14 @@ async fn redelivery_neither_double_counts_nor_realerts() {
         .await
         .expect("ok");
     assert_eq!(
-        d.store().count(
-            &DenialKey::new(ALICE, MODEL, "111122223333"),
-            d.spec().bucket_of(T0)
-        ),
+        d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
         8
     );
 }
 
 #[tokio::test]
 async fn suppression_then_a_new_alert_after_the_period() {
-    let d = detector();
+    let d = memory_detector();
     run(&d, "a", &denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]))
         .await
         .expect("ok");
@@ -186,60 +170,238 @@ async fn suppression_then_a_new_alert_after_the_period() {
 
 /// Fails the first `fail` publishes, then delivers to memory.
 struct FlakySink {
+    name: &'static str,
     fail: AtomicUsize,
     inner: MemorySink,
 }
 
+impl FlakySink {
+    fn new(name: &'static str, fail: usize) -> Self {
+        Self {
+            name,
+            fail: AtomicUsize::new(fail),
+            inner: MemorySink::new(),
+        }
+    }
+}
+
 impl AlertSink for FlakySink {
+    fn name(&self) -> &str {
+        self.name
+    }
+
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
         if self
             .fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(SinkError {
-                key: alert.key().to_string(),
-                message: "topic unavailable".into(),
-            });
+            return Err(SinkError::new(self.name, alert, "topic unavailable"));
         }
         self.inner.publish(alert).await
     }
 }
 
 #[tokio::test]
-async fn failed_publish_fails_and_the_retry_publishes() {
-    let sink = FlakySink {
-        fail: AtomicUsize::new(1),
-        inner: MemorySink::new(),
-    };
-    let d = Detector::new(Config::default(), MemoryStore::new(), sink).with_clock(|| T0);
+async fn failed_publish_fails_releases_the_claim_and_the_retry_publishes() {
+    let d = Detector::new(
+        Config::default(),
+        MemoryStore::new(),
+        FlakySink::new("sns", 1),
+    )
+    .with_clock(|| T0);
     let body = denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]);
     let err = run(&d, "a", &body)
         .await
         .expect_err("publish failure fails the object");
-    assert!(matches!(err, DetectError::Publish { .. }), "{err}");
+    assert!(matches!(err, DetectError::Deliver { .. }), "{err}");
     assert!(err.to_string().contains("s3://logs/a"), "{err}");
-    // Another object cannot alert while the first one's claim is fresh...
-    let r = run(&d, "b", &denials(ALICE, &[T0 + 200]))
-        .await
-        .expect("ok");
-    assert_eq!(r.record.alerts_in_progress, 1);
-    // ...and the retry of the first one publishes with counts already in.
+    let state = d.store().alert_state(&alice()).expect("alert state");
+    assert!(
+        state.pending.is_none(),
+        "the failed attempt gave its claim back"
+    );
+    // The retry, with counts already in, claims at once and publishes.
     let r = run(&d, "a", &body).await.expect("retry ok");
     assert_eq!(r.record.counters_already_counted, 1);
     assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.record.alerts_in_progress, 0);
     assert_eq!(d.sink().inner.alerts().len(), 1);
-    assert_eq!(d.sink().inner.alerts()[0].total_denials, 5);
+    assert_eq!(d.sink().inner.alerts()[0].total_denials, 4);
+}
+
+#[tokio::test]
+async fn a_failing_sink_is_retried_alone_the_others_keep_their_one_copy() {
+    let sinks = vec![FlakySink::new("sns", 0), FlakySink::new("securityhub", 2)];
+    let d = Detector::with_sinks(Config::default(), MemoryStore::new(), sinks).with_clock(|| T0);
+    let body = denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]);
+    for _ in 0..2 {
+        let err = run(&d, "a", &body).await.expect_err("security hub down");
+        assert!(err.to_string().contains("s3://logs/a"), "{err}");
+    }
+    let r = run(&d, "a", &body).await.expect("third attempt");
+    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(d.sinks()[0].inner.alerts().len(), 1, "SNS delivered once");
+    assert_eq!(
+        d.sinks()[1].inner.alerts().len(),
+        1,
+        "Security Hub delivered on the retry"
+    );
+    // Marked sent: a redelivery delivers nothing.
+    run(&d, "a", &body).await.expect("redelivery");
+    assert_eq!(d.sinks()[0].inner.alerts().len(), 1);
+    assert_eq!(d.sinks()[1].inner.alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_object_count_once_and_alert_once() {
+    // Four invocations of the same object meet at the counter and at the claim.
+    let d = Detector::new(
+        Config::default(),
+        BarrierStore::new(MemoryStore::new(), 4),
+        MemorySink::new(),
+    )
+    .with_clock(|| T0);
+    let body = denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]);
+    let runs = (0..4).map(|_| run(&d, "a", &body));
+    let reports: Vec<RecordReport> = join_all(runs)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every delivery succeeds").record)
+        .collect();
+    let sum = reports.iter().fold(RecordReport::default(), |mut t, r| {
+        t.add(r);
+        t
+    });
+    assert_eq!(sum.counters_added, 1, "{reports:?}");
+    assert_eq!(sum.counters_already_counted, 3, "{reports:?}");
+    assert_eq!(sum.alerts_published, 1, "{reports:?}");
+    assert_eq!(sum.alerts_suppressed, 3, "{reports:?}");
+    assert_eq!(
+        sum.alerts_in_progress, 3,
+        "the three losers waited: {reports:?}"
+    );
+    assert_eq!(
+        d.store()
+            .inner
+            .count(&alice(), d.reader().spec().bucket_of(T0)),
+        4
+    );
+    assert_eq!(d.sink().alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_held_by_a_dead_attempt_fails_the_others_until_its_lease_ends() {
+    // An attempt that dies between claiming and marking leaves a fresh claim behind.
+    static NOW: AtomicI64 = AtomicI64::new(T0);
+    let d = Detector::new(Config::default(), MemoryStore::new(), MemorySink::new())
+        .with_clock(|| NOW.load(Ordering::SeqCst))
+        .with_claim_wait(Duration::from_millis(50));
+    let key = alice();
+    let held = AlertClaim {
+        object_token: "dead".into(),
+        attempt: "dead-attempt".into(),
+        window_end: T0 + 600,
+        suppress_seconds: 3600,
+        lease_seconds: CLAIM_LEASE_SECONDS,
+        now: T0,
+        expires_at: T0 + 86_400,
+    };
+    d.store().claim_alert(&key, &held).await.expect("claim");
+    let body = denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]);
+    let err = run(&d, "b", &body).await.expect_err("busy");
+    assert!(matches!(err, DetectError::AlertBusy { .. }), "{err}");
+    // Lambda retries a minute later: the lease has run out and the retry takes over.
+    NOW.store(T0 + 60, Ordering::SeqCst);
+    let r = run(&d, "b", &body).await.expect("retry");
+    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(d.sink().alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
+    static NOW: AtomicI64 = AtomicI64::new(T0);
+    let mut config = Config::default();
+    config.exceptions = Exceptions::parse(&format!(
+        r#"[{{"user.id": "{ALICE}", "reason": "pen test", "until": "2026-03-14T10:00:00Z"}}]"#
+    ))
+    .expect("rules");
+    let d = Detector::new(config, MemoryStore::new(), MemorySink::new())
+        .with_clock(|| NOW.load(Ordering::SeqCst));
+    let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]))
+        .await
+        .expect("ok");
+    assert_eq!(r.record.alerts_excepted, 1);
+    assert_eq!(r.record.alerts_published, 0);
+    assert_eq!(
+        d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
+        4
+    );
+    // The rule has ended: the next object alerts on what was counted meanwhile.
+    NOW.store(T0 + 3600, Ordering::SeqCst);
+    let r = run(&d, "b", &denials(ALICE, &[T0 + 5])).await.expect("ok");
+    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(d.sink().alerts()[0].total_denials, 5);
+}
+
+#[tokio::test]
+async fn a_per_key_threshold_alerts_above_its_own_value_only() {
+    let mut config = Config::default();
+    config.exceptions = Exceptions::parse(
+        r#"[{"cloud.account.id": "111122223333", "gen_ai.request.model.id": "anthropic.*", "threshold": 6, "reason": "sandbox"}]"#,
+    )
+    .expect("rules");
+    let d = memory_detector_with(config);
+    run(&d, "a", &denials(ALICE, &[T0; 6])).await.expect("ok");
+    assert!(d.sink().alerts().is_empty(), "6 is not above 6");
+    run(&d, "b", &denials(ALICE, &[T0 + 1])).await.expect("ok");
+    let alerts = d.sink().alerts();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!((alerts[0].total_denials, alerts[0].threshold), (7, 6));
+    // Another model keeps the global threshold.
+    let body: String = (0..4)
+        .map(|i| {
+            line(
+                ALICE,
+                "meta.llama3-70b-instruct-v1:0",
+                ACCOUNT,
+                T0 + i,
+                DENIED,
+            )
+        })
+        .collect();
+    run(&d, "c", &body).await.expect("ok");
+    assert_eq!(d.sink().alerts().len(), 2);
+}
+
+#[tokio::test]
+async fn cloudtrail_evidence_carries_ip_agent_and_message() {
+    let d = memory_detector();
+    let doc = serde_json::json!({"Records": (0..4)
+        .map(|i| cloudtrail_record(ALICE, MODEL, T0 + i, "InvokeModel", Some("AccessDenied"), &format!("ct-{i}")))
+        .collect::<Vec<_>>()});
+    d.process(
+        &ObjectId::s3("trail", "t.json.gz", "e"),
+        &gzip(doc.to_string().as_bytes())[..],
+    )
+    .await
+    .expect("ok");
+    let a = &d.sink().alerts()[0];
+    assert_eq!(a.evidence.source_ips, vec!["203.0.113.7"]);
+    assert_eq!(a.evidence.user_agents.len(), 1);
+    assert_eq!(a.evidence.error_messages.len(), 1);
+    assert_eq!(a.evidence.operations, vec!["InvokeModel"]);
+    assert_eq!(a.evidence.request_ids, vec!["ct-0", "ct-1", "ct-2", "ct-3"]);
 }
 
 #[tokio::test]
 async fn store_requests_per_object() {
-    let d = detector();
+    let d = memory_detector();
     // No denials: no store request at all.
     run(
         &d,
         "quiet",
-        &line(ALICE, MODEL, "1", T0, "ValidationException", "r"),
+        &line(ALICE, MODEL, "1", T0, "ValidationException"),
     )
     .await
     .expect("ok");
@@ -255,13 +417,8 @@ async fn store_requests_per_object() {
 
 #[tokio::test]
 async fn truncated_gzip_counts_what_was_read_and_reports() {
-    use flate2::{write::GzEncoder, Compression};
-    use std::io::Write;
-    let d = detector();
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    let body = denials(ALICE, &vec![T0; 4000]);
-    e.write_all(body.as_bytes()).expect("gzip");
-    let gz = e.finish().expect("gzip");
+    let d = memory_detector();
+    let gz = gzip(denials(ALICE, &vec![T0; 4000]).as_bytes());
     let r = d
         .process(
             &ObjectId::s3("logs", "cut.json.gz", "e"),
@@ -279,10 +436,10 @@ async fn truncated_gzip_counts_what_was_read_and_reports() {
 
 #[tokio::test]
 async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all() {
-    let d = detector();
+    let d = memory_detector();
     let body = denials(ALICE, &vec![T0; 2000]);
     let object = ObjectId::s3("logs", "a", "e1");
-    let broken = crate::logs::tests::FailingSource {
+    let broken = FailingSource {
         data: body.as_bytes(),
         fail_at: body.len() / 2,
     };
@@ -294,6 +451,8 @@ async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all
         "nothing counted from a partial read"
     );
     d.process(&object, body.as_bytes()).await.expect("retry");
-    let key = DenialKey::new(ALICE, MODEL, "111122223333");
-    assert_eq!(d.store().count(&key, d.spec().bucket_of(T0)), 2000);
+    assert_eq!(
+        d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
+        2000
+    );
 }

@@ -99,15 +99,21 @@ mod tests {
         assert_eq!(p.log_events[0].message, "{\"a\":1}");
         assert!(!p.is_control_message());
         // Unpadded base64 too.
-        let unpadded = encode(&payload().to_string()).trim_end_matches('=').to_string();
+        let unpadded = encode(&payload().to_string())
+            .trim_end_matches('=')
+            .to_string();
         assert!(decode(&unpadded).is_ok());
     }
 
     #[test]
     fn bad_payloads_say_what_is_wrong() {
         assert!(decode("!!!").expect_err("base64").contains("base64"));
-        assert!(decode(&STANDARD.encode(b"plain")).expect_err("gzip").contains("gzip"));
-        assert!(decode(&encode("[1, 2]")).expect_err("shape").contains("log payload"));
+        assert!(decode(&STANDARD.encode(b"plain"))
+            .expect_err("gzip")
+            .contains("gzip"));
+        assert!(decode(&encode("[1, 2]"))
+            .expect_err("shape")
+            .contains("log payload"));
     }
 
     #[test]

@@ -352,16 +352,16 @@ mod tests {
     fn shipped_sample_events_parse() {
         let fixture = |text: &str| serde_json::from_str::<Value>(text).expect("fixture JSON");
         let Invocation::Objects(o) =
-            parse_invocation(&fixture(include_str!("../events/s3-put.json")))
+            parse_invocation(&fixture(include_str!("../../events/s3-put.json")))
         else {
             panic!("s3-put.json")
         };
         assert!(o[0]
             .key
             .ends_with("20260314T091000Z_5d3c1a9e7b2f4e68.json.gz"));
-        let Invocation::Objects(o) =
-            parse_invocation(&fixture(include_str!("../events/s3-put-encoded-key.json")))
-        else {
+        let Invocation::Objects(o) = parse_invocation(&fixture(include_str!(
+            "../../events/s3-put-encoded-key.json"
+        ))) else {
             panic!("s3-put-encoded-key.json")
         };
         assert_eq!(
@@ -369,13 +369,13 @@ mod tests {
             "exports/team a/b/bedrock invocations:2026-03-14.json"
         );
         let Invocation::Objects(o) = parse_invocation(&fixture(include_str!(
-            "../events/eventbridge-object-created.json"
+            "../../events/eventbridge-object-created.json"
         ))) else {
             panic!("eventbridge-object-created.json")
         };
         assert_eq!(o[0].bucket, "cloudtrail-logs-111122223333");
         let Invocation::Sqs(m) =
-            parse_invocation(&fixture(include_str!("../events/sqs-batch.json")))
+            parse_invocation(&fixture(include_str!("../../events/sqs-batch.json")))
         else {
             panic!("sqs-batch.json")
         };
@@ -383,7 +383,7 @@ mod tests {
         assert!(m[0].objects.is_ok() && m[1].objects.is_ok());
         assert_eq!(m[2].objects, Err("s3:TestEvent".into()));
         assert_eq!(
-            parse_invocation(&fixture(include_str!("../events/s3-test-event.json"))),
+            parse_invocation(&fixture(include_str!("../../events/s3-test-event.json"))),
             Invocation::Ignored("s3:TestEvent".into())
         );
     }

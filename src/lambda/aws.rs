@@ -109,11 +109,11 @@ pub fn sns_sink(sdk: &aws_config::SdkConfig, topic_arn: &str) -> AwsSink {
 /// The deployed handler over a given SDK configuration.
 pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
     let sinks = vec![sns_sink(sdk, &settings.topic_arn)];
-    let detector = Detector::with_sinks(
-        settings.config,
-        dynamo_store(sdk, &settings.table),
-        sinks,
-    );
-    Handler::new(detector, S3Source::new(s3_client(sdk)), settings.function_name)
-        .with_region(settings.region)
+    let detector = Detector::with_sinks(settings.config, dynamo_store(sdk, &settings.table), sinks);
+    Handler::new(
+        detector,
+        S3Source::new(s3_client(sdk)),
+        settings.function_name,
+    )
+    .with_region(settings.region)
 }

@@ -13,13 +13,13 @@ pub use aws::{
     AwsHandler, AwsSink,
 };
 
+use crate::alert::AlertSink;
 use crate::config::{Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
 use crate::key::ObjectId;
 use crate::metrics::InvocationMetrics;
-use crate::alert::AlertSink;
 use crate::source::{ObjectSource, SourceError};
 use crate::store::CounterStore;
 use aws_lambda_events::sqs::SqsBatchResponse;

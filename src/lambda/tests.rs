@@ -1,23 +1,11 @@
 use super::*;
 use crate::alert::MemorySink;
+use crate::errors::Context;
+use crate::key::DenialKey;
 use crate::source::{MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
-
-const T0: i64 = 1_773_478_800;
-
-fn denials(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "timestamp": crate::alert::rfc3339(T0 + i as i64), "accountId": "1",
-                "identity": {"arn": "arn:aws:iam::1:user/mallory"}, "requestId": format!("r{i}"),
-                "modelId": "m", "errorCode": "AccessDeniedException"
-            })
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
+use crate::testing::{denials, ACCOUNT, MALLORY, MODEL, T0};
+use serde_json::json;
 
 fn s3_event(keys: &[&str]) -> Value {
     json!({"Records": keys.iter().map(|k| json!({
@@ -26,21 +14,60 @@ fn s3_event(keys: &[&str]) -> Value {
     })).collect::<Vec<_>>()})
 }
 
-fn handler(source: MemorySource) -> Handler<MemoryStore, MemorySink, MemorySource> {
+fn versioned_event(key: &str, version: &str) -> Value {
+    let mut e = s3_event(&[key]);
+    e["Records"][0]["s3"]["object"]["versionId"] = json!(version);
+    e
+}
+
+fn handler<O: ObjectSource>(source: O) -> Handler<MemoryStore, MemorySink, O> {
     let d =
         Detector::new(Config::default(), MemoryStore::new(), MemorySink::new()).with_clock(|| T0);
     Handler::new(d, source, "test")
 }
 
+fn answer(r: Response) -> Value {
+    serde_json::to_value(r).expect("serialisable")
+}
+
 #[tokio::test]
 async fn s3_event_with_encoded_key_alerts() {
     let src = MemorySource::new();
-    src.put("logs", "AWSLogs/1/a b+c.json", denials(4));
+    src.put("logs", "AWSLogs/1/a b+c.json", denials(MALLORY, &[T0; 4]));
     let h = handler(src);
-    h.handle(s3_event(&["AWSLogs/1/a+b%2Bc.json"]))
+    let out = h
+        .handle(s3_event(&["AWSLogs/1/a+b%2Bc.json"]))
         .await
         .expect("ok");
+    assert_eq!(answer(out), json!({"objects": 1}));
     assert_eq!(h.detector().sink().alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn each_version_is_read_as_the_event_names_it_and_counted_once() {
+    // v1: 2 denials at 08:00; v2: 1 denial at 08:30. Events for each, twice, any order.
+    let src = MemorySource::new();
+    let v1 = src.put("logs", "k.json", denials(MALLORY, &[T0 - 3600, T0 - 3599]));
+    let v2 = src.put("logs", "k.json", denials(MALLORY, &[T0 - 1800]));
+    let h = handler(src);
+    for v in [&v2, &v1, &v1, &v2] {
+        h.handle(versioned_event("k.json", v)).await.expect("ok");
+    }
+    let key = DenialKey::new(MALLORY, MODEL, ACCOUNT);
+    let store = h.detector().store();
+    assert_eq!(store.count(&key, crate::testing::bucket_of(T0 - 3600)), 2);
+    assert_eq!(store.count(&key, crate::testing::bucket_of(T0 - 1800)), 1);
+    assert!(h.detector().sink().alerts().is_empty());
+}
+
+#[tokio::test]
+async fn a_version_that_no_longer_exists_is_acknowledged_as_missing() {
+    let src = MemorySource::new();
+    src.put("logs", "k.json", denials(MALLORY, &[T0]));
+    let h = handler(src);
+    let out = h.handle(versioned_event("k.json", "v9")).await.expect("ok");
+    assert_eq!(answer(out), json!({"objects": 1}));
+    assert!(h.detector().store().snapshot().is_empty());
 }
 
 #[tokio::test]
@@ -54,7 +81,33 @@ async fn missing_and_housekeeping_objects_are_acknowledged() {
         ]))
         .await
         .expect("bad objects do not fail the invocation");
-    assert_eq!(out["objects"], 3);
+    assert_eq!(answer(out), json!({"objects": 3}));
+}
+
+#[tokio::test]
+async fn malformed_and_control_payloads_are_acknowledged() {
+    let h = handler(MemorySource::new());
+    let out = h
+        .handle(json!({"awslogs": {"data": "not base64 !"}}))
+        .await
+        .expect("acknowledged");
+    assert!(answer(out)["malformed"]
+        .as_str()
+        .is_some_and(|m| m.contains("base64")));
+    let control = crate::event::logs::encode(
+        &json!({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
+                "logGroup": "", "logStream": "", "subscriptionFilters": [],
+                "logEvents": [{"id": "", "timestamp": 0, "message": "CWL CONTROL MESSAGE: Checking health of destination Lambda."}]})
+            .to_string(),
+    );
+    let out = h
+        .handle(json!({"awslogs": {"data": control}}))
+        .await
+        .expect("acknowledged");
+    assert_eq!(
+        answer(out),
+        json!({"ignored": "CloudWatch Logs control message"})
+    );
 }
 
 #[test]
@@ -82,7 +135,7 @@ impl ObjectSource for PartlyFailing {
             return Err(SourceError {
                 bucket: o.bucket.clone(),
                 key: o.key.clone(),
-                message: "AccessDenied".into(),
+                source: Box::new(Context::new("AccessDenied", "Access Denied")),
             });
         }
         self.0.open(o).await
@@ -92,15 +145,16 @@ impl ObjectSource for PartlyFailing {
 #[tokio::test]
 async fn dependency_failures_fail_the_invocation_or_the_sqs_message() {
     let src = MemorySource::new();
-    src.put("logs", "ok.json", denials(2));
-    let d = Detector::new(Config::default(), MemoryStore::new(), MemorySink::new());
-    let h = Handler::new(d, PartlyFailing(src), "test");
+    src.put("logs", "ok.json", denials(MALLORY, &[T0, T0]));
+    let h = handler(PartlyFailing(src));
     let err = h
         .handle(s3_event(&["ok.json", "fail.json"]))
         .await
         .expect_err("fails");
-    assert!(err.to_string().contains("1 of 2 objects failed"), "{err}");
-    assert!(err.to_string().contains("s3://logs/fail.json"), "{err}");
+    let text = error_chain(&err);
+    assert!(text.contains("1 of 2 objects failed"), "{text}");
+    assert!(text.contains("s3://logs/fail.json"), "{text}");
+    assert!(text.contains("Access Denied"), "the cause is kept: {text}");
 
     let sqs = json!({"Records": [
         {"messageId": "m-ok", "eventSource": "aws:sqs", "body": s3_event(&["ok.json"]).to_string()},
@@ -112,7 +166,7 @@ async fn dependency_failures_fail_the_invocation_or_the_sqs_message() {
         .await
         .expect("SQS batches answer with failures");
     assert_eq!(
-        out,
+        answer(out),
         json!({"batchItemFailures": [{"itemIdentifier": "m-fail"}]})
     );
 }

@@ -204,7 +204,11 @@ mod tests {
         loop {
             let f = b.fill(&mut src).expect("read");
             oversized += u64::from(f.oversized_line);
-            lines.extend(b.lines().split_inclusive(|c| *c == b'\n').map(<[u8]>::to_vec));
+            lines.extend(
+                b.lines()
+                    .split_inclusive(|c| *c == b'\n')
+                    .map(<[u8]>::to_vec),
+            );
             b.consume_lines();
             assert!(b.buf.len() <= MAX_LINE_BYTES);
             if b.is_eof() {

@@ -107,7 +107,10 @@ mod tests {
         );
         assert_eq!(m.needles.len(), 1);
         let mut out = Vec::new();
-        m.candidates(br#"{"errorCode":"AccessDeniedException"} "AccessDenied""#, &mut out);
+        m.candidates(
+            br#"{"errorCode":"AccessDeniedException"} "AccessDenied""#,
+            &mut out,
+        );
         assert_eq!(out, vec![13, 38]);
         assert!(m.may_match(br#""AccessDenied""#));
         assert!(!m.may_match(b"AccessDenied without a quote"));

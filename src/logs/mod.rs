@@ -346,7 +346,10 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Detects the layout from the first bytes, then hands the rest to its reader.
-fn read_text<F: FnMut(Denial)>(text: &mut dyn Read, out: &mut Collector<'_, F>) -> Result<(), Stop> {
+fn read_text<F: FnMut(Denial)>(
+    text: &mut dyn Read,
+    out: &mut Collector<'_, F>,
+) -> Result<(), Stop> {
     let mut buf = LineBuffer::new();
     loop {
         let filled = buf.fill(text).map_err(Stop::Io)?;

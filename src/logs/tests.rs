@@ -1,8 +1,7 @@
 use super::*;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use crate::testing::{cloudtrail_record, gzip, Chunked, FailingSource};
 use proptest::prelude::*;
-use std::io::Write;
+use std::collections::BTreeMap;
 
 const USER: &str = "arn:aws:sts::111122223333:assumed-role/Analyst/alice";
 const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -10,11 +9,11 @@ const ACCOUNT: &str = "111122223333";
 const TS: &str = "2026-03-14T09:01:02Z";
 const TS_EPOCH: i64 = 1_773_478_862;
 
+/// The default codes: `AccessDeniedException` in invocation logs; CloudTrail's
+/// `AccessDenied` and `AccessDeniedException`.
 fn matcher() -> DenialMatcher {
-    DenialMatcher::new(&[
-        "AccessDeniedException".to_string(),
-        "AccessDenied".to_string(),
-    ])
+    let c = crate::config::Config::default();
+    DenialMatcher::new(&c.denial_codes, &c.cloudtrail_denial_codes)
 }
 
 fn bedrock_line(user: &str, model: &str, code: Option<&str>, prompt: &str) -> String {
@@ -41,12 +40,6 @@ fn denial_line() -> String {
     bedrock_line(USER, MODEL, Some("AccessDeniedException"), "hello")
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
-}
-
 fn read(bytes: &[u8]) -> (Vec<Denial>, ReadOutcome) {
     let mut out = Vec::new();
     let r = read_log(bytes, &matcher(), |d| out.push(d));
@@ -57,6 +50,13 @@ fn lines(ls: &[String]) -> Vec<u8> {
     let mut s = ls.join("\n");
     s.push('\n');
     s.into_bytes()
+}
+
+/// (user, model, time) of each denial, in order.
+fn who(ds: &[Denial]) -> Vec<(String, String, i64)> {
+    ds.iter()
+        .map(|d| (d.key.user_id.clone(), d.key.model_id.clone(), d.event_time))
+        .collect()
 }
 
 #[test]
@@ -73,6 +73,7 @@ fn plain_json_lines() {
     assert!(!r.stats.gzip);
     assert_eq!(r.stats.records, 4);
     assert_eq!(r.stats.denials, 1);
+    assert_eq!(r.stats.log_bytes, data.len() as u64);
     assert_eq!(r.stats.skipped, Skipped::default());
     assert_eq!(
         d,
@@ -80,6 +81,11 @@ fn plain_json_lines() {
             key: DenialKey::new(USER, MODEL, ACCOUNT),
             event_time: TS_EPOCH,
             request_id: Some("req-1".into()),
+            context: DenialContext {
+                region: Some("us-east-1".into()),
+                operation: Some("InvokeModel".into()),
+                ..DenialContext::default()
+            },
         }]
     );
 }
@@ -116,16 +122,139 @@ fn accessdenied_inside_a_prompt_does_not_count() {
 }
 
 #[test]
+fn each_source_counts_only_its_own_codes() {
+    // Invocation logs: exactly the rule's AccessDeniedException. CloudTrail: also the
+    // AccessDenied IAM writes for bedrock:InvokeModel.
+    let data = lines(&[
+        bedrock_line(USER, MODEL, Some("AccessDeniedException"), "a"),
+        bedrock_line(USER, MODEL, Some("AccessDenied"), "b"),
+        cloudtrail_record(
+            USER,
+            MODEL,
+            TS_EPOCH,
+            "InvokeModel",
+            Some("AccessDenied"),
+            "c1",
+        )
+        .to_string(),
+        cloudtrail_record(
+            USER,
+            MODEL,
+            TS_EPOCH,
+            "InvokeModel",
+            Some("AccessDeniedException"),
+            "c2",
+        )
+        .to_string(),
+    ]);
+    let (d, r) = read(&data);
+    let ids: Vec<_> = d
+        .iter()
+        .map(|x| x.request_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, vec!["req-1", "c1", "c2"]);
+    assert_eq!(r.stats.skipped.total(), 0);
+}
+
+#[test]
 fn configured_codes_replace_the_defaults() {
-    let m = DenialMatcher::new(&["UnauthorizedOperation".to_string()]);
+    let m = DenialMatcher::new(&["UnauthorizedOperation".to_string()], &[]);
     let data = lines(&[
         denial_line(),
         bedrock_line(USER, MODEL, Some("UnauthorizedOperation"), "x"),
+        cloudtrail_record(
+            USER,
+            MODEL,
+            TS_EPOCH,
+            "InvokeModel",
+            Some("AccessDenied"),
+            "c",
+        )
+        .to_string(),
     ]);
     let mut out = Vec::new();
     let r = read_log(&data[..], &m, |d| out.push(d));
     assert_eq!(r.stats.denials, 1);
     assert_eq!(out.len(), 1);
+}
+
+/// The rule, as Elastic runs it: each invocation-log record mapped with Elastic's
+/// fields (`user.id` = identity.arn, `gen_ai.request.model.id` = modelId,
+/// `cloud.account.id` = accountId, `gen_ai.response.error_code` = errorCode), then
+/// `where error_code == "AccessDeniedException" | stats count(*) by user, model, account`.
+fn rule_counts(data: &[u8]) -> BTreeMap<(String, String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        let field = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
+        if field("/errorCode").as_deref() != Some("AccessDeniedException") {
+            continue;
+        }
+        if let (Some(u), Some(m), Some(a)) = (
+            field("/identity/arn"),
+            field("/modelId"),
+            field("/accountId"),
+        ) {
+            *counts.entry((u, m, a)).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn reader_counts(data: &[u8]) -> BTreeMap<(String, String, String), u64> {
+    let mut counts = BTreeMap::new();
+    let r = read_log(data, &matcher(), |d| {
+        *counts
+            .entry((d.key.user_id, d.key.model_id, d.key.account_id))
+            .or_insert(0) += 1;
+    });
+    assert!(r.error.is_none());
+    counts
+}
+
+#[test]
+fn default_totals_equal_the_rules_on_a_log_with_both_codes() {
+    // One principal: 28 AccessDeniedException and 2 AccessDenied (which the rule does
+    // not count in invocation logs), among successes and other errors.
+    let mut ls = Vec::new();
+    for (n, code) in [
+        (28, Some("AccessDeniedException")),
+        (2, Some("AccessDenied")),
+        (5, None),
+        (3, Some("ThrottlingException")),
+    ] {
+        for _ in 0..n {
+            ls.push(bedrock_line(USER, MODEL, code, "p"));
+        }
+    }
+    ls.rotate_left(28); // the two AccessDenied lines first
+    let data = lines(&ls);
+    let want = rule_counts(&data);
+    assert_eq!(want.values().copied().collect::<Vec<_>>(), vec![28]);
+    assert_eq!(reader_counts(&data), want);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn default_totals_equal_the_rules(
+        records in proptest::collection::vec((0usize..3, 0usize..2, 0usize..2, 0usize..6), 1..80),
+    ) {
+        let users = [USER, "arn:aws:iam::111122223333:user/bob", "arn:aws:sts::444455556666:assumed-role/R/s"];
+        let models = [MODEL, "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.meta.llama3-70b"];
+        let accounts = [ACCOUNT, "444455556666"];
+        let codes = [Some("AccessDeniedException"), Some("AccessDenied"), None, Some("ValidationException"), Some("AccessDeniedException"), Some("accessdeniedexception")];
+        let ls: Vec<String> = records.iter().map(|(u, m, a, c)| {
+            let mut v: serde_json::Value = serde_json::from_str(&bedrock_line(users[*u], models[*m], codes[*c], "p")).expect("json");
+            v["accountId"] = accounts[*a].into();
+            v.to_string()
+        }).collect();
+        let data = lines(&ls);
+        prop_assert_eq!(reader_counts(&data), rule_counts(&data));
+    }
 }
 
 #[test]
@@ -286,33 +415,17 @@ fn empty_object() {
     let (_, r) = read(&gzip(b""));
     assert_eq!(r.stats.format, LogFormat::Empty);
     assert!(r.error.is_none());
+    let (_, r) = read(b"  \n\n ");
+    assert_eq!(r.stats.format, LogFormat::Empty);
 }
 
-fn cloudtrail_record(
-    source: &str,
-    name: &str,
-    code: Option<&str>,
-    recipient: bool,
-) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "eventVersion": "1.09",
-        "userIdentity": {"type": "AssumedRole", "arn": USER, "accountId": ACCOUNT,
-                         "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}},
-        "eventTime": TS,
-        "eventSource": source,
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "requestParameters": {"modelId": MODEL},
-        "responseElements": null,
-        "requestID": "ct-req",
-        "eventID": "e1",
-    });
-    if let Some(c) = code {
-        v["errorCode"] = c.into();
-        v["errorMessage"] = "User is not authorized".into();
-    }
-    if recipient {
-        v["recipientAccountId"] = ACCOUNT.into();
+fn ct(source: &str, name: &str, code: Option<&str>, recipient: bool) -> serde_json::Value {
+    let mut v = cloudtrail_record(USER, MODEL, TS_EPOCH, name, code, "ct-req");
+    v["eventSource"] = source.into();
+    if !recipient {
+        v.as_object_mut()
+            .expect("object")
+            .remove("recipientAccountId");
     }
     v
 }
@@ -320,14 +433,14 @@ fn cloudtrail_record(
 #[test]
 fn cloudtrail_counts_only_bedrock_invocations() {
     let doc = serde_json::json!({"Records": [
-        cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true),
-        cloudtrail_record("bedrock.amazonaws.com", "Converse", Some("AccessDeniedException"), false),
-        cloudtrail_record("bedrock.amazonaws.com", "InvokeModelWithResponseStream", Some("AccessDenied"), true),
-        cloudtrail_record("bedrock.amazonaws.com", "ConverseStream", Some("AccessDenied"), true),
-        cloudtrail_record("bedrock.amazonaws.com", "ListFoundationModels", Some("AccessDenied"), true),
-        cloudtrail_record("s3.amazonaws.com", "GetObject", Some("AccessDenied"), true),
-        cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", None, true),
-        cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("ValidationException"), true),
+        ct("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true),
+        ct("bedrock.amazonaws.com", "Converse", Some("AccessDeniedException"), false),
+        ct("bedrock.amazonaws.com", "InvokeModelWithResponseStream", Some("AccessDenied"), true),
+        ct("bedrock.amazonaws.com", "ConverseStream", Some("AccessDenied"), true),
+        ct("bedrock.amazonaws.com", "ListFoundationModels", Some("AccessDenied"), true),
+        ct("s3.amazonaws.com", "GetObject", Some("AccessDenied"), true),
+        ct("bedrock.amazonaws.com", "InvokeModel", None, true),
+        ct("bedrock.amazonaws.com", "InvokeModel", Some("ValidationException"), true),
     ]});
     for data in [
         doc.to_string().into_bytes(),
@@ -337,20 +450,46 @@ fn cloudtrail_counts_only_bedrock_invocations() {
         assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!(r.stats.format, LogFormat::CloudTrail);
         assert_eq!(r.stats.records, 8);
+        assert_eq!(r.stats.log_bytes, doc.to_string().len() as u64);
         assert_eq!(d.len(), 4);
         for x in &d {
             // recipientAccountId, else userIdentity.accountId
             assert_eq!(x.key, DenialKey::new(USER, MODEL, ACCOUNT));
             assert_eq!(x.request_id.as_deref(), Some("ct-req"));
             assert_eq!(x.event_time, TS_EPOCH);
+            assert_eq!(x.context.source_ip.as_deref(), Some("203.0.113.7"));
+            assert_eq!(x.context.region.as_deref(), Some("us-east-1"));
+            assert!(x
+                .context
+                .user_agent
+                .as_deref()
+                .is_some_and(|u| u.starts_with("aws-cli/")));
+            assert!(x
+                .context
+                .error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("not authorized")));
         }
+        let ops: Vec<_> = d
+            .iter()
+            .filter_map(|x| x.context.operation.clone())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "InvokeModel",
+                "Converse",
+                "InvokeModelWithResponseStream",
+                "ConverseStream"
+            ]
+        );
     }
 }
 
 #[test]
 fn pretty_printed_cloudtrail_with_other_keys() {
     // CloudTrail writes `Records` first; other keys after it are skipped.
-    let rec = serde_json::to_string_pretty(&cloudtrail_record(
+    let rec = serde_json::to_string_pretty(&ct(
         "bedrock.amazonaws.com",
         "InvokeModel",
         Some("AccessDenied"),
@@ -360,14 +499,111 @@ fn pretty_printed_cloudtrail_with_other_keys() {
     let text = format!("{{\n  \"Records\" : [\n{rec}\n  ],\n  \"Other\": {{\"x\": [1, 2, 3]}}\n}}");
     let (d, r) = read(format!("\n  {text}\n").as_bytes());
     assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.stats.format, LogFormat::CloudTrail);
     assert_eq!(d.len(), 1);
+}
+
+/// 15 CloudTrail records, 4 of them denied invocations.
+fn fifteen_records() -> Vec<serde_json::Value> {
+    (0..15)
+        .map(|i| {
+            let code = (i % 4 == 0).then_some("AccessDenied");
+            cloudtrail_record(
+                USER,
+                MODEL,
+                TS_EPOCH + i,
+                "InvokeModel",
+                code,
+                &format!("id-{i}"),
+            )
+        })
+        .collect()
+}
+
+fn expect_fifteen(data: &[u8], format: LogFormat) {
+    for bytes in [data.to_vec(), gzip(data)] {
+        let (d, r) = read(&bytes);
+        assert!(r.error.is_none(), "{format:?}: {:?}", r.error);
+        assert_eq!(r.stats.format, format);
+        assert_eq!(r.stats.records, 15, "{format:?}");
+        assert_eq!(r.stats.skipped, Skipped::default(), "{format:?}");
+        let ids: Vec<_> = d.iter().filter_map(|x| x.request_id.clone()).collect();
+        assert_eq!(ids, ["id-0", "id-4", "id-8", "id-12"], "{format:?}");
+    }
+}
+
+#[test]
+fn a_top_level_array_of_records() {
+    let array = serde_json::Value::Array(fifteen_records());
+    expect_fifteen(array.to_string().as_bytes(), LogFormat::JsonArray);
+    let pretty = serde_json::to_string_pretty(&array).expect("json");
+    expect_fifteen(pretty.as_bytes(), LogFormat::JsonArray);
+}
+
+#[test]
+fn lookup_events_output() {
+    // `aws cloudtrail lookup-events`: each record is a JSON string in CloudTrailEvent.
+    let events: Vec<_> = fifteen_records()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({"EventId": r["eventID"], "EventName": "InvokeModel",
+                "ReadOnly": "false", "EventTime": "2026-03-14T09:01:02+00:00",
+                "EventSource": "bedrock.amazonaws.com", "Username": "alice",
+                "Resources": [], "CloudTrailEvent": r.to_string()})
+        })
+        .collect();
+    let doc = serde_json::json!({"Events": events, "NextToken": "abc"});
+    expect_fifteen(
+        serde_json::to_string_pretty(&doc).expect("json").as_bytes(),
+        LogFormat::LookupEvents,
+    );
+    expect_fifteen(doc.to_string().as_bytes(), LogFormat::LookupEvents);
+}
+
+#[test]
+fn records_pretty_printed_one_after_another() {
+    let text: String = fifteen_records()
+        .iter()
+        .map(|r| serde_json::to_string_pretty(r).expect("json") + "\n")
+        .collect();
+    expect_fifteen(text.as_bytes(), LogFormat::JsonValues);
+}
+
+#[test]
+fn a_record_over_the_cap_in_a_document_stops_the_object() {
+    let mut big = cloudtrail_record(
+        USER,
+        MODEL,
+        TS_EPOCH,
+        "InvokeModel",
+        Some("AccessDenied"),
+        "big",
+    );
+    big["requestParameters"]["prompt"] = "x".repeat(MAX_LINE_BYTES + 1).into();
+    let small = cloudtrail_record(
+        USER,
+        MODEL,
+        TS_EPOCH,
+        "InvokeModel",
+        Some("AccessDenied"),
+        "small",
+    );
+    let doc = serde_json::json!({"Records": [small.clone(), big, small]});
+    let (d, r) = read(doc.to_string().as_bytes());
+    assert_eq!(d.len(), 1, "the record before the big one counts");
+    assert_eq!(r.stats.skipped.oversized_line, 1);
+    assert!(
+        matches!(r.error, Some(ReadError::MalformedDocument { .. })),
+        "{:?}",
+        r.error
+    );
 }
 
 #[test]
 fn truncated_cloudtrail_keeps_records_before_the_cut() {
     let recs: Vec<_> = (0..50)
         .map(|_| {
-            cloudtrail_record(
+            ct(
                 "bedrock.amazonaws.com",
                 "InvokeModel",
                 Some("AccessDenied"),
@@ -379,7 +615,13 @@ fn truncated_cloudtrail_keeps_records_before_the_cut() {
     let cut = &text.as_bytes()[..text.len() * 3 / 4];
     let (d, r) = read(cut);
     assert!(
-        matches!(r.error, Some(ReadError::MalformedCloudTrail { .. })),
+        matches!(
+            r.error,
+            Some(ReadError::MalformedDocument {
+                format: LogFormat::CloudTrail,
+                ..
+            })
+        ),
         "{:?}",
         r.error
     );
@@ -392,7 +634,7 @@ fn truncated_cloudtrail_keeps_records_before_the_cut() {
 
 #[test]
 fn cloudtrail_record_of_wrong_shape_is_skipped() {
-    let mut bad = cloudtrail_record(
+    let mut bad = ct(
         "bedrock.amazonaws.com",
         "InvokeModel",
         Some("AccessDenied"),
@@ -401,11 +643,13 @@ fn cloudtrail_record_of_wrong_shape_is_skipped() {
     bad["userIdentity"] = "not an object".into();
     let doc = serde_json::json!({"Records": [
         bad,
-        cloudtrail_record("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true),
+        ct("bedrock.amazonaws.com", "InvokeModel", Some("AccessDenied"), true),
+        7,
     ]});
     let (d, r) = read(doc.to_string().as_bytes());
     assert_eq!(d.len(), 1);
-    assert_eq!(r.stats.skipped.invalid_json, 1);
+    assert_eq!(r.stats.records, 3);
+    assert_eq!(r.stats.skipped.invalid_json, 2);
 }
 
 #[test]
@@ -420,26 +664,30 @@ fn deeply_nested_json_is_rejected_not_overflowed() {
     assert_eq!(r.stats.skipped.invalid_json, 1);
 }
 
-/// A source that fails after some bytes, like a dropped S3 connection.
-pub(crate) struct FailingSource<'a> {
-    pub data: &'a [u8],
-    pub fail_at: usize,
-}
-
-impl Read for FailingSource<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.fail_at == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "connection reset",
-            ));
-        }
-        let n = buf.len().min(self.fail_at).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        self.fail_at -= n;
-        Ok(n)
-    }
+#[test]
+fn messages_are_records_one_each() {
+    let messages = [
+        denial_line(),
+        "not json at all".to_string(),
+        bedrock_line(USER, MODEL, None, "fine"),
+        cloudtrail_record(
+            USER,
+            MODEL,
+            TS_EPOCH,
+            "Converse",
+            Some("AccessDenied"),
+            "ct",
+        )
+        .to_string(),
+    ];
+    let mut out = Vec::new();
+    let stats = read_messages(messages.iter().map(String::as_str), &matcher(), |d| {
+        out.push(d)
+    });
+    assert_eq!(stats.records, 4);
+    assert_eq!(stats.denials, 2);
+    assert_eq!(stats.skipped.invalid_json, 1);
+    assert_eq!(out[1].request_id.as_deref(), Some("ct"));
 }
 
 #[test]
@@ -453,24 +701,6 @@ fn source_failure_is_retryable_not_corruption() {
         let r = read_log(src, &matcher(), |_| {});
         let err = r.error.expect("failure reported");
         assert!(err.is_retryable(), "{err}");
-    }
-}
-
-/// Hands out at most `sizes[i]` bytes per read, cycling: exercises every boundary.
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: Vec<usize>,
-    i: usize,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = self.sizes[self.i % self.sizes.len()].max(1);
-        self.i += 1;
-        let n = want.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
     }
 }
 
@@ -488,18 +718,20 @@ proptest! {
             1 => bedrock_line(USER, MODEL, None, &"long prompt text ".repeat(i * 40)),
             2 => bedrock_line(USER, MODEL, None, "mentions \"AccessDenied\" in text"),
             3 => "garbage".to_string(),
+            // AccessDenied is not a denial in an invocation log.
             _ => bedrock_line(USER, &format!("{MODEL}-{i}"), Some("AccessDenied"), "p"),
         }).collect();
         let data = lines(&ls);
         let data = if compress { gzip(&data) } else { data };
-        let expected: Vec<String> = kinds.iter().enumerate()
-            .filter(|(_, k)| **k == 0 || **k == 4)
-            .map(|(i, _)| ls[i].clone()).collect();
+        let expected: Vec<(String, String, i64)> = kinds.iter().enumerate()
+            .filter(|(_, k)| **k == 0)
+            .map(|(i, _)| (format!("{USER}-{i}"), MODEL.to_string(), TS_EPOCH))
+            .collect();
         let mut got = Vec::new();
-        let r = read_log(Chunked { data: &data, sizes, i: 0 }, &matcher(), |d| got.push(d));
+        let r = read_log(Chunked::new(&data, sizes), &matcher(), |d| got.push(d));
         prop_assert!(r.error.is_none());
         prop_assert_eq!(r.stats.records, kinds.len() as u64);
-        prop_assert_eq!(got.len(), expected.len());
+        prop_assert_eq!(who(&got), expected);
         prop_assert_eq!(r.stats.skipped.invalid_json, kinds.iter().filter(|k| **k == 3).count() as u64);
     }
 
@@ -510,26 +742,4 @@ proptest! {
         // Also when cut anywhere.
         let _ = read_log(&data[..data.len() / 2], &matcher(), |_| {});
     }
-}
-
-#[test]
-fn housekeeping_objects_are_skipped() {
-    assert_eq!(skip_reason("AWSLogs/1/x.json.gz", 0), Some("empty object"));
-    assert!(skip_reason(
-        "AWSLogs/1/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check",
-        10
-    )
-    .is_some());
-    assert!(skip_reason(
-        "AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data/abc.json.gz",
-        10
-    )
-    .is_some());
-    assert_eq!(
-        skip_reason(
-            "AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/x.json.gz",
-            10
-        ),
-        None
-    );
 }

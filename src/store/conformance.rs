@@ -61,11 +61,22 @@ pub async fn counts_each_object_once<S: CounterStore>(store: &S) {
         async move { store.add(&o, &k, bucket, n, T).await.expect("add") }
     };
     assert_eq!(add(&a, 10, 3).await, AddOutcome::Added);
-    assert_eq!(add(&a, 10, 3).await, AddOutcome::AlreadyCounted, "same object again");
+    assert_eq!(
+        add(&a, 10, 3).await,
+        AddOutcome::AlreadyCounted,
+        "same object again"
+    );
     assert_eq!(add(&b, 10, 2).await, AddOutcome::Added, "another object");
-    assert_eq!(add(&a, 11, 1).await, AddOutcome::Added, "same object, next bucket");
+    assert_eq!(
+        add(&a, 11, 1).await,
+        AddOutcome::Added,
+        "same object, next bucket"
+    );
     let counts = store.counts(&k, 10, 11).await.expect("counts");
-    assert_eq!(counts.into_iter().collect::<Vec<_>>(), vec![(10, 5), (11, 1)]);
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        vec![(10, 5), (11, 1)]
+    );
 }
 
 pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
@@ -78,7 +89,11 @@ pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
     store.add(&o, &other, 7, 5, T).await.expect("add");
     let counts = store.counts(&k, 5, 9).await.expect("counts");
     assert_eq!(counts.keys().copied().collect::<Vec<_>>(), vec![5, 9]);
-    assert!(store.counts(&key("range-none"), 0, 100).await.expect("counts").is_empty());
+    assert!(store
+        .counts(&key("range-none"), 0, 100)
+        .await
+        .expect("counts")
+        .is_empty());
 }
 
 pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(store: &S) {
@@ -90,7 +105,10 @@ pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(st
     ] {
         let k = key(case);
         let first = claim("a", "o1", T, T);
-        assert!(is_claimed(&claim_ok(store, &k, &first).await), "{case}: first");
+        assert!(
+            is_claimed(&claim_ok(store, &k, &first).await),
+            "{case}: first"
+        );
         store.mark_alert_sent(&k, &first).await.expect("mark");
         let next = claim("b", "o2", T + offset, T + 10);
         let outcome = claim_ok(store, &k, &next).await;
@@ -127,21 +145,30 @@ pub async fn a_fresh_claim_is_busy_until_its_lease_ends<S: CounterStore>(store: 
     // A concurrent attempt on the same object, and one on another object.
     for (case, object) in [("lease-same-object", "o1"), ("lease-other-object", "o2")] {
         let k = key(case);
-        assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T)).await));
+        assert!(is_claimed(
+            &claim_ok(store, &k, &claim("a", "o1", T, T)).await
+        ));
         let outcome = claim_ok(store, &k, &claim("b", object, T, T + LEASE - 1)).await;
         assert!(
             matches!(outcome, ClaimOutcome::Busy { claimed_at: T, .. }),
             "{case}: one second before the lease ends: {outcome:?}"
         );
         let outcome = claim_ok(store, &k, &claim("b", object, T, T + LEASE)).await;
-        assert!(is_claimed(&outcome), "{case}: taken over at the lease end: {outcome:?}");
+        assert!(
+            is_claimed(&outcome),
+            "{case}: taken over at the lease end: {outcome:?}"
+        );
     }
 }
 
 pub async fn the_holder_may_claim_again<S: CounterStore>(store: &S) {
     let k = key("holder-again");
-    assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T)).await));
-    assert!(is_claimed(&claim_ok(store, &k, &claim("a", "o1", T, T + 1)).await));
+    assert!(is_claimed(
+        &claim_ok(store, &k, &claim("a", "o1", T, T)).await
+    ));
+    assert!(is_claimed(
+        &claim_ok(store, &k, &claim("a", "o1", T, T + 1)).await
+    ));
 }
 
 pub async fn a_released_claim_is_free_at_once<S: CounterStore>(store: &S) {
@@ -149,7 +176,9 @@ pub async fn a_released_claim_is_free_at_once<S: CounterStore>(store: &S) {
     let a = claim("a", "o1", T, T);
     assert!(is_claimed(&claim_ok(store, &k, &a).await));
     store.release_claim(&k, &a).await.expect("release");
-    assert!(is_claimed(&claim_ok(store, &k, &claim("b", "o1", T, T + 1)).await));
+    assert!(is_claimed(
+        &claim_ok(store, &k, &claim("b", "o1", T, T + 1)).await
+    ));
 }
 
 pub async fn only_the_holder_marks_releases_or_records<S: CounterStore>(store: &S) {
@@ -174,9 +203,7 @@ pub async fn only_the_holder_marks_releases_or_records<S: CounterStore>(store: &
     );
 }
 
-pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: CounterStore>(
-    store: &S,
-) {
+pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: CounterStore>(store: &S) {
     let k = key("deliveries");
     let a = claim("a", "o1", T, T);
     assert!(is_claimed(&claim_ok(store, &k, &a).await));
@@ -189,7 +216,10 @@ pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: Counter
             delivered: BTreeSet::from(["sns".to_string()])
         }
     );
-    store.record_delivery(&k, &b, "events").await.expect("record");
+    store
+        .record_delivery(&k, &b, "events")
+        .await
+        .expect("record");
     store.mark_alert_sent(&k, &b).await.expect("mark");
     // The next alert starts from nothing delivered.
     let c = claim("c", "o2", T + SUPPRESS, T + 2);

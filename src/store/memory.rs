@@ -163,9 +163,7 @@ impl CounterStore for MemoryStore {
         sink: &str,
     ) -> Result<(), StoreError> {
         self.if_holding(key, claim, |state| {
-            state
-                .delivered
-                .insert((sink.to_string(), claim.window_end));
+            state.delivered.insert((sink.to_string(), claim.window_end));
         });
         Ok(())
     }

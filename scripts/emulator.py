@@ -1,10 +1,15 @@
 """The AWS emulator the tests run against: moto's server on loopback, handling one
-request at a time.
+request at a time, with one gap in moto filled.
 
 Real DynamoDB applies each conditional UpdateItem atomically. moto's threaded server
 can interleave two requests that update the same item and lose one of them, which
 would make the concurrency tests fail for the emulator's sake; serialising requests
 restores the per-request atomicity the code relies on.
+
+moto 5.2.5 stores a bucket's EventBridgeConfiguration (and sends S3 events to
+EventBridge) but leaves it out of GetBucketNotificationConfiguration, where AWS
+returns it; the response below includes it, so reading a configuration back shows
+what was written.
 
 usage: python scripts/emulator.py HOST PORT
 """
@@ -21,6 +26,29 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3.responses import S3Response  # noqa: E402
+from moto.core.common_types import TYPE_RESPONSE  # noqa: E402,F401
+
+_get_bucket_notification = S3Response.get_bucket_notification
+
+
+def get_bucket_notification(self):
+    config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+    if not config or config.event_bridge is None:
+        return _get_bucket_notification(self)
+    status, headers, body = _get_bucket_notification(self)
+    text = body.decode() if isinstance(body, bytes) else body
+    closing = "</NotificationConfiguration>"
+    if "<EventBridgeConfiguration" not in text and closing in text:
+        text = text.replace(closing, "<EventBridgeConfiguration></EventBridgeConfiguration>" + closing)
+    elif closing not in text:
+        text = ('<?xml version="1.0" encoding="UTF-8"?>'
+                '<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                "<EventBridgeConfiguration></EventBridgeConfiguration></NotificationConfiguration>")
+    return status, headers, text
+
+
+S3Response.get_bucket_notification = get_bucket_notification
 
 app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()

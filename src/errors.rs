@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn the_chain_shows_every_distinct_cause() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "connection reset");
+        let io = std::io::Error::other("connection reset");
         let e = Context::new("GetObject s3://b/k", Context::new("dispatch failure", io));
         assert_eq!(
             error_chain(&e),

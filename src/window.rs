@@ -1,4 +1,4 @@
-//! Bucket and window arithmetic (SPEC section 2), free of I/O.
+//! Bucket and window arithmetic (docs/DESIGN.md, "Buckets and windows"), free of I/O.
 //!
 //! Denials are counted in buckets of `BUCKET_MINUTES` of *event* time. A window is
 //! `WINDOW_BUCKETS` consecutive buckets and is named by its last bucket. After an

@@ -25,6 +25,9 @@ fuzz_target!(|input: &[u8]| {
                 }
             }
         }
-        Invocation::Ignored(_) => {}
+        Invocation::LogEvents(payload) => {
+            assert!(!payload.is_control_message());
+        }
+        Invocation::Ignored(_) | Invocation::Malformed(_) => {}
     }
 });

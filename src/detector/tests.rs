@@ -321,11 +321,13 @@ async fn a_claim_held_by_a_dead_attempt_fails_the_others_until_its_lease_ends() 
 #[tokio::test]
 async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
     static NOW: AtomicI64 = AtomicI64::new(T0);
-    let mut config = Config::default();
-    config.exceptions = Exceptions::parse(&format!(
-        r#"[{{"user.id": "{ALICE}", "reason": "pen test", "until": "2026-03-14T10:00:00Z"}}]"#
-    ))
-    .expect("rules");
+    let config = Config {
+        exceptions: Exceptions::parse(&format!(
+            r#"[{{"user.id": "{ALICE}", "reason": "pen test", "until": "2026-03-14T10:00:00Z"}}]"#
+        ))
+        .expect("rules"),
+        ..Config::default()
+    };
     let d = Detector::new(config, MemoryStore::new(), MemorySink::new())
         .with_clock(|| NOW.load(Ordering::SeqCst));
     let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]))
@@ -346,11 +348,13 @@ async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
 
 #[tokio::test]
 async fn a_per_key_threshold_alerts_above_its_own_value_only() {
-    let mut config = Config::default();
-    config.exceptions = Exceptions::parse(
-        r#"[{"cloud.account.id": "111122223333", "gen_ai.request.model.id": "anthropic.*", "threshold": 6, "reason": "sandbox"}]"#,
-    )
-    .expect("rules");
+    let config = Config {
+        exceptions: Exceptions::parse(
+            r#"[{"cloud.account.id": "111122223333", "gen_ai.request.model.id": "anthropic.*", "threshold": 6, "reason": "sandbox"}]"#,
+        )
+        .expect("rules"),
+        ..Config::default()
+    };
     let d = memory_detector_with(config);
     run(&d, "a", &denials(ALICE, &[T0; 6])).await.expect("ok");
     assert!(d.sink().alerts().is_empty(), "6 is not above 6");

@@ -1,14 +1,12 @@
 //! Hostile input through the whole detector: ids built to break renderings, extreme
 //! timestamps, huge key counts, malformed structure.
 
+use crate::support::*;
 use bedrock_denied_models::alert::{MemorySink, MAX_SUBJECT_CHARS};
-use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::store::memory::MemoryStore;
 use serde_json::json;
-
-const T0: i64 = 1_773_478_800;
 
 fn denial(user: &str, model: &str, ts: &str) -> String {
     json!({"timestamp": ts, "accountId": "111122223333", "identity": {"arn": user},
@@ -18,7 +16,7 @@ fn denial(user: &str, model: &str, ts: &str) -> String {
 }
 
 fn detector() -> Detector<MemoryStore, MemorySink> {
-    Detector::new(Config::default(), MemoryStore::new(), MemorySink::new()).with_clock(|| T0)
+    memory_detector()
 }
 
 async fn run(d: &Detector<MemoryStore, MemorySink>, body: &str) {

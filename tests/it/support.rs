@@ -1,7 +1,11 @@
 //! Shared set-up for the tests that run against the AWS emulator (moto server on
 //! loopback, started by `scripts/test`): real SDK clients, one fresh bucket, table,
-//! topic and subscribed queue per test.
-#![allow(dead_code)]
+//! topic and subscribed queue per test. Log builders come from the crate's own
+//! `testing` module.
+//!
+//! Tests that need the emulator are `#[ignore = "needs the emulator"]`: plain
+//! `cargo test` lists them as ignored, `scripts/test` runs them with
+//! `--include-ignored`, and then a missing emulator fails them.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -16,32 +20,21 @@ use bedrock_denied_models::store::dynamodb::{PARTITION_KEY, SORT_KEY};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const T0: i64 = 1_773_478_800; // 2026-03-14T09:00:00Z
-pub const ACCOUNT: &str = "111122223333";
-pub const MALLORY: &str = "arn:aws:sts::111122223333:assumed-role/ContractorAccess/mallory";
-pub const MODEL: &str = "anthropic.claude-3-opus-20240229-v1:0";
+pub use bedrock_denied_models::testing::*;
 
-/// The emulator endpoint, or `None` (skip) outside `scripts/test`. Under
-/// `scripts/test` or CI a missing emulator fails the test instead.
-pub fn emulator() -> Option<String> {
-    let required =
-        std::env::var_os("BDM_REQUIRE_EMULATOR").is_some() || std::env::var_os("CI").is_some();
+/// The emulator endpoint. Panics, saying how to get one, when there is none.
+pub fn emulator() -> String {
     match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(u) if u.starts_with("http://127.0.0.1:") || u.starts_with("http://localhost:") => {
-            Some(u)
-        }
+        Ok(u) if u.starts_with("http://127.0.0.1:") || u.starts_with("http://localhost:") => u,
         Ok(u) => {
             panic!("AWS_ENDPOINT_URL={u} is not a loopback emulator; refusing to run against it")
         }
-        Err(_) if required => panic!("the AWS emulator is required: run ./scripts/test"),
-        Err(_) => {
-            eprintln!("skipped: no AWS emulator (run ./scripts/test)");
-            None
-        }
+        Err(_) => panic!("this test needs the AWS emulator: run ./scripts/test"),
     }
 }
 
 pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sns: aws_sdk_sns::Client,
@@ -55,7 +48,8 @@ pub struct Stack {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn unique(name: &str) -> String {
+/// A name no other test of this run uses.
+pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -64,26 +58,28 @@ fn unique(name: &str) -> String {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
+    .to_lowercase()
 }
 
 impl Stack {
-    /// Fresh resources for one test, or `None` when there is no emulator.
-    pub async fn new(name: &str) -> Option<Stack> {
-        emulator()?;
+    /// Fresh resources for one test.
+    pub async fn new(name: &str) -> Stack {
+        emulator();
         let sdk = sdk_config().await;
-        let id = unique(name).to_lowercase();
+        let id = unique(name);
         let stack = Stack {
             s3: s3_client(&sdk),
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            sdk,
             bucket: format!("logs-{id}"),
             table: format!("counters-{id}"),
             topic_name: format!("alerts-{id}"),
             topic_arn: String::new(),
             queue_url: String::new(),
         };
-        Some(stack.create().await)
+        stack.create().await
     }
 
     async fn create(mut self) -> Self {
@@ -94,54 +90,79 @@ impl Stack {
             .await
             .expect("create bucket");
         self.create_table().await;
-        self.queue_url = self
-            .sqs
+        self.queue_url = self.create_queue(&format!("q-{}", self.topic_name)).await;
+        self.create_topic().await;
+        self
+    }
+
+    /// Turns on versioning for the stack's bucket.
+    pub async fn version_bucket(&self) {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        self.s3
+            .put_bucket_versioning()
+            .bucket(&self.bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("versioning");
+    }
+
+    pub async fn create_queue(&self, name: &str) -> String {
+        self.sqs
             .create_queue()
-            .queue_name(format!("q-{}", self.topic_name))
+            .queue_name(name)
             .send()
             .await
             .expect("create queue")
             .queue_url()
             .expect("queue url")
-            .to_string();
-        self.create_topic().await;
-        self
+            .to_string()
+    }
+
+    pub async fn queue_arn(&self, url: &str) -> String {
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue arn")
     }
 
     /// The table exactly as template.yaml defines its key schema.
     pub async fn create_table(&self) {
+        let attr = |name: &str, ty| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ty)
+                .build()
+                .expect("attr")
+        };
+        let key = |name: &str, ty| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(ty)
+                .build()
+                .expect("key")
+        };
         self.ddb
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(PARTITION_KEY)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attr"),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(SORT_KEY)
-                    .attribute_type(ScalarAttributeType::N)
-                    .build()
-                    .expect("attr"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(PARTITION_KEY)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(SORT_KEY)
-                    .key_type(KeyType::Range)
-                    .build()
-                    .expect("key"),
-            )
+            .attribute_definitions(attr(PARTITION_KEY, ScalarAttributeType::S))
+            .attribute_definitions(attr(SORT_KEY, ScalarAttributeType::N))
+            .key_schema(key(PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(SORT_KEY, KeyType::Range))
             .send()
             .await
             .expect("create table");
@@ -159,20 +180,7 @@ impl Stack {
             .topic_arn()
             .expect("topic arn")
             .to_string();
-        let queue_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .expect("queue arn");
+        let queue_arn = self.queue_arn(&self.queue_url).await;
         self.sns
             .subscribe()
             .topic_arn(&self.topic_arn)
@@ -199,6 +207,7 @@ impl Stack {
             topic_arn: self.topic_arn.clone(),
             config,
             function_name: "bedrock-denied-models-test".into(),
+            region: "us-east-1".into(),
         }
     }
 
@@ -211,7 +220,8 @@ impl Stack {
         aws_handler(self.settings(config)).await
     }
 
-    pub async fn put(&self, key: &str, body: Vec<u8>) {
+    /// Writes an object; returns its version id (versioned buckets).
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Option<String> {
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -219,18 +229,19 @@ impl Stack {
             .body(body.into())
             .send()
             .await
-            .expect("put object");
+            .expect("put object")
+            .version_id()
+            .map(str::to_string)
     }
 
-    /// Every alert delivered to the subscribed queue since the last call: the SNS
-    /// envelope (Subject, MessageAttributes) with the alert JSON parsed into "Alert".
-    pub async fn alerts(&self) -> Vec<Value> {
+    /// Every message in the queue at `url` since the last call, deleted as read.
+    pub async fn drain(&self, url: &str) -> Vec<Value> {
         let mut out = Vec::new();
         loop {
             let got = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue_url)
+                .queue_url(url)
                 .max_number_of_messages(10)
                 .send()
                 .await
@@ -240,22 +251,28 @@ impl Stack {
                 return out;
             }
             for m in msgs {
-                let mut envelope: Value =
-                    serde_json::from_str(m.body().expect("body")).expect("SNS envelope");
-                let alert: Value =
-                    serde_json::from_str(envelope["Message"].as_str().expect("Message"))
-                        .expect("alert JSON");
-                envelope["Alert"] = alert;
-                out.push(envelope);
+                out.push(serde_json::from_str(m.body().expect("body")).expect("JSON message"));
                 self.sqs
                     .delete_message()
-                    .queue_url(&self.queue_url)
+                    .queue_url(url)
                     .receipt_handle(m.receipt_handle().expect("handle"))
                     .send()
                     .await
                     .expect("delete");
             }
         }
+    }
+
+    /// Every alert delivered to the subscribed queue since the last call: the SNS
+    /// envelope (Subject, MessageAttributes) with the alert JSON parsed into "Alert".
+    pub async fn alerts(&self) -> Vec<Value> {
+        let mut out = self.drain(&self.queue_url).await;
+        for envelope in &mut out {
+            let alert: Value = serde_json::from_str(envelope["Message"].as_str().expect("Message"))
+                .expect("alert JSON");
+            envelope["Alert"] = alert;
+        }
+        out
     }
 
     /// The stored count of one (key, bucket), read straight from the table.
@@ -288,6 +305,13 @@ impl Stack {
                    "object": {"key": url_encode(k), "size": 1}}
         })).collect::<Vec<_>>()})
     }
+
+    /// The notification for one version of an object of a versioned bucket.
+    pub fn versioned_event(&self, key: &str, version: &str) -> Value {
+        let mut e = self.s3_event(&[key]);
+        e["Records"][0]["s3"]["object"]["versionId"] = json!(version);
+        e
+    }
 }
 
 /// S3's notification encoding: space as `+`, reserved characters as `%XX`.
@@ -305,37 +329,19 @@ pub fn url_encode(key: &str) -> String {
     out
 }
 
-/// One Bedrock invocation-log line.
-pub fn line(user: &str, model: &str, account: &str, t: i64, code: Option<&str>) -> String {
-    let mut v = json!({
-        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-        "timestamp": bedrock_denied_models::alert::rfc3339(t), "accountId": account,
-        "identity": {"arn": user}, "region": "us-east-1", "requestId": format!("req-{t}"),
-        "operation": "InvokeModel", "modelId": model,
-        "input": {"inputBodyJson": {"prompt": "a prompt that must never be logged"}},
+/// A CloudWatch Logs subscription event, built as CloudWatch Logs builds it:
+/// base64(gzip(JSON)) with one log event per message.
+pub fn logs_event(group: &str, stream: &str, messages: &[(String, String)]) -> Value {
+    let payload = json!({
+        "messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": group, "logStream": stream,
+        "subscriptionFilters": ["bedrock-denied-models"],
+        "logEvents": messages.iter().enumerate().map(|(i, (id, m))| json!({
+            "id": id, "timestamp": (T0 + i as i64) * 1000, "message": m
+        })).collect::<Vec<_>>(),
     });
-    if let Some(c) = code {
-        v["errorCode"] = json!(c);
-    }
-    v.to_string() + "\n"
+    json!({"awslogs": {"data": bedrock_denied_models::event::logs::encode(&payload.to_string())}})
 }
 
-/// Denials by `user` for MODEL at the given times, as a gzip log body.
-pub fn denials_gz(user: &str, times: &[i64]) -> Vec<u8> {
-    let body: String = times
-        .iter()
-        .map(|t| line(user, MODEL, ACCOUNT, *t, Some("AccessDeniedException")))
-        .collect();
-    gzip(body.as_bytes())
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
-}
-
-pub fn bucket_of(t: i64) -> i64 {
-    t.div_euclid(600)
+pub fn mallory() -> DenialKey {
+    DenialKey::new(MALLORY, MODEL, ACCOUNT)
 }

@@ -34,7 +34,11 @@ fn function(t: &Value) -> &Value {
 fn exactly_one_table_with_the_key_schema_the_store_uses() {
     let t = template();
     let tables = resources_of_type(&t, "AWS::DynamoDB::Table");
-    assert_eq!(tables.len(), 1, "SPEC section 7: exactly one table");
+    assert_eq!(
+        tables.len(),
+        1,
+        "exactly one table (docs/DESIGN.md, \"The DynamoDB item layout\")"
+    );
     let p = &tables[0].1["Properties"];
     let keys: Vec<(&str, &str)> = p["KeySchema"]
         .as_sequence()
@@ -93,12 +97,31 @@ fn environment_names_are_those_the_code_reads() {
         Some("1".into())
     });
     let mut read = read.into_inner();
-    read.remove("AWS_LAMBDA_FUNCTION_NAME"); // set by Lambda itself
-    let mut expected = read.clone();
-    expected.insert("RUST_LOG".into());
+    // Set by Lambda itself.
+    read.remove("AWS_LAMBDA_FUNCTION_NAME");
+    read.remove("AWS_REGION");
     assert_eq!(
-        env, expected,
+        env, read,
         "template environment vs variables the code reads"
+    );
+}
+
+#[test]
+fn logs_are_json_at_info_so_the_runtime_logger_writes_json_lines() {
+    let t = template();
+    let logging = &function(&t)["Properties"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"].as_str(), Some("JSON"));
+    assert_eq!(logging["ApplicationLogLevel"].as_str(), Some("INFO"));
+}
+
+#[test]
+fn sam_build_enables_the_aws_feature() {
+    // SAM runs cargo-lambda with no cargo flags; cargo-lambda reads its features here.
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("Cargo.toml");
+    assert!(
+        manifest.contains("[package.metadata.lambda.build]\nfeatures = [\"aws\"]"),
+        "cargo-lambda must build with the aws feature"
     );
 }
 
@@ -120,6 +143,11 @@ fn parameter_defaults_match_the_code() {
         p["DenialCodes"]["Default"].as_str(),
         Some(d.denial_codes.join(",").as_str())
     );
+    assert_eq!(
+        p["CloudTrailDenialCodes"]["Default"].as_str(),
+        Some(d.cloudtrail_denial_codes.join(",").as_str())
+    );
+    assert_eq!(p["Exceptions"]["Default"].as_str(), Some(""));
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! `testing`): log-record builders, gzip, readers that misbehave, and a detector over
 //! memory. Never part of a release build.
 
+pub mod runtime_api;
+
 use crate::alert::{rfc3339, MemorySink};
 use crate::config::Config;
 use crate::detector::Detector;

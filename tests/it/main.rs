@@ -1,0 +1,16 @@
+//! The integration tests, one binary (the AWS SDK is linked once): the function in
+//! process and as the built binary against the AWS emulator, `scan` as a command,
+//! fault injection, hostile input and the templates checked against the code.
+//!
+//! Tests marked `#[ignore = "needs the emulator"]` run under `scripts/test`, which
+//! starts the emulator and passes `--include-ignored`.
+
+mod faults;
+mod hostile;
+mod lambda;
+mod outages;
+mod runtime_api;
+mod scan_cli;
+mod store;
+mod support;
+mod template;

@@ -36,6 +36,12 @@ enum Command {
     /// already has (AWS build).
     #[cfg(feature = "aws")]
     EnableEventbridge(wire::WireArgs),
+    /// Turn on S3's EventBridge delivery for a bucket (AWS build).
+    #[cfg(not(feature = "aws"))]
+    EnableEventbridge {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The detector settings, as flags named like the function's variables.
@@ -133,8 +139,18 @@ pub fn main() -> ExitCode {
         Some(Command::Scan(args)) => scan::run(&args),
         #[cfg(feature = "aws")]
         Some(Command::EnableEventbridge(args)) => wire::run(&args),
+        #[cfg(not(feature = "aws"))]
+        Some(Command::EnableEventbridge { .. }) => {
+            eprintln!("bedrock-denied-models: enable-eventbridge: {AWS_BUILD_HINT}");
+            ExitCode::from(2)
+        }
         #[cfg(feature = "aws")]
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => crate::lambda::main(),
+        #[cfg(not(feature = "aws"))]
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            eprintln!("bedrock-denied-models: serving as the Lambda function: {AWS_BUILD_HINT}");
+            ExitCode::from(2)
+        }
         None => {
             eprintln!(
                 "bedrock-denied-models: nothing to do. Use `bedrock-denied-models scan INPUT...`, \
@@ -153,4 +169,20 @@ fn flag(variable: &str) -> String {
 /// Where an AWS-only feature was asked of the build without the SDK.
 #[cfg(not(feature = "aws"))]
 const AWS_BUILD_HINT: &str =
-    "this build has no AWS SDK; use `cargo run --release --features aws -- scan ...` (see README, \"Backfill and replay\")";
+    "this build has no AWS SDK; build with `--features aws` (e.g. `cargo run --release --features aws -- scan s3://...`)";
+
+#[cfg(all(test, not(feature = "aws")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_only_features_name_the_build_that_has_them() {
+        assert!(AWS_BUILD_HINT.contains("--features aws"));
+        let cli = Cli::try_parse_from(["bedrock-denied-models", "scan", "s3://bucket/AWSLogs/"])
+            .expect("parses");
+        let Some(Command::Scan(args)) = cli.command else {
+            panic!("scan")
+        };
+        assert_eq!(scan::unsupported(&args), Some(format!("s3://bucket/AWSLogs/: {AWS_BUILD_HINT}")));
+    }
+}

@@ -147,7 +147,23 @@ async fn read_input(opener: &Opener, reader: Reader, input: &Input) -> ReadResul
     }
 }
 
+/// What this build cannot do of what `args` asks, in one line.
+#[cfg(not(feature = "aws"))]
+pub(super) fn unsupported(args: &ScanArgs) -> Option<String> {
+    if let Some(uri) = args.inputs.iter().find(|a| parse_s3_uri(a).is_some()) {
+        return Some(format!("{uri}: {}", super::AWS_BUILD_HINT));
+    }
+    args.table
+        .as_ref()
+        .map(|_| format!("--table: {}", super::AWS_BUILD_HINT))
+}
+
 async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: usize) -> ExitCode {
+    #[cfg(not(feature = "aws"))]
+    if let Some(why) = unsupported(args) {
+        eprintln!("bedrock-denied-models: {why}");
+        return ExitCode::from(2);
+    }
     let mut notes = Vec::new();
     let mut inputs = Vec::new();
     #[cfg(feature = "aws")]
@@ -168,12 +184,9 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
                     }
                 }
             }
+            // Refused above by `unsupported` in the build without the SDK.
             #[cfg(not(feature = "aws"))]
-            {
-                let _ = (bucket, prefix);
-                eprintln!("bedrock-denied-models: {arg}: {}", super::AWS_BUILD_HINT);
-                return ExitCode::from(2);
-            }
+            let _ = (bucket, prefix);
         } else {
             match collect_files(std::path::Path::new(arg), &mut notes) {
                 Ok(found) => inputs.extend(found),
@@ -230,10 +243,6 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     }
     #[cfg(not(feature = "aws"))]
     {
-        if args.table.is_some() {
-            eprintln!("bedrock-denied-models: --table: {}", super::AWS_BUILD_HINT);
-            return ExitCode::from(2);
-        }
         let opener = Opener {};
         let d = Detector::new(config, MemoryStore::new(), stdout);
         let mut summary = scan_with(&d, &opener, &inputs, jobs).await;

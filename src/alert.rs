@@ -6,6 +6,13 @@
 //! characters and are bounded.
 
 #[cfg(feature = "aws")]
+pub mod aws_json;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
+pub mod finding;
+#[cfg(feature = "aws")]
+pub mod securityhub;
+#[cfg(feature = "aws")]
 pub mod sns;
 
 use crate::aggregate::{ContextValues, KeyDenials};
@@ -26,6 +33,9 @@ pub const RULE_NAME: &str =
 pub const SEVERITY: &str = "high";
 pub const RISK_SCORE: u32 = 73;
 pub const THREATS: [&str; 2] = ["AML.T0015", "AML.T0034"];
+/// What to do about an alert: in the email and in the Security Hub finding.
+pub const NEXT_STEPS: &str = "Confirm who uses this principal, review its IAM and SCP denials \
+     for Bedrock, and check CloudTrail for other activity by it.";
 /// Subjects are at most this many printable ASCII characters (SNS allows 100).
 pub const MAX_SUBJECT_CHARS: usize = 100;
 /// Longest rendering of one id in the email text.
@@ -299,11 +309,7 @@ impl Alert {
              probing for models outside policy or an attempt to run up costs (MITRE ATLAS {}).",
             self.rule.threat.join(", ")
         );
-        let _ = writeln!(
-            t,
-            "Next steps: confirm who uses this principal, review its IAM and SCP denials for \
-             Bedrock, and check CloudTrail for other activity by it."
-        );
+        let _ = writeln!(t, "Next steps: {NEXT_STEPS}");
         let _ = writeln!(t);
         let _ = writeln!(t, "Rule: {} ({})", self.rule.name, self.rule.id);
         t

@@ -122,6 +122,13 @@ pub struct ScanArgs {
     /// (AWS build).
     #[arg(long, value_name = "ARN", requires = "table")]
     topic: Option<String>,
+    /// With --table: also put alerts on this EventBridge bus (AWS build).
+    #[arg(long, value_name = "NAME", requires = "table")]
+    event_bus: Option<String>,
+    /// With --table: also import alerts into Security Hub as findings of this account,
+    /// the one the credentials belong to (AWS build).
+    #[arg(long, value_name = "ACCOUNT_ID", requires = "table")]
+    security_hub: Option<String>,
     /// Log files, folders (searched recursively) and s3://BUCKET/PREFIX.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
@@ -183,6 +190,9 @@ mod tests {
         let Some(Command::Scan(args)) = cli.command else {
             panic!("scan")
         };
-        assert_eq!(scan::unsupported(&args), Some(format!("s3://bucket/AWSLogs/: {AWS_BUILD_HINT}")));
+        assert_eq!(
+            scan::unsupported(&args),
+            Some(format!("s3://bucket/AWSLogs/: {AWS_BUILD_HINT}"))
+        );
     }
 }

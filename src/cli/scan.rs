@@ -221,16 +221,25 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
                 None => crate::lambda::sdk_config().await,
             };
             let store = crate::lambda::dynamo_store(&sdk, table);
-            let mut summary = match &args.topic {
-                Some(topic) => {
-                    let sink = crate::lambda::sns_sink(&sdk, topic);
-                    let d = Detector::new(config, store, sink);
-                    scan_with(&d, &opener, &inputs, jobs).await
-                }
-                None => {
-                    let d = Detector::new(config, store, stdout);
-                    scan_with(&d, &opener, &inputs, jobs).await
-                }
+            let region = sdk
+                .region()
+                .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+            let mut sinks = Vec::new();
+            if let Some(topic) = &args.topic {
+                sinks.push(crate::lambda::sns_sink(&sdk, topic));
+            }
+            if let Some(bus) = &args.event_bus {
+                sinks.push(crate::lambda::eventbridge_sink(&sdk, bus, &region));
+            }
+            if let Some(account) = &args.security_hub {
+                sinks.push(crate::lambda::securityhub_sink(&sdk, account, &region));
+            }
+            let mut summary = if sinks.is_empty() {
+                let d = Detector::new(config, store, stdout);
+                scan_with(&d, &opener, &inputs, jobs).await
+            } else {
+                let d = Detector::with_sinks(config, store, sinks);
+                scan_with(&d, &opener, &inputs, jobs).await
             };
             summary.not_selected = (listed - inputs.len()) as u64;
             return summary.finish();

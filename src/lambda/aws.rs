@@ -2,6 +2,9 @@
 //! and the deployed handler (DynamoDB counters, the alert sinks, S3 objects).
 
 use super::{Handler, LambdaSettings};
+use crate::alert::aws_json::JsonApi;
+use crate::alert::eventbridge::EventBridgeSink;
+use crate::alert::securityhub::SecurityHubSink;
 use crate::alert::sns::SnsSink;
 use crate::alert::{Alert, AlertSink, SinkError};
 use crate::detector::Detector;
@@ -14,19 +17,37 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum AwsSink {
     Sns(SnsSink),
+    EventBridge(EventBridgeSink),
+    SecurityHub(SecurityHubSink),
 }
 
 impl AlertSink for AwsSink {
     fn name(&self) -> &str {
         match self {
             AwsSink::Sns(s) => s.name(),
+            AwsSink::EventBridge(s) => s.name(),
+            AwsSink::SecurityHub(s) => s.name(),
         }
     }
 
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        match self {
-            AwsSink::Sns(s) => s.publish(alert).await,
-        }
+        let delivery = async {
+            match self {
+                AwsSink::Sns(s) => s.publish(alert).await,
+                AwsSink::EventBridge(s) => s.publish(alert).await,
+                AwsSink::SecurityHub(s) => s.publish(alert).await,
+            }
+        };
+        // Each client bounds its own calls; this bounds the whole delivery the same way.
+        tokio::time::timeout(CALL_TIMEOUT, delivery)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError::new(
+                    self.name(),
+                    alert,
+                    format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+                ))
+            })
     }
 }
 
@@ -106,9 +127,37 @@ pub fn sns_sink(sdk: &aws_config::SdkConfig, topic_arn: &str) -> AwsSink {
     AwsSink::Sns(SnsSink::new(client, topic_arn))
 }
 
+/// The EventBridge sink for the bus `bus` (name or ARN).
+pub fn eventbridge_sink(sdk: &aws_config::SdkConfig, bus: &str, region: &str) -> AwsSink {
+    AwsSink::EventBridge(EventBridgeSink::new(
+        JsonApi::new(sdk, "events", region),
+        bus,
+    ))
+}
+
+/// The Security Hub sink importing findings for `account` (the function's own).
+pub fn securityhub_sink(sdk: &aws_config::SdkConfig, account: &str, region: &str) -> AwsSink {
+    AwsSink::SecurityHub(SecurityHubSink::new(
+        JsonApi::new(sdk, "securityhub", region),
+        account,
+    ))
+}
+
+/// Every sink the settings ask for: SNS always, EventBridge and Security Hub when set.
+pub fn sinks(sdk: &aws_config::SdkConfig, settings: &LambdaSettings) -> Vec<AwsSink> {
+    let mut sinks = vec![sns_sink(sdk, &settings.topic_arn)];
+    if let Some(bus) = &settings.event_bus {
+        sinks.push(eventbridge_sink(sdk, bus, &settings.region));
+    }
+    if let Some(account) = &settings.security_hub_account {
+        sinks.push(securityhub_sink(sdk, account, &settings.region));
+    }
+    sinks
+}
+
 /// The deployed handler over a given SDK configuration.
 pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
-    let sinks = vec![sns_sink(sdk, &settings.topic_arn)];
+    let sinks = sinks(sdk, &settings);
     let detector = Detector::with_sinks(settings.config, dynamo_store(sdk, &settings.table), sinks);
     Handler::new(
         detector,

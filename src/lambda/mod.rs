@@ -9,8 +9,8 @@
 mod aws;
 
 pub use aws::{
-    aws_handler, aws_handler_with, dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink,
-    AwsHandler, AwsSink,
+    aws_handler, aws_handler_with, dynamo_store, eventbridge_sink, s3_client, sdk_config,
+    sdk_loader, securityhub_sink, sinks, sns_sink, AwsHandler, AwsSink,
 };
 
 use crate::alert::AlertSink;
@@ -42,8 +42,13 @@ pub struct LambdaSettings {
     pub topic_arn: String,
     pub config: Config,
     pub function_name: String,
-    /// The function's region, for the names of CloudWatch Logs streams.
+    /// The function's region: in CloudWatch Logs stream ARNs and Security Hub findings.
     pub region: String,
+    /// EventBridge bus that also gets every alert (`EVENT_BUS_NAME`).
+    pub event_bus: Option<String>,
+    /// With `SECURITY_HUB=true`: the function's account (`ACCOUNT_ID`), whose
+    /// Security Hub gets every alert as a finding.
+    pub security_hub_account: Option<String>,
 }
 
 impl LambdaSettings {
@@ -57,6 +62,32 @@ impl LambdaSettings {
                     reason: "required".into(),
                 })
         };
+        let optional = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let security_hub = match optional("SECURITY_HUB") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ConfigError {
+                    name: "SECURITY_HUB",
+                    value: v,
+                    reason: "must be true or false".into(),
+                })
+            }
+        };
+        let security_hub_account = if security_hub {
+            let account = required("ACCOUNT_ID")?;
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError {
+                    name: "ACCOUNT_ID",
+                    value: account,
+                    reason: "must be a 12-digit AWS account id".into(),
+                });
+            }
+            Some(account)
+        } else {
+            None
+        };
         Ok(Self {
             table: required("COUNTER_TABLE")?,
             topic_arn: required("ALERT_TOPIC_ARN")?,
@@ -64,6 +95,8 @@ impl LambdaSettings {
             function_name: var("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "bedrock-denied-models".into()),
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            event_bus: optional("EVENT_BUS_NAME"),
+            security_hub_account,
         })
     }
 }

@@ -11,6 +11,7 @@ mod lambda;
 mod outages;
 mod runtime_api;
 mod scan_cli;
+mod sinks;
 mod store;
 mod support;
 mod template;

@@ -208,6 +208,8 @@ impl Stack {
             config,
             function_name: "bedrock-denied-models-test".into(),
             region: "us-east-1".into(),
+            event_bus: None,
+            security_hub_account: None,
         }
     }
 

@@ -92,10 +92,19 @@ fn environment_names_are_those_the_code_reads() {
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();
     let read = RefCell::new(BTreeSet::new());
-    let _ = LambdaSettings::from_vars(|name| {
+    let settings = LambdaSettings::from_vars(|name| {
         read.borrow_mut().insert(name.to_string());
-        Some("1".into())
+        Some(
+            match name {
+                "SECURITY_HUB" => "true",
+                "ACCOUNT_ID" => "111122223333",
+                "EXCEPTIONS" => "[]",
+                _ => "1",
+            }
+            .into(),
+        )
     });
+    assert!(settings.is_ok(), "{settings:?}");
     let mut read = read.into_inner();
     // Set by Lambda itself.
     read.remove("AWS_LAMBDA_FUNCTION_NAME");
@@ -148,6 +157,8 @@ fn parameter_defaults_match_the_code() {
         Some(d.cloudtrail_denial_codes.join(",").as_str())
     );
     assert_eq!(p["Exceptions"]["Default"].as_str(), Some(""));
+    assert_eq!(p["EventBusName"]["Default"].as_str(), Some(""));
+    assert_eq!(p["SecurityHub"]["Default"].as_str(), Some("false"));
 }
 
 #[test]
@@ -202,15 +213,24 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 #[test]
-fn no_wildcard_resources_for_s3_dynamodb_or_sns() {
+fn no_wildcard_resources_for_data_plane_actions() {
     let t = template();
     let all = statements(&t);
     assert!(all.len() >= 8, "statements found: {}", all.len());
     for (owner, st) in &all {
         let actions = strings(&st["Action"]);
-        let data_plane = actions
+        let data_plane = actions.iter().any(|a| {
+            [
+                "s3:",
+                "dynamodb:",
+                "sns:",
+                "sqs:",
+                "events:",
+                "securityhub:",
+            ]
             .iter()
-            .any(|a| a.starts_with("s3:") || a.starts_with("dynamodb:") || a.starts_with("sns:"));
+            .any(|p| a.starts_with(p))
+        });
         if !data_plane {
             continue;
         }
@@ -243,6 +263,8 @@ fn no_wildcard_resources_for_s3_dynamodb_or_sns() {
         "sns:Publish",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "events:PutEvents",
+        "securityhub:BatchImportFindings",
     ]
     .into_iter()
     .map(String::from)

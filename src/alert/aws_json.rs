@@ -1,0 +1,265 @@
+//! Signed JSON calls to AWS APIs for which the detector needs one operation each
+//! (EventBridge PutEvents, Security Hub BatchImportFindings): SigV4 from `aws-sigv4`,
+//! HTTPS from the SDK's own connector, credentials and endpoint from the standard SDK
+//! configuration. Why not the service crates: the Security Hub crate alone is larger
+//! than the S3 one and would more than double the build (docs/DESIGN.md, "Alert
+//! sinks").
+
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::http::HttpConnector;
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// Attempts per call (the first and two retries), for throttling, 5xx and network errors.
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A failed call: the HTTP status and AWS error code when there was an answer.
+#[derive(Debug, Error)]
+#[error("{service} {operation}: {}", describe(.status, .code, .message))]
+pub struct ApiError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+fn describe(status: &Option<u16>, code: &Option<String>, message: &str) -> String {
+    match (status, code) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}: {message}"),
+        (Some(s), None) => format!("HTTP {s}: {message}"),
+        _ => message.to_string(),
+    }
+}
+
+impl ApiError {
+    fn retryable(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) if s >= 500 || s == 429 => true,
+            _ => self.code.as_deref().is_some_and(|c| {
+                c.contains("Throttl")
+                    || c.contains("TooManyRequests")
+                    || c.contains("LimitExceeded")
+            }),
+        }
+    }
+}
+
+/// One AWS service reached with signed JSON requests.
+#[derive(Clone)]
+pub struct JsonApi {
+    service: &'static str,
+    endpoint: String,
+    region: String,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    http: Arc<aws_smithy_http_client::Connector>,
+}
+
+impl std::fmt::Debug for JsonApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonApi")
+            .field("service", &self.service)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+/// `https://{service}.{region}.{dns suffix}`, or the configured endpoint override.
+fn endpoint(sdk: &aws_config::SdkConfig, service: &str, region: &str) -> String {
+    if let Some(url) = sdk.endpoint_url() {
+        return url.trim_end_matches('/').to_string();
+    }
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{service}.{region}.{suffix}")
+}
+
+impl JsonApi {
+    /// `service` is the signing name and endpoint prefix (`events`, `securityhub`);
+    /// `region` is used when the SDK configuration names none.
+    pub fn new(sdk: &aws_config::SdkConfig, service: &'static str, region: &str) -> Self {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let region = sdk
+            .region()
+            .map_or_else(|| region.to_string(), |r| r.to_string());
+        let credentials = sdk.credentials_provider();
+        let connector_settings =
+            aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(8))
+                .build();
+        let http = aws_smithy_http_client::Connector::builder()
+            .connector_settings(connector_settings)
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build();
+        Self {
+            service,
+            endpoint: endpoint(sdk, service, &region),
+            region,
+            credentials,
+            http: Arc::new(http),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// POSTs `body` to `path`, retrying throttling, 5xx and network errors; the JSON
+    /// answer of a 2xx response.
+    pub async fn call(
+        &self,
+        operation: &'static str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.attempt(operation, path, headers, body).await {
+                Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 3;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        operation: &'static str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        let fail = |status: Option<u16>, code: Option<String>, message: String| ApiError {
+            service: self.service,
+            operation,
+            status,
+            code,
+            message,
+        };
+        let url = format!("{}{path}", self.endpoint);
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let Some(provider) = &self.credentials else {
+            return Err(fail(None, None, "no AWS credentials are configured".into()));
+        };
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| fail(None, None, format!("credentials: {e}")))?;
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(self.service)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| fail(None, None, format!("signing: {e}")))?
+            .into();
+        let mut all_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        all_headers.extend_from_slice(headers);
+        let signable = SignableRequest::new(
+            "POST",
+            url.as_str(),
+            all_headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| fail(None, None, format!("signing: {e}")))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| fail(None, None, format!("signing: {e}")))?
+            .into_parts();
+        let mut request = http::Request::builder().method("POST").uri(&url);
+        for (name, value) in &all_headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request
+            .body(SdkBody::from(body.to_vec()))
+            .map_err(|e| fail(None, None, format!("request: {e}")))?;
+        instructions.apply_to_request_http1x(&mut request);
+        let request = HttpRequest::try_from(request)
+            .map_err(|e| fail(None, None, format!("request: {e}")))?;
+        let response = self
+            .http
+            .call(request)
+            .await
+            .map_err(|e| fail(None, None, crate::error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .map(|t| t.split(':').next().unwrap_or(t).to_string());
+        let bytes = ByteStream::new(response.into_body())
+            .collect()
+            .await
+            .map_err(|e| fail(Some(status), None, format!("reading the answer: {e}")))?
+            .into_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let field = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| value.get(*n).and_then(Value::as_str))
+                .map(str::to_string)
+        };
+        let code = error_type
+            .or_else(|| field(&["__type", "Code", "code"]))
+            .map(|c| c.rsplit('#').next().unwrap_or(&c).to_string());
+        let message = field(&["message", "Message"])
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+        Err(fail(Some(status), code, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(status: Option<u16>, code: Option<&str>) -> ApiError {
+        ApiError {
+            service: "events",
+            operation: "PutEvents",
+            status,
+            code: code.map(str::to_string),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn retries_throttling_server_and_network_errors_only() {
+        assert!(error(None, None).retryable());
+        assert!(error(Some(503), None).retryable());
+        assert!(error(Some(429), None).retryable());
+        assert!(error(Some(400), Some("ThrottlingException")).retryable());
+        assert!(!error(Some(400), Some("ResourceNotFoundException")).retryable());
+        assert!(!error(Some(403), Some("AccessDeniedException")).retryable());
+        assert_eq!(
+            error(Some(400), Some("ResourceNotFoundException")).to_string(),
+            "events PutEvents: HTTP 400 ResourceNotFoundException: m"
+        );
+    }
+}

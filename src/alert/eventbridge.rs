@@ -1,0 +1,109 @@
+//! [`AlertSink`] that puts every alert on an EventBridge bus, for routing with ordinary
+//! rules (chat, paging, Step Functions, another account): source
+//! `bedrock-denied-models`, detail type `Repeated Denied Bedrock Model Invocations`,
+//! detail the alert JSON (docs/DESIGN.md, "Alert sinks").
+
+use super::aws_json::JsonApi;
+use super::{Alert, AlertSink, SinkError};
+use crate::Context;
+use serde_json::{json, Value};
+
+pub const SINK_NAME: &str = "events";
+pub const SOURCE: &str = "bedrock-denied-models";
+pub const DETAIL_TYPE: &str = "Repeated Denied Bedrock Model Invocations";
+/// EventBridge takes entries of up to 256 KB; leave room for the envelope.
+pub const MAX_DETAIL_BYTES: usize = 200 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct EventBridgeSink {
+    api: JsonApi,
+    bus: String,
+}
+
+impl EventBridgeSink {
+    /// `bus` is the event bus name or ARN.
+    pub fn new(api: JsonApi, bus: impl Into<String>) -> Self {
+        Self {
+            api,
+            bus: bus.into(),
+        }
+    }
+}
+
+/// The PutEvents request for one alert.
+pub fn put_events_request(alert: &Alert, bus: &str) -> Value {
+    json!({"Entries": [{
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPE,
+        "Detail": alert.to_json_within(MAX_DETAIL_BYTES),
+        "Resources": [],
+        "EventBusName": bus,
+    }]})
+}
+
+/// PutEvents answers 200 even when an entry failed: `FailedEntryCount` says.
+pub fn check_put_events_response(answer: &Value) -> Result<(), String> {
+    let failed = answer
+        .get("FailedEntryCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed == 0 {
+        return Ok(());
+    }
+    let why = answer
+        .pointer("/Entries/0")
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.get("ErrorCode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown"),
+                e.get("ErrorMessage").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    Err(format!("{failed} entry failed ({why})"))
+}
+
+impl AlertSink for EventBridgeSink {
+    fn name(&self) -> &str {
+        SINK_NAME
+    }
+
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        let body = put_events_request(alert, &self.bus).to_string();
+        let what = format!("EventBridge PutEvents to {}", self.bus);
+        let answer = self
+            .api
+            .call(
+                "PutEvents",
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "AWSEvents.PutEvents"),
+                ],
+                body.as_bytes(),
+            )
+            .await
+            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what.clone(), e)))?;
+        check_put_events_response(&answer)
+            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_entry_is_a_failure_even_in_a_200_answer() {
+        assert!(check_put_events_response(
+            &json!({"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]})
+        )
+        .is_ok());
+        let err = check_put_events_response(&json!({"FailedEntryCount": 1,
+            "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}))
+        .expect_err("failed");
+        assert!(err.contains("InternalFailure"), "{err}");
+    }
+}

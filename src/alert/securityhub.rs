@@ -1,0 +1,89 @@
+//! [`AlertSink`] that imports every alert into Security Hub as an ASFF finding with
+//! BatchImportFindings (docs/DESIGN.md, "Alert sinks"). The finding id depends on the
+//! key and the window only, so a retried import updates the same finding.
+
+use super::aws_json::JsonApi;
+use super::finding::finding;
+use super::{rfc3339, Alert, AlertSink, SinkError};
+use crate::Context;
+use serde_json::{json, Value};
+
+pub const SINK_NAME: &str = "securityhub";
+
+#[derive(Debug, Clone)]
+pub struct SecurityHubSink {
+    api: JsonApi,
+    /// The account the function runs in: the only one it may import findings for.
+    account: String,
+}
+
+impl SecurityHubSink {
+    pub fn new(api: JsonApi, account: impl Into<String>) -> Self {
+        Self {
+            api,
+            account: account.into(),
+        }
+    }
+}
+
+/// BatchImportFindings answers 200 even when a finding failed: `FailedCount` says.
+pub fn check_import_response(answer: &Value) -> Result<(), String> {
+    let failed = answer
+        .get("FailedCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed == 0 {
+        return Ok(());
+    }
+    let why = answer
+        .pointer("/FailedFindings/0")
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f.get("ErrorCode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown"),
+                f.get("ErrorMessage").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    Err(format!("{failed} finding failed to import ({why})"))
+}
+
+impl AlertSink for SecurityHubSink {
+    fn name(&self) -> &str {
+        SINK_NAME
+    }
+
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        let now = rfc3339(chrono::Utc::now().timestamp());
+        let body = json!({"Findings": [finding(alert, &self.account, self.api.region(), &now)]});
+        let what = "Security Hub BatchImportFindings";
+        let answer = self
+            .api
+            .call(
+                "BatchImportFindings",
+                "/findings/import",
+                &[("content-type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await
+            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))?;
+        check_import_response(&answer)
+            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_finding_is_a_failure_even_in_a_200_answer() {
+        assert!(check_import_response(&json!({"FailedCount": 0, "SuccessCount": 1})).is_ok());
+        let err = check_import_response(&json!({"FailedCount": 1, "SuccessCount": 0,
+            "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidAccess", "ErrorMessage": "not subscribed"}]}))
+        .expect_err("failed");
+        assert!(err.contains("InvalidAccess"), "{err}");
+    }
+}

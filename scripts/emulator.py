@@ -8,7 +8,8 @@ restores the per-request atomicity the code relies on.
 
 moto 5.2.5 stores a bucket's EventBridgeConfiguration (and sends S3 events to
 EventBridge) but leaves it out of GetBucketNotificationConfiguration, where AWS
-returns it; the response below includes it, so reading a configuration back shows
+returns it, and answers a bucket without notifications with an element the AWS SDKs
+do not expect; the response below is AWS's, so reading a configuration back shows
 what was written.
 
 usage: python scripts/emulator.py HOST PORT
@@ -32,19 +33,22 @@ from moto.core.common_types import TYPE_RESPONSE  # noqa: E402,F401
 _get_bucket_notification = S3Response.get_bucket_notification
 
 
+EMPTY = ('<?xml version="1.0" encoding="UTF-8"?>'
+         '<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+         "%s</NotificationConfiguration>")
+EVENTBRIDGE = "<EventBridgeConfiguration></EventBridgeConfiguration>"
+
+
 def get_bucket_notification(self):
     config = self.backend.get_bucket_notification_configuration(self.bucket_name)
-    if not config or config.event_bridge is None:
-        return _get_bucket_notification(self)
     status, headers, body = _get_bucket_notification(self)
     text = body.decode() if isinstance(body, bytes) else body
+    eventbridge = bool(config) and config.event_bridge is not None
     closing = "</NotificationConfiguration>"
-    if "<EventBridgeConfiguration" not in text and closing in text:
-        text = text.replace(closing, "<EventBridgeConfiguration></EventBridgeConfiguration>" + closing)
-    elif closing not in text:
-        text = ('<?xml version="1.0" encoding="UTF-8"?>'
-                '<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-                "<EventBridgeConfiguration></EventBridgeConfiguration></NotificationConfiguration>")
+    if closing not in text:
+        text = EMPTY % (EVENTBRIDGE if eventbridge else "")
+    elif eventbridge and "<EventBridgeConfiguration" not in text:
+        text = text.replace(closing, EVENTBRIDGE + closing)
     return status, headers, text
 
 

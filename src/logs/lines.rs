@@ -32,9 +32,12 @@ fn block<F: FnMut(Denial)>(block: &[u8], out: &mut Collector<'_, F>, candidates:
     if block.is_empty() {
         return;
     }
-    for line in block.split(|b| *b == b'\n') {
-        count_line(line, out);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', block) {
+        count_line(&block[start..end], out);
+        start = end + 1;
     }
+    count_line(&block[start..], out);
     out.matcher.candidates(block, candidates);
     let mut parsed_up_to = 0;
     for &at in candidates.iter() {

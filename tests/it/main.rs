@@ -15,3 +15,4 @@ mod sinks;
 mod store;
 mod support;
 mod template;
+mod wiring;

@@ -347,3 +347,41 @@ pub fn logs_event(group: &str, stream: &str, messages: &[(String, String)]) -> V
 pub fn mallory() -> DenialKey {
     DenialKey::new(MALLORY, MODEL, ACCOUNT)
 }
+
+/// One EventBridge API call (the detector's signed JSON client; the tests need no SDK
+/// crate for EventBridge either).
+pub async fn events_call(sdk: &aws_config::SdkConfig, target: &'static str, body: Value) -> Value {
+    let events = bedrock_denied_models::alert::aws_json::JsonApi::new(sdk, "events", "us-east-1");
+    events
+        .call(
+            "test",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{target}: {e}"))
+}
+
+/// A rule on `bus` with `pattern`, delivering to a new queue; returns the queue URL.
+pub async fn rule_to_queue(s: &Stack, bus: &str, pattern: &Value) -> String {
+    let name = unique("rule");
+    events_call(
+        &s.sdk,
+        "AWSEvents.PutRule",
+        json!({"Name": name, "EventBusName": bus, "EventPattern": pattern.to_string()}),
+    )
+    .await;
+    let queue = s.create_queue(&unique("target")).await;
+    let arn = s.queue_arn(&queue).await;
+    events_call(
+        &s.sdk,
+        "AWSEvents.PutTargets",
+        json!({"Rule": name, "EventBusName": bus, "Targets": [{"Id": "q", "Arn": arn}]}),
+    )
+    .await;
+    queue
+}

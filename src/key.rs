@@ -114,6 +114,12 @@ impl ObjectId {
     }
 }
 
+/// The marker of an S3 object's content, recorded once it has been processed so the
+/// sweep does not read it again: bucket, key and ETag, which a listing also gives.
+pub fn object_marker(bucket: &str, key: &str, etag: &str) -> String {
+    token(&[b"seen", bucket.as_bytes(), key.as_bytes(), etag.as_bytes()])
+}
+
 /// The AWS partition of a region, for ARNs.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -28,6 +28,8 @@ pub struct InvocationMetrics {
     pub alerts_suppressed: u64,
     pub alerts_excepted: u64,
     pub alerts_in_progress: u64,
+    /// Objects the sweep found unprocessed and processed.
+    pub objects_swept: u64,
 }
 
 impl InvocationMetrics {
@@ -48,7 +50,7 @@ impl InvocationMetrics {
     }
 
     /// Every metric, by name.
-    pub fn values(&self) -> [(&'static str, u64); 17] {
+    pub fn values(&self) -> [(&'static str, u64); 18] {
         [
             ("Objects", self.objects),
             ("ObjectsSkipped", self.objects_skipped),
@@ -73,6 +75,7 @@ impl InvocationMetrics {
             ("AlertsSuppressed", self.alerts_suppressed),
             ("AlertsExcepted", self.alerts_excepted),
             ("AlertsInProgress", self.alerts_in_progress),
+            ("ObjectsSwept", self.objects_swept),
         ]
     }
 

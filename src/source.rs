@@ -23,14 +23,34 @@ pub struct OpenedObject {
     pub body: Box<dyn Read + Send>,
     /// Version of what is being read (version id, else ETag), for the object id.
     pub version: String,
+    /// ETag of what is being read, for the object's marker (docs/DESIGN.md, "The sweep").
+    pub etag: Option<String>,
     pub size: Option<u64>,
 }
 
-/// Opening failed for a reason a retry may fix (access, throttling, network).
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// What a listing found: objects, and with a delimiter the "folders" below the prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<ListedObject>,
+    pub prefixes: Vec<String>,
+}
+
+/// Opening or listing failed for a reason a retry may fix (access, throttling, network).
 #[derive(Debug, Error)]
-#[error("GetObject s3://{bucket}/{key} failed")]
+#[error("{operation} s3://{bucket}/{key} failed")]
 pub struct SourceError {
+    /// `GetObject` or `ListObjectsV2`.
+    pub operation: &'static str,
     pub bucket: String,
+    /// The key, or the prefix listed.
     pub key: String,
     #[source]
     pub source: BoxError,
@@ -43,6 +63,15 @@ pub trait ObjectSource: Send + Sync {
         &self,
         object: &ObjectRef,
     ) -> impl Future<Output = Result<Option<OpenedObject>, SourceError>> + Send;
+
+    /// Every object whose key starts with `prefix`, in key order; with `folders`, the
+    /// objects directly below it and the next `/`-ended prefixes instead.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+    ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
 }
 
 /// Bodies of every version of one object, oldest first.
@@ -86,8 +115,50 @@ impl ObjectSource for MemorySource {
         let body = versions[index].clone();
         Ok(Some(OpenedObject {
             version: format!("v{}", index + 1),
+            etag: Some(memory_etag(&body)),
             size: Some(body.len() as u64),
             body: Box::new(std::io::Cursor::new(body)),
         }))
     }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+    ) -> Result<Listing, SourceError> {
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<(&String, &Versions)> = objects
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .map(|((_, k), v)| (k, v))
+            .collect();
+        keys.sort();
+        let mut listing = Listing::default();
+        for (key, versions) in keys {
+            let rest = &key[prefix.len()..];
+            match rest.find('/') {
+                Some(i) if folders => {
+                    let folder = format!("{prefix}{}", &rest[..=i]);
+                    if listing.prefixes.last() != Some(&folder) {
+                        listing.prefixes.push(folder);
+                    }
+                }
+                _ => {
+                    let body = versions.last().map(Vec::as_slice).unwrap_or_default();
+                    listing.objects.push(ListedObject {
+                        key: key.clone(),
+                        size: body.len() as u64,
+                        etag: Some(memory_etag(body)),
+                    });
+                }
+            }
+        }
+        Ok(listing)
+    }
+}
+
+/// A content digest standing in for S3's ETag.
+fn memory_etag(body: &[u8]) -> String {
+    crate::key::ObjectId::file("memory", &String::from_utf8_lossy(body)).token
 }

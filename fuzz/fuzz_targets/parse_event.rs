@@ -28,6 +28,9 @@ fuzz_target!(|input: &[u8]| {
         Invocation::LogEvents(payload) => {
             assert!(!payload.is_control_message());
         }
+        Invocation::Sweep(sweep) => {
+            assert!(!sweep.bucket.is_empty() && sweep.lookback_hours > 0);
+        }
         Invocation::Ignored(_) | Invocation::Malformed(_) => {}
     }
 });

@@ -45,10 +45,31 @@ pub enum Invocation {
     Sqs(Vec<SqsMessage>),
     /// A CloudWatch Logs subscription payload: its records, one per log event.
     LogEvents(LogPayload),
+    /// The scheduled sweep of a log bucket (docs/DESIGN.md, "The sweep").
+    Sweep(Sweep),
     /// Acknowledged and ignored (test events, other event types), with the reason.
     Ignored(String),
     /// Acknowledged as bad input (a retry would not fix it), with the reason.
     Malformed(String),
+}
+
+/// What the sweep's schedule sends: `{"sweep": {"bucket": ..., "prefix": ...,
+/// "lookback_hours": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Sweep {
+    pub bucket: String,
+    #[serde(default = "default_sweep_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_lookback_hours")]
+    pub lookback_hours: u32,
+}
+
+fn default_sweep_prefix() -> String {
+    "AWSLogs/".into()
+}
+
+fn default_lookback_hours() -> u32 {
+    6
 }
 
 /// S3 notification keys are URL-encoded: `+` is a space, then `%XX` escapes.
@@ -104,6 +125,15 @@ pub fn parse_invocation(event: &Value) -> Invocation {
     }
     if let Some(awslogs) = event.get("awslogs") {
         return parse_awslogs(awslogs);
+    }
+    if let Some(sweep) = event.get("sweep") {
+        return match Sweep::deserialize(sweep) {
+            Ok(s) if !s.bucket.is_empty() && s.lookback_hours > 0 && s.lookback_hours <= 168 => {
+                Invocation::Sweep(s)
+            }
+            Ok(_) => Invocation::Malformed("sweep needs a bucket and 1 to 168 hours".into()),
+            Err(e) => Invocation::Malformed(format!("malformed sweep request: {e}")),
+        };
     }
     if event.get("Type").and_then(Value::as_str) == Some("Notification") {
         return parse_sns_message(event.get("Message"));
@@ -254,6 +284,7 @@ fn parse_sqs_record(r: &Value) -> SqsMessage {
                 Invocation::Ignored(reason) | Invocation::Malformed(reason) => Err(reason),
                 Invocation::Sqs(_) => Err("nested SQS event".to_string()),
                 Invocation::LogEvents(_) => Err("CloudWatch Logs payload in SQS".to_string()),
+                Invocation::Sweep(_) => Err("sweep request in SQS".to_string()),
             },
         },
     };
@@ -386,6 +417,67 @@ mod tests {
             parse_invocation(&fixture(include_str!("../../events/s3-test-event.json"))),
             Invocation::Ignored("s3:TestEvent".into())
         );
+    }
+
+    #[test]
+    fn s3_notifications_through_sns_directly_or_through_sqs() {
+        let envelope = json!({"Type": "Notification", "MessageId": "1",
+            "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": s3_event("k1").to_string()});
+        let Invocation::Objects(o) = parse_invocation(&envelope) else {
+            panic!("envelope")
+        };
+        assert_eq!(o[0].key, "k1");
+        let direct = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": s3_event("k2").to_string()}}]});
+        let Invocation::Objects(o) = parse_invocation(&direct) else {
+            panic!("direct")
+        };
+        assert_eq!(o[0].key, "k2");
+        let via_sqs = json!({"Records": [{"messageId": "m", "eventSource": "aws:sqs", "body": envelope.to_string()}]});
+        let Invocation::Sqs(m) = parse_invocation(&via_sqs) else {
+            panic!("sqs")
+        };
+        assert_eq!(
+            m[0].objects.as_ref().map(|o| o[0].key.clone()),
+            Ok("k1".into())
+        );
+    }
+
+    #[test]
+    fn a_null_version_id_is_no_version() {
+        let mut e = s3_event("k");
+        e["Records"][0]["s3"]["object"]["versionId"] = json!("null");
+        let Invocation::Objects(o) = parse_invocation(&e) else {
+            panic!()
+        };
+        assert_eq!(o[0].version_id, None);
+        e["Records"][0]["s3"]["object"]["versionId"] = json!("3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY");
+        let Invocation::Objects(o) = parse_invocation(&e) else {
+            panic!()
+        };
+        assert_eq!(
+            o[0].version_id.as_deref(),
+            Some("3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
+        );
+    }
+
+    #[test]
+    fn sweep_requests() {
+        assert_eq!(
+            parse_invocation(&json!({"sweep": {"bucket": "logs", "lookback_hours": 3}})),
+            Invocation::Sweep(Sweep {
+                bucket: "logs".into(),
+                prefix: "AWSLogs/".into(),
+                lookback_hours: 3
+            })
+        );
+        assert!(matches!(
+            parse_invocation(&json!({"sweep": {"bucket": ""}})),
+            Invocation::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_invocation(&json!({"sweep": "all"})),
+            Invocation::Malformed(_)
+        ));
     }
 
     #[test]

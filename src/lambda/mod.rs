@@ -7,6 +7,7 @@
 //! invocation, or for SQS only the messages they hit.
 
 mod aws;
+pub mod sweep;
 
 pub use aws::{
     aws_handler, aws_handler_with, dynamo_store, eventbridge_sink, s3_client, sdk_config,
@@ -18,7 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
-use crate::key::ObjectId;
+use crate::key::{object_marker, ObjectId};
 use crate::metrics::InvocationMetrics;
 use crate::source::{ObjectSource, SourceError};
 use crate::store::CounterStore;
@@ -34,6 +35,8 @@ use tracing::{error, info, warn};
 
 /// Objects of one invocation processed at once.
 pub const OBJECT_CONCURRENCY: usize = 4;
+/// How long an object's marker is kept: longer than any sweep looks back.
+pub const MARKER_SECONDS: i64 = 3 * 86_400;
 
 /// Everything the deployed function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +152,7 @@ pub enum Response {
     LogEvents { log_events: usize },
     Ignored { ignored: String },
     Malformed { malformed: String },
+    Sweep { sweep: sweep::SweepReport },
     Sqs(SqsBatchResponse),
 }
 
@@ -202,6 +206,16 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 warn!(reason = %reason, "malformed event acknowledged; a retry would not fix it");
                 metrics.events_malformed += 1;
                 Ok(Response::Malformed { malformed: reason })
+            }
+            Invocation::Sweep(req) => {
+                let now = chrono::Utc::now().timestamp();
+                match self.sweep(&req, now, &mut metrics).await {
+                    Ok(report) => Ok(Response::Sweep { sweep: report }),
+                    Err(e) => {
+                        error!(bucket = %req.bucket, error = %error_chain(&e), "sweep failed; the next one tries again");
+                        Err(e)
+                    }
+                }
             }
             Invocation::LogEvents(payload) => {
                 let n = payload.log_events.len();
@@ -307,6 +321,14 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             })?;
         let report = self.detector.count(&id, read).await?;
         log_report(&report, Some(&opened.version));
+        if let Some(etag) = &opened.etag {
+            // Only saves the sweep a read: a failure here costs nothing else.
+            let marker = object_marker(&object.bucket, &object.key, etag);
+            let expires_at = chrono::Utc::now().timestamp() + MARKER_SECONDS;
+            if let Err(e) = self.detector.store().mark_seen(&marker, expires_at).await {
+                warn!(object = %report.object, error = %error_chain(&e), "could not record the object as processed");
+            }
+        }
         Ok(ObjectOutcome::Processed(report))
     }
 

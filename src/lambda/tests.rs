@@ -133,12 +133,22 @@ impl ObjectSource for PartlyFailing {
     async fn open(&self, o: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
         if o.key.starts_with("fail") {
             return Err(SourceError {
+                operation: "GetObject",
                 bucket: o.bucket.clone(),
                 key: o.key.clone(),
                 source: Box::new(Context::new("AccessDenied", "Access Denied")),
             });
         }
         self.0.open(o).await
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+    ) -> Result<crate::source::Listing, SourceError> {
+        self.0.list(bucket, prefix, folders).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ObjectSource`] over S3 GetObject: pinned to the version the event names, the body
 //! streamed, never held whole.
 
-use super::{ObjectSource, OpenedObject, SourceError};
+use super::{ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::event::ObjectRef;
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -41,6 +41,7 @@ impl S3Source {
                     None => "current version".to_string(),
                 };
                 return Err(SourceError {
+                    operation: "GetObject",
                     bucket: bucket.to_string(),
                     key: key.to_string(),
                     source: Box::new(Context::new(what, e)),
@@ -55,11 +56,13 @@ impl S3Source {
             .unwrap_or_default()
             .to_string();
         let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let etag = out.e_tag().map(str::to_string);
         // The bridge blocks on the runtime: the reader must be used on a blocking thread.
         let body = SyncIoBridge::new(out.body.into_async_read());
         Ok(Some(OpenedObject {
             body: Box::new(body),
             version,
+            etag,
             size,
         }))
     }
@@ -81,5 +84,45 @@ impl ObjectSource for S3Source {
             }
             found => Ok(found),
         }
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+    ) -> Result<Listing, SourceError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(folders.then(|| "/".to_string()))
+            .into_paginator()
+            .send();
+        let mut listing = Listing::default();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| SourceError {
+                operation: "ListObjectsV2",
+                bucket: bucket.to_string(),
+                key: prefix.to_string(),
+                source: Box::new(e),
+            })?;
+            listing.prefixes.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
+            );
+            listing
+                .objects
+                .extend(page.contents().iter().filter_map(|o| {
+                    Some(ListedObject {
+                        key: o.key()?.to_string(),
+                        size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        etag: o.e_tag().map(str::to_string),
+                    })
+                }));
+        }
+        Ok(listing)
     }
 }

@@ -46,6 +46,7 @@ pub async fn run_all<S: CounterStore>(store: &S) {
     a_released_claim_is_free_at_once(store).await;
     only_the_holder_marks_releases_or_records(store).await;
     deliveries_carry_over_to_the_next_attempt_of_that_window(store).await;
+    object_markers_are_remembered(store).await;
 }
 
 async fn claim_ok<S: CounterStore>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {
@@ -229,6 +230,20 @@ pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: Counter
             delivered: BTreeSet::new()
         }
     );
+}
+
+pub async fn object_markers_are_remembered<S: CounterStore>(store: &S) {
+    let case = format!("{:?}", std::time::SystemTime::now());
+    let markers: Vec<String> = (0..250)
+        .map(|i| crate::key::object_marker("logs", &format!("k-{i}"), &case))
+        .collect();
+    assert!(store.seen(&markers).await.expect("seen").is_empty());
+    for m in markers.iter().step_by(7) {
+        store.mark_seen(m, T + 86_400).await.expect("mark");
+    }
+    let seen = store.seen(&markers).await.expect("seen");
+    let expected: BTreeSet<String> = markers.iter().step_by(7).cloned().collect();
+    assert_eq!(seen, expected, "more markers than one batch request takes");
 }
 
 #[cfg(test)]

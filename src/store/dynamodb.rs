@@ -11,6 +11,8 @@
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
 //!   UpdateItem whose condition is [`decide_claim`](super::decide_claim) written as a
 //!   ConditionExpression; the conformance suite runs both against the same cases.
+//! - Object marker: `pk = "O#" + marker`, `sk = 0`: an object already processed, which
+//!   the sweep need not read again.
 
 use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
@@ -21,9 +23,11 @@ use crate::window::Bucket;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const PARTITION_KEY: &str = "pk";
 pub const SORT_KEY: &str = "sk";
@@ -67,6 +71,13 @@ fn counter_pk(key: &DenialKey) -> String {
 fn alert_pk(key: &DenialKey) -> String {
     format!("A#{}", key.digest())
 }
+
+fn marker_pk(marker: &str) -> String {
+    format!("O#{marker}")
+}
+
+/// BatchGetItem takes at most this many keys.
+const BATCH_GET_KEYS: usize = 100;
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
@@ -202,6 +213,69 @@ impl DynamoStore {
             .await
             .map_err(|e| self.error("GetItem (alert state)", key, e))?;
         Ok(out.item().map(alert_state))
+    }
+}
+
+impl DynamoStore {
+    /// The markers of one batch that exist, fetching what DynamoDB left unprocessed.
+    async fn seen_batch(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| StoreError {
+            operation: "BatchGetItem (object markers)",
+            target: format!("table {}", self.table),
+            source: e,
+        };
+        let mut keys: Vec<HashMap<String, AttributeValue>> = markers
+            .iter()
+            .map(|m| {
+                HashMap::from([
+                    (PARTITION_KEY.to_string(), s(marker_pk(m))),
+                    (SORT_KEY.to_string(), n(0)),
+                ])
+            })
+            .collect();
+        let mut found = BTreeSet::new();
+        let mut backoff = std::time::Duration::from_millis(50);
+        for _ in 0..6 {
+            if keys.is_empty() {
+                return Ok(found);
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .projection_expression("#pk")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .build()
+                .map_err(|e| fail(Box::new(e)))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| fail(Box::new(e)))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = text(item, PARTITION_KEY)
+                    .and_then(|pk| pk.strip_prefix("O#").map(str::to_string))
+                {
+                    found.insert(m);
+                }
+            }
+            keys = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        Err(fail("DynamoDB kept leaving keys unprocessed".into()))
     }
 }
 
@@ -364,6 +438,31 @@ impl CounterStore for DynamoStore {
             .expression_attribute_names("#cat", "claimed_at");
         self.while_holding("UpdateItem (alert release)", key, claim, update)
             .await
+    }
+
+    async fn seen(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
+        let mut found = BTreeSet::new();
+        for batch in markers.chunks(BATCH_GET_KEYS) {
+            found.extend(self.seen_batch(batch).await?);
+        }
+        Ok(found)
+    }
+
+    async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(marker_pk(marker)))
+            .item(SORT_KEY, n(0))
+            .item(TTL_ATTRIBUTE, n(expires_at))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError {
+                operation: "PutItem (object marker)",
+                target: format!("table {}", self.table),
+                source: Box::new(e),
+            })
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {

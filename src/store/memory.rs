@@ -7,7 +7,7 @@ use super::{
 };
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -30,6 +30,7 @@ pub struct StoreOps {
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
+    seen: Mutex<HashSet<String>>,
     adds: AtomicU64,
     queries: AtomicU64,
     claims: AtomicU64,
@@ -170,6 +171,20 @@ impl CounterStore for MemoryStore {
 
     async fn release_claim(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.if_holding(key, claim, |state| state.pending = None);
+        Ok(())
+    }
+
+    async fn seen(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
+        let seen = lock(&self.seen);
+        Ok(markers
+            .iter()
+            .filter(|m| seen.contains(*m))
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_seen(&self, marker: &str, _expires_at: i64) -> Result<(), StoreError> {
+        lock(&self.seen).insert(marker.to_string());
         Ok(())
     }
 

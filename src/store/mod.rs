@@ -180,6 +180,26 @@ pub trait CounterStore: Send + Sync {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Which of these object markers are recorded (docs/DESIGN.md, "The sweep").
+    /// A store that keeps none knows none.
+    fn seen(
+        &self,
+        markers: &[String],
+    ) -> impl Future<Output = Result<BTreeSet<String>, StoreError>> + Send {
+        let _ = markers;
+        async { Ok(BTreeSet::new()) }
+    }
+
+    /// Records an object marker until `expires_at`.
+    fn mark_seen(
+        &self,
+        marker: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (marker, expires_at);
+        async { Ok(()) }
+    }
 }
 
 #[cfg(test)]

@@ -14,5 +14,6 @@ mod scan_cli;
 mod sinks;
 mod store;
 mod support;
+mod sweep;
 mod template;
 mod wiring;

@@ -16,39 +16,9 @@ const EMULATOR_ACCOUNT: &str = "123456789012";
 
 /// A custom bus with a rule matching the detector's alerts, delivering to a new queue.
 async fn bus_with_rule(s: &Stack, bus: &str) -> String {
-    let events = JsonApi::new(&s.sdk, "events", "us-east-1");
-    let call = |target: &'static str, body: Value| {
-        let events = events.clone();
-        async move {
-            events
-                .call(
-                    "setup",
-                    "/",
-                    &[
-                        ("content-type", "application/x-amz-json-1.1"),
-                        ("x-amz-target", target),
-                    ],
-                    body.to_string().as_bytes(),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{target}: {e}"))
-        }
-    };
-    call("AWSEvents.CreateEventBus", json!({"Name": bus})).await;
+    events_call(&s.sdk, "AWSEvents.CreateEventBus", json!({"Name": bus})).await;
     let pattern = json!({"source": [SOURCE], "detail-type": [DETAIL_TYPE]});
-    call(
-        "AWSEvents.PutRule",
-        json!({"Name": "to-queue", "EventBusName": bus, "EventPattern": pattern.to_string()}),
-    )
-    .await;
-    let queue = s.create_queue(&format!("events-{}", unique("q"))).await;
-    let arn = s.queue_arn(&queue).await;
-    call(
-        "AWSEvents.PutTargets",
-        json!({"Rule": "to-queue", "EventBusName": bus, "Targets": [{"Id": "q", "Arn": arn}]}),
-    )
-    .await;
-    queue
+    rule_to_queue(s, bus, &pattern).await
 }
 
 fn settings(s: &Stack, event_bus: Option<&str>, security_hub: bool) -> LambdaSettings {
@@ -121,6 +91,30 @@ async fn an_alert_reaches_an_eventbridge_rule_target_with_the_alert_as_detail() 
         "17261da3-a6d0-463c-aac8-ea1718afcd20"
     );
     assert_eq!(s.alerts().await.len(), 1, "and SNS got it too");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_readme_rule_pattern_routes_by_account_and_count() {
+    let s = Stack::new("eventbridge-route").await;
+    let bus = unique("route-bus");
+    events_call(&s.sdk, "AWSEvents.CreateEventBus", json!({"Name": bus})).await;
+    // The pattern the README shows.
+    let pattern = json!({
+        "source": ["bedrock-denied-models"],
+        "detail-type": ["Repeated Denied Bedrock Model Invocations"],
+        "detail": {"cloud.account.id": ["111122223333"], "total_denials": [{"numeric": [">", 10]}]}
+    });
+    let queue = rule_to_queue(&s, &bus, &pattern).await;
+    let h = aws_handler(settings(&s, Some(&bus), false)).await;
+    s.put("few.json.gz", denials_gz(MALLORY, &[T0; 5])).await;
+    h.handle(s.s3_event(&["few.json.gz"])).await.expect("handled");
+    let many_user = "arn:aws:iam::111122223333:user/many";
+    s.put("many.json.gz", denials_gz(many_user, &[T0; 11])).await;
+    h.handle(s.s3_event(&["many.json.gz"])).await.expect("handled");
+    let routed = s.drain(&queue).await;
+    assert_eq!(routed.len(), 1, "only the burst above 10: {routed:?}");
+    assert_eq!(routed[0]["detail"]["user.id"], many_user);
 }
 
 #[tokio::test]

@@ -33,6 +33,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The emulator stack of the integration tests (bucket, table, topic, subscribed queue).
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
+mod support;
+
 const BLOCK: usize = 256 << 10;
 const START: i64 = 1_773_478_800;
 
@@ -340,92 +345,15 @@ fn latency(bin: &Path, n: usize) -> Vec<Duration> {
         .enable_all()
         .build()
         .expect("runtime");
-    let suffix = std::process::id();
-    let (bucket, table, topic_arn, queue_url, s3, sqs) = rt.block_on(async {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
-        let sdk = bedrock_denied_models::lambda::sdk_config().await;
-        let s3 = bedrock_denied_models::lambda::s3_client(&sdk);
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        let sns = aws_sdk_sns::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let bucket = format!("bench-logs-{suffix}");
-        let table = format!("bench-counters-{suffix}");
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("bucket");
-        let attr = |n: &str, t| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(t)
-                .build()
-                .expect("attr")
-        };
-        let key = |n: &str, t| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .expect("key")
-        };
-        ddb.create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk", ScalarAttributeType::S))
-            .attribute_definitions(attr("sk", ScalarAttributeType::N))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .send()
-            .await
-            .expect("table");
-        let topic_arn = sns
-            .create_topic()
-            .name(format!("bench-alerts-{suffix}"))
-            .send()
-            .await
-            .expect("topic")
-            .topic_arn()
-            .expect("arn")
-            .to_string();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("bench-q-{suffix}"))
-            .send()
-            .await
-            .expect("queue")
-            .queue_url()
-            .expect("url")
-            .to_string();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .expect("queue arn");
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await
-            .expect("subscribe");
-        (bucket, table, topic_arn, queue_url, s3, sqs)
-    });
+    let s = rt.block_on(support::Stack::new("bench"));
     let api = RuntimeApi::start(Vec::new());
     let f = Function::spawn(function_command(
         bin,
         &api,
-        &[("COUNTER_TABLE", &table), ("ALERT_TOPIC_ARN", &topic_arn)],
+        &[
+            ("COUNTER_TABLE", &s.table),
+            ("ALERT_TOPIC_ARN", &s.topic_arn),
+        ],
     ));
     let mut took = Vec::with_capacity(n + 1);
     // The first invocation warms the function (connections, credentials): not counted.
@@ -434,20 +362,9 @@ fn latency(bin: &Path, n: usize) -> Vec<Duration> {
             "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/bench-{i}.json.gz"
         );
         let user = format!("arn:aws:iam::111122223333:user/latency-{i}");
-        let body = bedrock_denied_models::testing::denials_gz(
-            &user,
-            &[START, START + 1, START + 2, START + 3],
-        );
-        rt.block_on(
-            s3.put_object()
-                .bucket(&bucket)
-                .key(&key)
-                .body(body.into())
-                .send(),
-        )
-        .expect("put");
-        api.push(serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}}]}));
+        let body = support::denials_gz(&user, &[START, START + 1, START + 2, START + 3]);
+        rt.block_on(s.put(&key, body));
+        api.push(s.s3_event(&[key.as_str()]));
         let a = api.recv(Duration::from_secs(60)).expect("answer");
         assert!(
             matches!(a.answer, Answer::Response(ref v) if v["objects"] == 1),
@@ -459,32 +376,11 @@ fn latency(bin: &Path, n: usize) -> Vec<Duration> {
         }
     }
     drop(f.stop());
-    // Every object published its alert.
-    let mut alerts = 0;
-    loop {
-        let got = rt
-            .block_on(
-                sqs.receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(10)
-                    .send(),
-            )
-            .expect("receive");
-        if got.messages().is_empty() {
-            break;
-        }
-        for m in got.messages() {
-            alerts += 1;
-            rt.block_on(
-                sqs.delete_message()
-                    .queue_url(&queue_url)
-                    .receipt_handle(m.receipt_handle().expect("handle"))
-                    .send(),
-            )
-            .expect("delete");
-        }
-    }
-    assert_eq!(alerts, n + 1, "every object published its alert");
+    assert_eq!(
+        rt.block_on(s.alerts()).len(),
+        n + 1,
+        "every object published its alert"
+    );
     took
 }
 

@@ -235,6 +235,33 @@ impl JsonApi {
     }
 }
 
+/// Batch APIs answer 200 even when an item failed: the answer's `count_field` says how
+/// many did, and the first item under `failures` (a JSON pointer) why.
+pub fn check_batch_answer(
+    answer: &Value,
+    count_field: &str,
+    failures: &str,
+    what: &str,
+) -> Result<(), String> {
+    let failed = answer.get(count_field).and_then(Value::as_u64).unwrap_or(0);
+    if failed == 0 {
+        return Ok(());
+    }
+    let why = answer
+        .pointer(failures)
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f.get("ErrorCode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown"),
+                f.get("ErrorMessage").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    Err(format!("{failed} {what} failed ({why})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,26 +43,7 @@ pub fn put_events_request(alert: &Alert, bus: &str) -> Value {
 
 /// PutEvents answers 200 even when an entry failed: `FailedEntryCount` says.
 pub fn check_put_events_response(answer: &Value) -> Result<(), String> {
-    let failed = answer
-        .get("FailedEntryCount")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if failed == 0 {
-        return Ok(());
-    }
-    let why = answer
-        .pointer("/Entries/0")
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e.get("ErrorCode")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown"),
-                e.get("ErrorMessage").and_then(Value::as_str).unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
-    Err(format!("{failed} entry failed ({why})"))
+    super::aws_json::check_batch_answer(answer, "FailedEntryCount", "/Entries/0", "entry")
 }
 
 impl AlertSink for EventBridgeSink {

@@ -28,26 +28,7 @@ impl SecurityHubSink {
 
 /// BatchImportFindings answers 200 even when a finding failed: `FailedCount` says.
 pub fn check_import_response(answer: &Value) -> Result<(), String> {
-    let failed = answer
-        .get("FailedCount")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if failed == 0 {
-        return Ok(());
-    }
-    let why = answer
-        .pointer("/FailedFindings/0")
-        .map(|f| {
-            format!(
-                "{}: {}",
-                f.get("ErrorCode")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown"),
-                f.get("ErrorMessage").and_then(Value::as_str).unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
-    Err(format!("{failed} finding failed to import ({why})"))
+    super::aws_json::check_batch_answer(answer, "FailedCount", "/FailedFindings/0", "finding")
 }
 
 impl AlertSink for SecurityHubSink {

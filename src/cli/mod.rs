@@ -168,6 +168,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A Tokio runtime from `builder`, or the exit status after saying why not.
+fn start_runtime(
+    mut builder: tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("bedrock-denied-models: cannot start: {e}");
+        ExitCode::from(1)
+    })
+}
+
 /// `--flag-name` for a variable name.
 fn flag(variable: &str) -> String {
     format!("--{}", variable.to_ascii_lowercase().replace('_', "-"))

@@ -53,19 +53,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(jobs.min(4))
-        .max_blocking_threads(jobs)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("bedrock-denied-models: cannot start: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    runtime.block_on(scan(args, config, period, jobs))
+        .max_blocking_threads(jobs);
+    match super::start_runtime(builder) {
+        Ok(runtime) => runtime.block_on(scan(args, config, period, jobs)),
+        Err(status) => status,
+    }
 }
 
 /// Opens inputs: local files, and S3 objects in the AWS build.

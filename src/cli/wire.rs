@@ -22,15 +22,9 @@ pub struct WireArgs {
 }
 
 pub fn run(args: &WireArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::start_runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("bedrock-denied-models: cannot start: {e}");
-            return ExitCode::from(1);
-        }
+        Err(status) => return status,
     };
     runtime.block_on(async {
         let sdk = crate::lambda::sdk_config().await;

@@ -108,10 +108,15 @@ async fn the_readme_rule_pattern_routes_by_account_and_count() {
     let queue = rule_to_queue(&s, &bus, &pattern).await;
     let h = aws_handler(settings(&s, Some(&bus), false)).await;
     s.put("few.json.gz", denials_gz(MALLORY, &[T0; 5])).await;
-    h.handle(s.s3_event(&["few.json.gz"])).await.expect("handled");
+    h.handle(s.s3_event(&["few.json.gz"]))
+        .await
+        .expect("handled");
     let many_user = "arn:aws:iam::111122223333:user/many";
-    s.put("many.json.gz", denials_gz(many_user, &[T0; 11])).await;
-    h.handle(s.s3_event(&["many.json.gz"])).await.expect("handled");
+    s.put("many.json.gz", denials_gz(many_user, &[T0; 11]))
+        .await;
+    h.handle(s.s3_event(&["many.json.gz"]))
+        .await
+        .expect("handled");
     let routed = s.drain(&queue).await;
     assert_eq!(routed.len(), 1, "only the burst above 10: {routed:?}");
     assert_eq!(routed[0]["detail"]["user.id"], many_user);

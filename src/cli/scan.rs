@@ -170,12 +170,14 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
                 if sdk.is_none() {
                     sdk = Some(crate::lambda::sdk_config().await);
                 }
-                let client = crate::lambda::s3_client(sdk.as_ref().expect("set above"));
-                match super::s3::list_objects(&client, &bucket, &prefix).await {
-                    Ok(found) => inputs.extend(found),
-                    Err(e) => {
-                        eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
-                        return ExitCode::from(2);
+                if let Some(config) = &sdk {
+                    let client = crate::lambda::s3_client(config);
+                    match super::s3::list_objects(&client, &bucket, &prefix).await {
+                        Ok(found) => inputs.extend(found),
+                        Err(e) => {
+                            eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
+                            return ExitCode::from(2);
+                        }
                     }
                 }
             }
@@ -203,57 +205,50 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     };
     let stdout = StdoutSink { format };
 
-    #[cfg(feature = "aws")]
-    {
-        let opener = Opener {
-            s3: sdk
-                .as_ref()
-                .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s))),
-        };
-        if let Some(table) = &args.table {
-            let sdk = match sdk {
-                Some(s) => s,
-                None => crate::lambda::sdk_config().await,
-            };
-            let store = crate::lambda::dynamo_store(&sdk, table);
-            let region = sdk
-                .region()
-                .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
-            let mut sinks = Vec::new();
-            if let Some(topic) = &args.topic {
-                sinks.push(crate::lambda::sns_sink(&sdk, topic));
-            }
-            if let Some(bus) = &args.event_bus {
-                sinks.push(crate::lambda::eventbridge_sink(&sdk, bus, &region));
-            }
-            if let Some(account) = &args.security_hub {
-                sinks.push(crate::lambda::securityhub_sink(&sdk, account, &region));
-            }
-            let mut summary = if sinks.is_empty() {
-                let d = Detector::new(config, store, stdout);
-                scan_with(&d, &opener, &inputs, jobs).await
-            } else {
-                let d = Detector::with_sinks(config, store, sinks);
-                scan_with(&d, &opener, &inputs, jobs).await
-            };
-            summary.not_selected = (listed - inputs.len()) as u64;
-            return summary.finish();
-        }
-        let d = Detector::new(config, MemoryStore::new(), stdout);
-        let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
-        summary.keys = Some(d.store().key_count() as u64);
-        summary.not_selected = (listed - inputs.len()) as u64;
-        summary.finish()
-    }
+    let not_selected = (listed - inputs.len()) as u64;
     #[cfg(not(feature = "aws"))]
-    {
-        let opener = Opener {};
-        let d = Detector::new(config, MemoryStore::new(), stdout);
-        let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
-        summary.keys = Some(d.store().key_count() as u64);
-        summary.not_selected = (listed - inputs.len()) as u64;
-        summary.finish()
+    let opener = Opener {};
+    #[cfg(feature = "aws")]
+    let opener = Opener {
+        s3: sdk
+            .as_ref()
+            .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s))),
+    };
+    #[cfg(feature = "aws")]
+    if let Some(table) = &args.table {
+        let sdk = match sdk {
+            Some(s) => s,
+            None => crate::lambda::sdk_config().await,
+        };
+        let store = crate::lambda::dynamo_store(&sdk, table);
+        let region = sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+        let mut sinks = Vec::new();
+        if let Some(topic) = &args.topic {
+            sinks.push(crate::lambda::sns_sink(&sdk, topic));
+        }
+        if let Some(bus) = &args.event_bus {
+            sinks.push(crate::lambda::eventbridge_sink(&sdk, bus, &region));
+        }
+        if let Some(account) = &args.security_hub {
+            sinks.push(crate::lambda::securityhub_sink(&sdk, account, &region));
+        }
+        let mut summary = if sinks.is_empty() {
+            let d = Detector::new(config, store, stdout);
+            scan_with(&d, &opener, &inputs, jobs).await
+        } else {
+            let d = Detector::with_sinks(config, store, sinks);
+            scan_with(&d, &opener, &inputs, jobs).await
+        };
+        summary.not_selected = not_selected;
+        return summary.finish();
     }
+    let d = Detector::new(config, MemoryStore::new(), stdout);
+    let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
+    summary.keys = Some(d.store().key_count() as u64);
+    summary.not_selected = not_selected;
+    summary.finish()
 }
 
 /// Reads up to `jobs` inputs at once and counts them in input order.

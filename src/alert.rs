@@ -16,6 +16,7 @@ pub mod securityhub;
 pub mod sns;
 
 use crate::aggregate::{ContextValues, KeyDenials};
+use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
 use crate::window::{WindowSpec, WindowTotal};
 use chrono::DateTime;
@@ -443,10 +444,7 @@ impl MemorySink {
     }
 
     pub fn alerts(&self) -> Vec<Alert> {
-        self.alerts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.alerts).clone()
     }
 }
 
@@ -456,10 +454,7 @@ impl AlertSink for MemorySink {
     }
 
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        self.alerts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(alert.clone());
+        lock(&self.alerts).push(alert.clone());
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -48,6 +49,12 @@ impl fmt::Display for Chain<'_> {
 /// [`Chain`] as a string.
 pub fn error_chain(e: &(dyn Error + '_)) -> String {
     Chain(e).to_string()
+}
+
+/// Locks `m` even when a thread panicked while holding it: every update made under
+/// these locks is one statement, so a panic cannot leave one half-applied.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

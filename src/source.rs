@@ -9,7 +9,7 @@
 #[cfg(feature = "aws")]
 pub mod s3;
 
-use crate::errors::BoxError;
+use crate::errors::{lock, BoxError};
 use crate::event::ObjectRef;
 use std::collections::HashMap;
 use std::future::Future;
@@ -90,7 +90,7 @@ impl MemorySource {
 
     /// Writes a new version of the object; returns its version id.
     pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
-        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut objects = lock(&self.objects);
         let versions = objects
             .entry((bucket.to_string(), key.to_string()))
             .or_default();
@@ -101,7 +101,7 @@ impl MemorySource {
 
 impl ObjectSource for MemorySource {
     async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
-        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = lock(&self.objects);
         let Some(versions) = objects.get(&(object.bucket.clone(), object.key.clone())) else {
             return Ok(None);
         };
@@ -127,7 +127,7 @@ impl ObjectSource for MemorySource {
         prefix: &str,
         folders: bool,
     ) -> Result<Listing, SourceError> {
-        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = lock(&self.objects);
         let mut keys: Vec<(&String, &Versions)> = objects
             .iter()
             .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))

@@ -18,6 +18,7 @@ use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
     StoreError,
 };
+use crate::errors::BoxError;
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use aws_sdk_dynamodb::error::SdkError;
@@ -149,6 +150,13 @@ fn with_ids(
         .expression_attribute_values(":exp", n(expires_at))
 }
 
+/// The names of the pending claim's attributes other than its attempt.
+fn pending_names(b: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
+    b.expression_attribute_names("#pobj", "pending_object")
+        .expression_attribute_names("#pend", "pending_end")
+        .expression_attribute_names("#cat", "claimed_at")
+}
+
 /// The claim's attempt, under the condition "this attempt holds the claim".
 fn holding(b: UpdateItemFluentBuilder, claim: &AlertClaim) -> UpdateItemFluentBuilder {
     b.condition_expression(HOLDING)
@@ -182,6 +190,15 @@ impl DynamoStore {
             operation,
             target: format!("{key} in table {}", self.table),
             source: Box::new(e),
+        }
+    }
+
+    /// A failure of an operation on the table rather than on one key's items.
+    fn table_error(&self, operation: &'static str, e: impl Into<BoxError>) -> StoreError {
+        StoreError {
+            operation,
+            target: format!("table {}", self.table),
+            source: e.into(),
         }
     }
 
@@ -219,11 +236,7 @@ impl DynamoStore {
 impl DynamoStore {
     /// The markers of one batch that exist, fetching what DynamoDB left unprocessed.
     async fn seen_batch(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>| StoreError {
-            operation: "BatchGetItem (object markers)",
-            target: format!("table {}", self.table),
-            source: e,
-        };
+        const OPERATION: &str = "BatchGetItem (object markers)";
         let mut keys: Vec<HashMap<String, AttributeValue>> = markers
             .iter()
             .map(|m| {
@@ -245,14 +258,14 @@ impl DynamoStore {
                 .projection_expression("#pk")
                 .expression_attribute_names("#pk", PARTITION_KEY)
                 .build()
-                .map_err(|e| fail(Box::new(e)))?;
+                .map_err(|e| self.table_error(OPERATION, e))?;
             let out = self
                 .client
                 .batch_get_item()
                 .request_items(&self.table, request)
                 .send()
                 .await
-                .map_err(|e| fail(Box::new(e)))?;
+                .map_err(|e| self.table_error(OPERATION, e))?;
             for item in out
                 .responses()
                 .and_then(|r| r.get(&self.table))
@@ -275,7 +288,7 @@ impl DynamoStore {
                 backoff *= 2;
             }
         }
-        Err(fail("DynamoDB kept leaving keys unprocessed".into()))
+        Err(self.table_error(OPERATION, "DynamoDB kept leaving keys unprocessed"))
     }
 }
 
@@ -353,14 +366,12 @@ impl CounterStore for DynamoStore {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> Result<ClaimOutcome, StoreError> {
-        let result = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at)
+        let update = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at);
+        let result = pending_names(update)
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#pobj", "pending_object")
             .expression_attribute_names("#patt", "pending_attempt")
-            .expression_attribute_names("#pend", "pending_end")
-            .expression_attribute_names("#cat", "claimed_at")
             .expression_attribute_values(":obj", s(&claim.object_token))
             .expression_attribute_values(":att", s(&claim.attempt))
             .expression_attribute_values(":end", n(claim.window_end))
@@ -378,11 +389,7 @@ impl CounterStore for DynamoStore {
                     .attributes()
                     .map(alert_state)
                     .unwrap_or_default()
-                    .delivered
-                    .into_iter()
-                    .filter(|(_, end)| *end == claim.window_end)
-                    .map(|(sink, _)| sink)
-                    .collect();
+                    .delivered_for(claim.window_end);
                 return Ok(ClaimOutcome::Claimed { delivered });
             }
             Err(e) if condition_failed(&e) => {
@@ -430,12 +437,7 @@ impl CounterStore for DynamoStore {
     }
 
     async fn release_claim(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        let update = self
-            .update(alert_pk(key), 0)
-            .update_expression(RELEASE_UPDATE)
-            .expression_attribute_names("#pobj", "pending_object")
-            .expression_attribute_names("#pend", "pending_end")
-            .expression_attribute_names("#cat", "claimed_at");
+        let update = pending_names(self.update(alert_pk(key), 0)).update_expression(RELEASE_UPDATE);
         self.while_holding("UpdateItem (alert release)", key, claim, update)
             .await
     }
@@ -458,21 +460,13 @@ impl CounterStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError {
-                operation: "PutItem (object marker)",
-                target: format!("table {}", self.table),
-                source: Box::new(e),
-            })
+            .map_err(|e| self.table_error("PutItem (object marker)", e))
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        let update = self
-            .update(alert_pk(key), 0)
+        let update = pending_names(self.update(alert_pk(key), 0))
             .update_expression(MARK_UPDATE)
             .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#pobj", "pending_object")
-            .expression_attribute_names("#pend", "pending_end")
-            .expression_attribute_names("#cat", "claimed_at")
             .expression_attribute_names("#delivered", "delivered")
             .expression_attribute_values(":end", n(claim.window_end));
         self.while_holding("UpdateItem (alert sent)", key, claim, update)

@@ -5,11 +5,12 @@ use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
     StoreError,
 };
+use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 struct Counter {
@@ -35,11 +36,6 @@ pub struct MemoryStore {
     queries: AtomicU64,
     claims: AtomicU64,
     marks: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave a half-applied update: every update is one statement.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemoryStore {

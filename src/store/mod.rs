@@ -84,6 +84,17 @@ pub struct AlertState {
     pub delivered: BTreeSet<(String, i64)>,
 }
 
+impl AlertState {
+    /// The sinks that have the alert of the window ending at `window_end`.
+    pub fn delivered_for(&self, window_end: i64) -> BTreeSet<String> {
+        self.delivered
+            .iter()
+            .filter(|(_, end)| *end == window_end)
+            .map(|(sink, _)| sink.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingClaim {
     pub object_token: String,
@@ -120,12 +131,7 @@ pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutc
         }
     }
     ClaimOutcome::Claimed {
-        delivered: state
-            .delivered
-            .iter()
-            .filter(|(_, end)| *end == claim.window_end)
-            .map(|(sink, _)| sink.clone())
-            .collect(),
+        delivered: state.delivered_for(claim.window_end),
     }
 }
 

@@ -22,7 +22,8 @@ use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::store::memory::MemoryStore;
-use bedrock_denied_models::testing::runtime_api::{function_command, Answer, Function, RuntimeApi};
+use bedrock_denied_models::testing::runtime_api::{function_command_at, Answer, RuntimeApi};
+use bedrock_denied_models::testing::T0;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -39,7 +40,6 @@ use std::time::{Duration, Instant};
 mod support;
 
 const BLOCK: usize = 256 << 10;
-const START: i64 = 1_773_478_800;
 
 struct Rng(u64);
 
@@ -125,7 +125,7 @@ fn generate(paths: &[PathBuf], records: u64, span: i64) -> std::io::Result<Corpu
             let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
             gz = Some(GzEncoder::new(out, Compression::new(6)));
         }
-        let t = START + (i as i64 * span) / records.max(1) as i64;
+        let t = T0 + (i as i64 * span) / records.max(1) as i64;
         let ts = bedrock_denied_models::alert::rfc3339(t);
         let denied = rng.below(1000) < 5;
         let line = if denied {
@@ -297,24 +297,25 @@ fn startup_ms(bin: &Path) -> f64 {
     let addr = listener.local_addr().expect("addr").to_string();
     listener.set_nonblocking(true).expect("nonblocking");
     let t = Instant::now();
-    let mut child = Command::new(bin)
-        .env("AWS_LAMBDA_RUNTIME_API", &addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bedrock-denied-models")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("COUNTER_TABLE", "bench")
-        .env(
-            "ALERT_TOPIC_ARN",
-            "arn:aws:sns:us-east-1:111122223333:bench",
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = function_command_at(
+        bin,
+        &addr,
+        &[
+            ("COUNTER_TABLE", "bench"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:111122223333:bench",
+            ),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
     let conn = loop {
         match listener.accept() {
             Ok((conn, _)) => break conn,
@@ -340,21 +341,10 @@ fn startup_ms(bin: &Path) -> f64 {
 
 /// Object-to-alert latency against the emulator: `n` objects, one at a time, each
 /// completing a burst for its own principal. Returns the times of every invocation.
-fn latency(bin: &Path, n: usize) -> Vec<Duration> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+fn latency(rt: &tokio::runtime::Runtime, bin: &Path, n: usize) -> Vec<Duration> {
     let s = rt.block_on(support::Stack::new("bench"));
     let api = RuntimeApi::start(Vec::new());
-    let f = Function::spawn(function_command(
-        bin,
-        &api,
-        &[
-            ("COUNTER_TABLE", &s.table),
-            ("ALERT_TOPIC_ARN", &s.topic_arn),
-        ],
-    ));
+    let f = s.function(bin, &api);
     let mut took = Vec::with_capacity(n + 1);
     // The first invocation warms the function (connections, credentials): not counted.
     for i in 0..=n {
@@ -362,7 +352,7 @@ fn latency(bin: &Path, n: usize) -> Vec<Duration> {
             "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/bench-{i}.json.gz"
         );
         let user = format!("arn:aws:iam::111122223333:user/latency-{i}");
-        let body = support::denials_gz(&user, &[START, START + 1, START + 2, START + 3]);
+        let body = support::denials_gz(&user, &[T0, T0 + 1, T0 + 2, T0 + 3]);
         rt.block_on(s.put(&key, body));
         api.push(s.s3_event(&[key.as_str()]));
         let a = api.recv(Duration::from_secs(60)).expect("answer");
@@ -453,6 +443,8 @@ fn main() {
     let (mut best_floor, mut best_scan, mut best_lib) =
         (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut peak_rss_kib = 0;
+    let mut summary = String::new();
+    let mut last_read = None;
     let reader = Reader::new(&Config::default());
     for round in 0..rounds {
         let mut run_floor = || {
@@ -465,6 +457,7 @@ fn main() {
             assert_read_all(&run, 1, &c);
             peak_rss_kib = peak_rss_kib.max(run.peak_rss_kib);
             best_scan = best_scan.min(run.took);
+            summary = run.stderr;
         };
         if round % 2 == 0 {
             run_floor();
@@ -478,6 +471,7 @@ fn main() {
         best_lib = best_lib.min(t.elapsed());
         assert_eq!(read.stats.denials, c.denials);
         assert!(read.error.is_none());
+        last_read = Some(read);
     }
 
     // A month of objects: sequential, then on every core; same output required.
@@ -489,29 +483,22 @@ fn main() {
         let (took, bytes, lines) = floor(&month);
         assert_eq!((bytes, lines), (m.log_bytes, m.records));
         best_month_floor = best_month_floor.min(took);
-        let order: [&str; 2] = if round % 2 == 0 {
-            ["1", &jobs]
-        } else {
-            [&jobs, "1"]
-        };
-        let mut runs = Vec::new();
-        for j in order {
+        let run = |j: &str| {
             let run = scan(&bin, &["--jobs", j, &month_arg]);
             assert_read_all(&run, objects, &m);
-            runs.push((j, run));
-        }
-        assert_eq!(
-            runs[0].1.stdout, runs[1].1.stdout,
-            "same alerts, same order"
-        );
-        assert_eq!(runs[0].1.stderr, runs[1].1.stderr, "same summary");
-        for (j, run) in runs {
-            if j == "1" {
-                best_seq = best_seq.min(run.took);
-            } else {
-                best_par = best_par.min(run.took);
-            }
-        }
+            run
+        };
+        let (seq, par) = if round % 2 == 0 {
+            let seq = run("1");
+            (seq, run(&jobs))
+        } else {
+            let par = run(&jobs);
+            (run("1"), par)
+        };
+        assert_eq!(seq.stdout, par.stdout, "same alerts, same order");
+        assert_eq!(seq.stderr, par.stderr, "same summary");
+        best_seq = best_seq.min(seq.took);
+        best_par = best_par.min(par.took);
     }
 
     // Store requests for the single object: one conditional update per distinct
@@ -521,7 +508,7 @@ fn main() {
         .build()
         .expect("runtime");
     let detector = Detector::new(Config::default(), MemoryStore::new(), MemorySink::new());
-    let read = reader.read(File::open(&single[0]).expect("open"));
+    let read = last_read.expect("at least one round");
     rt.block_on(detector.record(&ObjectId::file("bench", "1"), &read.aggregate))
         .expect("record");
     let ops = detector.store().ops();
@@ -538,41 +525,36 @@ fn main() {
     println!();
     println!("| measure | value |");
     println!("|---|---|");
-    println!(
-        "| floor: inflate + line ends | {:.0} MB/s ({:.2} s) |",
-        mbps(c.log_bytes, best_floor),
-        best_floor.as_secs_f64()
-    );
-    println!(
-        "| `scan --jobs 1`, one object | {:.0} MB/s ({:.2} s) |",
-        mbps(c.log_bytes, best_scan),
-        best_scan.as_secs_f64()
-    );
-    println!(
-        "| reader in process | {:.0} MB/s ({:.2} s) |",
-        mbps(c.log_bytes, best_lib),
-        best_lib.as_secs_f64()
-    );
+    let rate = |label: &str, bytes: u64, d: Duration| {
+        println!(
+            "| {label} | {:.0} MB/s ({:.2} s) |",
+            mbps(bytes, d),
+            d.as_secs_f64()
+        );
+    };
+    rate("floor: inflate + line ends", c.log_bytes, best_floor);
+    rate("`scan --jobs 1`, one object", c.log_bytes, best_scan);
+    rate("reader in process", c.log_bytes, best_lib);
     println!("| scan / floor | {ratio:.3} |");
     println!("| reader / floor | {lib_ratio:.3} |");
     println!(
         "| peak RSS of the `scan` process | {:.1} MB |",
         peak_rss_kib as f64 / 1024.0
     );
-    println!(
-        "| {objects} objects: floor, one core | {:.0} MB/s ({:.2} s) |",
-        mbps(m.log_bytes, best_month_floor),
-        best_month_floor.as_secs_f64()
+    rate(
+        &format!("{objects} objects: floor, one core"),
+        m.log_bytes,
+        best_month_floor,
     );
-    println!(
-        "| {objects} objects: `scan --jobs 1` | {:.0} MB/s ({:.2} s) |",
-        mbps(m.log_bytes, best_seq),
-        best_seq.as_secs_f64()
+    rate(
+        &format!("{objects} objects: `scan --jobs 1`"),
+        m.log_bytes,
+        best_seq,
     );
-    println!(
-        "| {objects} objects: `scan --jobs {cores}` | {:.0} MB/s ({:.2} s) |",
-        mbps(m.log_bytes, best_par),
-        best_par.as_secs_f64()
+    rate(
+        &format!("{objects} objects: `scan --jobs {cores}`"),
+        m.log_bytes,
+        best_par,
     );
     println!("| speed-up on {cores} cores | {speedup:.2}x |");
     println!(
@@ -586,7 +568,7 @@ fn main() {
     );
     if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
         let n = arg(&args, "--latency-objects", 60) as usize;
-        let mut lat = latency(&bin, n);
+        let mut lat = latency(&rt, &bin, n);
         lat.sort();
         println!(
             "| object to alert published, warm, emulator ({} objects) | median {:.1} ms, p99 {:.1} ms |",
@@ -615,8 +597,5 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "scan summary (one object):\n{}",
-        scan(&bin, &["--jobs", "1", &single_arg]).stderr
-    );
+    println!("scan summary (one object):\n{summary}");
 }

@@ -38,6 +38,16 @@ pub const OBJECT_CONCURRENCY: usize = 4;
 /// How long an object's marker is kept: longer than any sweep looks back.
 pub const MARKER_SECONDS: i64 = 3 * 86_400;
 
+/// The function's own variables, read by [`LambdaSettings::from_vars`] beside the
+/// detector's [`config::VARIABLES`](crate::config::VARIABLES) and the runtime's `AWS_*`.
+pub const VARIABLES: [&str; 5] = [
+    "COUNTER_TABLE",
+    "ALERT_TOPIC_ARN",
+    "EVENT_BUS_NAME",
+    "SECURITY_HUB",
+    "ACCOUNT_ID",
+];
+
 /// Everything the deployed function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LambdaSettings {

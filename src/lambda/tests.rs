@@ -4,7 +4,7 @@ use crate::errors::Context;
 use crate::key::DenialKey;
 use crate::source::{MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
-use crate::testing::{denials, ACCOUNT, MALLORY, MODEL, T0};
+use crate::testing::{answer, denials, ACCOUNT, MALLORY, MODEL, T0};
 use serde_json::json;
 
 fn s3_event(keys: &[&str]) -> Value {
@@ -24,10 +24,6 @@ fn handler<O: ObjectSource>(source: O) -> Handler<MemoryStore, MemorySink, O> {
     let d =
         Detector::new(Config::default(), MemoryStore::new(), MemorySink::new()).with_clock(|| T0);
     Handler::new(d, source, "test")
-}
-
-fn answer(r: Response) -> Value {
-    serde_json::to_value(r).expect("serialisable")
 }
 
 #[tokio::test]
@@ -179,4 +175,27 @@ async fn dependency_failures_fail_the_invocation_or_the_sqs_message() {
         answer(out),
         json!({"batchItemFailures": [{"itemIdentifier": "m-fail"}]})
     );
+}
+
+#[test]
+fn the_listed_variables_are_the_ones_the_settings_read() {
+    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let settings = LambdaSettings::from_vars(|name| {
+        asked.borrow_mut().insert(name.to_string());
+        match name {
+            "SECURITY_HUB" => Some("true".into()),
+            "ACCOUNT_ID" => Some("111122223333".into()),
+            "COUNTER_TABLE" | "ALERT_TOPIC_ARN" | "EVENT_BUS_NAME" => Some("x".into()),
+            _ => None,
+        }
+    });
+    assert!(settings.is_ok(), "{settings:?}");
+    let runtime = ["AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION"];
+    let expected: std::collections::BTreeSet<String> = VARIABLES
+        .iter()
+        .chain(&crate::config::VARIABLES)
+        .chain(&runtime)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(asked.into_inner(), expected);
 }

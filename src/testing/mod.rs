@@ -2,6 +2,7 @@
 //! `testing`): log-record builders, gzip, readers that misbehave, and a detector over
 //! memory. Never part of a release build.
 
+#[cfg(feature = "aws")]
 pub mod runtime_api;
 
 use crate::alert::{rfc3339, MemorySink};
@@ -10,6 +11,12 @@ use crate::detector::Detector;
 use crate::store::memory::MemoryStore;
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
+
+/// The handler's answer as the Lambda runtime would send it.
+#[cfg(feature = "aws")]
+pub fn answer(r: crate::lambda::Response) -> Value {
+    serde_json::to_value(r).expect("a response serializes")
+}
 
 /// 2026-03-14T09:00:00Z.
 pub const T0: i64 = 1_773_478_800;

@@ -178,19 +178,26 @@ fn serve(
 
 /// The function as Lambda starts it: the binary with the runtime's environment.
 pub fn function_command(bin: &Path, api: &RuntimeApi, env: &[(&str, &str)]) -> Command {
+    function_command_at(bin, &api.addr, env)
+}
+
+/// [`function_command`] for a runtime API at `addr`.
+pub fn function_command_at(bin: &Path, addr: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+    cmd.env("AWS_LAMBDA_RUNTIME_API", addr)
         .env("AWS_LAMBDA_FUNCTION_NAME", "bedrock-denied-models")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env_remove("RUST_LOG")
-        .env_remove("COUNTER_TABLE")
-        .env_remove("ALERT_TOPIC_ARN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for v in crate::config::VARIABLES {
+    // Nothing from the caller's shell may change what the function is configured with.
+    for v in crate::lambda::VARIABLES
+        .iter()
+        .chain(&crate::config::VARIABLES)
+    {
         cmd.env_remove(v);
     }
     for (k, v) in env {

@@ -71,22 +71,26 @@ struct FaultyStore {
     plan: Arc<Plan>,
 }
 
-fn injected(operation: &'static str) -> StoreError {
+fn injected() -> StoreError {
     StoreError {
-        operation,
+        operation: "injected",
         target: "fault".into(),
         source: Box::new(Context::new("injected failure", "timeout")),
     }
 }
 
-/// Runs `write` unless the plan fails this call before it; fails after it when planned.
+/// Runs `write` unless the plan fails this call before it with `fail`; fails after
+/// it when planned.
 macro_rules! faulty {
     ($self:ident, $kind:expr, $write:expr) => {
+        faulty!($self, $kind, $write, injected())
+    };
+    ($self:ident, $kind:expr, $write:expr, $fail:expr) => {
         match $self.plan.tick(&$kind) {
-            Some(Mode::Before) => Err(injected("injected")),
+            Some(Mode::Before) => Err($fail),
             Some(Mode::After) => {
                 $write.await?;
-                Err(injected("injected"))
+                Err($fail)
             }
             None => $write.await,
         }
@@ -160,32 +164,18 @@ impl AlertSink for FaultySink {
     }
 
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let fail = || SinkError::new(self.name, alert, "injected failure");
-        match self.plan.tick(&format!("publish {}", self.name)) {
-            Some(Mode::Before) => Err(fail()),
-            Some(Mode::After) => {
-                self.inner.publish(alert).await?;
-                Err(fail())
-            }
-            None => self.inner.publish(alert).await,
-        }
+        faulty!(
+            self,
+            format!("publish {}", self.name),
+            self.inner.publish(alert),
+            SinkError::new(self.name, alert, "injected failure")
+        )
     }
-}
-
-fn denial(user: &str, t: i64) -> String {
-    record(user, MODEL, ACCOUNT, t, Some(DENIED), &format!("r-{t}")).to_string() + "\n"
 }
 
 /// Two keys: mallory alerts (3 + 2 denials in two buckets), bob stays below.
 fn object_body() -> String {
-    let mut s = String::new();
-    for t in [T0, T0 + 1, T0 + 2, T0 + 600, T0 + 601] {
-        s += &denial(MALLORY, t);
-    }
-    for t in [T0, T0 + 700] {
-        s += &denial("bob", t);
-    }
-    s
+    denials(MALLORY, &[T0, T0 + 1, T0 + 2, T0 + 600, T0 + 601]) + &denials("bob", &[T0, T0 + 700])
 }
 
 /// The counts the object must leave, whatever failed on the way.
@@ -328,10 +318,7 @@ async fn every_failure_point_then_a_clean_retry_with_three_sinks() {
 #[tokio::test]
 async fn when_giving_the_claim_back_fails_too_the_retry_waits_out_the_lease() {
     let object = ObjectId::s3("logs", "a.json", "1");
-    let body: String = [T0, T0 + 1, T0 + 2, T0 + 3]
-        .iter()
-        .map(|t| denial(MALLORY, *t))
-        .collect();
+    let body = denials(MALLORY, &[T0, T0 + 1, T0 + 2, T0 + 3]);
     let now = Arc::new(AtomicI64::new(T0));
     let plan = Arc::new(Plan::default());
     let d = detector(&plan, &["sns"], &now);

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use bedrock_denied_models::alert::{MemorySink, MAX_SUBJECT_CHARS};
-use bedrock_denied_models::detector::Detector;
+use bedrock_denied_models::detector::{Detector, ObjectReport};
 use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::store::memory::MemoryStore;
 use serde_json::json;
@@ -15,14 +15,10 @@ fn denial(user: &str, model: &str, ts: &str) -> String {
         + "\n"
 }
 
-fn detector() -> Detector<MemoryStore, MemorySink> {
-    memory_detector()
-}
-
-async fn run(d: &Detector<MemoryStore, MemorySink>, body: &str) {
+async fn run(d: &Detector<MemoryStore, MemorySink>, body: &str) -> ObjectReport {
     d.process(&ObjectId::s3("b", "k", "e"), body.as_bytes())
         .await
-        .expect("processed");
+        .expect("processed")
 }
 
 #[tokio::test]
@@ -36,7 +32,7 @@ async fn ids_built_to_break_renderings_stay_exact_in_json_and_safe_in_text() {
         "ünïcødé 🚀 模型 ".to_string(),
     ];
     for user in &nasty_users {
-        let d = detector();
+        let d = memory_detector();
         let body: String = (0..4)
             .map(|_| denial(user, "m<b>\u{1b}", "2026-03-14T09:00:00Z"))
             .collect();
@@ -74,7 +70,7 @@ async fn extreme_timestamps_are_counted_where_they_belong() {
         "1969-12-31T23:59:59Z",
         "9999-12-31T23:59:59Z",
     ] {
-        let d = detector();
+        let d = memory_detector();
         let body: String = (0..4).map(|_| denial("u", "m", ts)).collect();
         run(&d, &body).await;
         let alerts = d.sink().alerts();
@@ -87,19 +83,16 @@ async fn extreme_timestamps_are_counted_where_they_belong() {
         );
     }
     // Unparseable or out-of-range times are skipped and counted, not guessed.
-    let d = detector();
+    let d = memory_detector();
     let body =
         denial("u", "m", "10000-01-01T00:00:00Z") + &denial("u", "m", "2026-02-30T00:00:00Z");
-    let r = d
-        .process(&ObjectId::s3("b", "k", "e"), body.as_bytes())
-        .await
-        .expect("processed");
+    let r = run(&d, &body).await;
     assert_eq!(r.read.skipped.bad_timestamp, 2);
 }
 
 #[tokio::test]
 async fn a_window_spanning_midnight() {
-    let d = detector();
+    let d = memory_detector();
     let body = denial("u", "m", "2026-03-14T23:55:00Z")
         + &denial("u", "m", "2026-03-14T23:59:59Z")
         + &denial("u", "m", "2026-03-15T00:00:00Z")
@@ -114,7 +107,7 @@ async fn a_window_spanning_midnight() {
 
 #[tokio::test]
 async fn a_hundred_thousand_keys_in_one_object() {
-    let d = detector();
+    let d = memory_detector();
     let mut body = String::with_capacity(100_000 * 150);
     for i in 0..100_000 {
         body += &denial(
@@ -131,10 +124,7 @@ async fn a_hundred_thousand_keys_in_one_object() {
             "2026-03-14T09:01:00Z",
         );
     }
-    let r = d
-        .process(&ObjectId::s3("b", "k", "e"), body.as_bytes())
-        .await
-        .expect("processed");
+    let r = run(&d, &body).await;
     assert_eq!(r.record.keys, 100_000);
     assert_eq!(r.record.alerts_published, 1);
     let ops = d.store().ops();
@@ -143,7 +133,7 @@ async fn a_hundred_thousand_keys_in_one_object() {
 
 #[tokio::test]
 async fn structure_attacks_are_skipped_and_counted() {
-    let d = detector();
+    let d = memory_detector();
     let deep = format!(
         "{{\"errorCode\":\"AccessDeniedException\",\"identity\":{}{}}}\n",
         "{\"a\":".repeat(50_000),
@@ -154,10 +144,7 @@ async fn structure_attacks_are_skipped_and_counted() {
     let dupes =
         "{\"errorCode\":\"AccessDeniedException\",\"errorCode\":\"AccessDeniedException\"}\n";
     let body = format!("{deep}{numbers}{arrays}{dupes}");
-    let r = d
-        .process(&ObjectId::s3("b", "k", "e"), body.as_bytes())
-        .await
-        .expect("processed");
+    let r = run(&d, &body).await;
     assert_eq!(r.read.records, 4);
     assert_eq!(r.read.denials, 0);
     assert_eq!(r.read.skipped.total(), 4, "{:?}", r.read.skipped);

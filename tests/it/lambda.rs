@@ -4,12 +4,7 @@
 use crate::support::*;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::key::DenialKey;
-use serde_json::{json, Value};
-
-/// The handler's answer as the Lambda runtime would send it.
-fn answer(r: bedrock_denied_models::lambda::Response) -> Value {
-    serde_json::to_value(r).expect("serialisable")
-}
+use serde_json::json;
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
@@ -110,13 +105,14 @@ async fn counts_add_across_objects_and_windows_span_55_not_70_minutes() {
 #[ignore = "needs the emulator"]
 async fn grouping_by_user_model_and_account() {
     let s = Stack::new("group").await;
-    let mut body = String::new();
-    for (u, m, a) in [
+    let keys = [
         (MALLORY, MODEL, ACCOUNT),
         ("arn:aws:iam::111122223333:user/bob", MODEL, ACCOUNT),
         (MALLORY, "amazon.titan-text-express-v1", ACCOUNT),
         (MALLORY, MODEL, "444455556666"),
-    ] {
+    ];
+    let mut body = String::new();
+    for (u, m, a) in keys {
         for i in 0..3 {
             body += &line(u, m, a, T0 + i, Some("AccessDeniedException"));
         }
@@ -130,12 +126,7 @@ async fn grouping_by_user_model_and_account() {
         .await
         .expect("handled");
     assert!(s.alerts().await.is_empty(), "3 per key: no alert");
-    for (u, m, a) in [
-        (MALLORY, MODEL, ACCOUNT),
-        ("arn:aws:iam::111122223333:user/bob", MODEL, ACCOUNT),
-        (MALLORY, "amazon.titan-text-express-v1", ACCOUNT),
-        (MALLORY, MODEL, "444455556666"),
-    ] {
+    for (u, m, a) in keys {
         assert_eq!(
             s.count(&DenialKey::new(u, m, a), bucket_of(T0)).await,
             3,
@@ -167,28 +158,6 @@ async fn redelivery_counts_once_and_alerts_once() {
     assert_eq!(s.alerts().await.len(), 1);
 }
 
-/// A handler whose store holds `parties` callers at the counter and at the claim.
-async fn racing_handler(
-    s: &Stack,
-    parties: usize,
-) -> bedrock_denied_models::lambda::Handler<
-    BarrierStore<bedrock_denied_models::store::dynamodb::DynamoStore>,
-    bedrock_denied_models::lambda::AwsSink,
-    bedrock_denied_models::source::s3::S3Source,
-> {
-    use bedrock_denied_models::lambda::{dynamo_store, s3_client, sns_sink, Handler};
-    let detector = bedrock_denied_models::detector::Detector::new(
-        Config::default(),
-        BarrierStore::new(dynamo_store(&s.sdk, &s.table), parties),
-        sns_sink(&s.sdk, &s.topic_arn),
-    );
-    Handler::new(
-        detector,
-        bedrock_denied_models::source::s3::S3Source::new(s3_client(&s.sdk)),
-        "race",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the emulator"]
 async fn one_object_delivered_four_times_at_once_counts_once_and_alerts_once() {
@@ -199,7 +168,7 @@ async fn one_object_delivered_four_times_at_once_counts_once_and_alerts_once() {
         s.put(&key, denials_gz(&user, &[T0, T0 + 1, T0 + 2, T0 + 3]))
             .await;
         // A fresh handler per round: its barriers hold the round's four deliveries.
-        let h = racing_handler(&s, 4).await;
+        let h = s.racing_handler(4, "race");
         let object =
             match bedrock_denied_models::event::parse_invocation(&s.s3_event(&[key.as_str()])) {
                 bedrock_denied_models::event::Invocation::Objects(o) => o[0].clone(),
@@ -569,27 +538,6 @@ async fn an_overwritten_key_in_an_unversioned_bucket_counts_each_content_once() 
     assert_eq!(s.count(&mallory(), bucket_of(T0 - 3600)).await, 2);
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 2);
     assert!(s.alerts().await.is_empty());
-}
-
-fn bedrock_messages(times: &[i64]) -> Vec<(String, String)> {
-    times
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            (
-                format!("3795310660696698337880902507980421114328961542429822156{i}"),
-                record(
-                    MALLORY,
-                    MODEL,
-                    ACCOUNT,
-                    *t,
-                    Some(DENIED),
-                    &format!("cw-{i}"),
-                )
-                .to_string(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

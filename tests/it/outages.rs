@@ -3,12 +3,8 @@
 
 use crate::support::*;
 use bedrock_denied_models::config::Config;
-use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::DenialKey;
-use bedrock_denied_models::lambda::{
-    aws_handler_with, dynamo_store, s3_client, sdk_loader, sns_sink, Handler,
-};
-use bedrock_denied_models::source::s3::S3Source;
+use bedrock_denied_models::lambda::aws_handler_with;
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
@@ -21,15 +17,7 @@ async fn unreachable_aws_fails_the_invocation_and_the_retry_completes() {
     .await;
     let event = s.s3_event(&["a.json.gz"]);
 
-    // Nothing listens on this port: every call fails after the SDK's retries.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let down = sdk_loader()
-        .endpoint_url(format!("http://127.0.0.1:{closed}"))
-        .load()
-        .await;
+    let down = unreachable_sdk().await;
     let err = aws_handler_with(&down, s.settings(Config::default()))
         .handle(event.clone())
         .await
@@ -73,15 +61,7 @@ async fn sixteen_concurrent_invocations_four_deliveries_of_each_of_four_objects(
         keys.push(key);
     }
     // One handler; its store holds all sixteen invocations at the counter and claim.
-    let h = Handler::new(
-        Detector::new(
-            Config::default(),
-            BarrierStore::new(dynamo_store(&s.sdk, &s.table), 16),
-            sns_sink(&s.sdk, &s.topic_arn),
-        ),
-        S3Source::new(s3_client(&s.sdk)),
-        "concurrent",
-    );
+    let h = s.racing_handler(16, "concurrent");
     let events: Vec<_> = keys
         .iter()
         .flat_map(|k| std::iter::repeat_n(s.s3_event(&[k.as_str()]), 4))

@@ -11,27 +11,11 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_bedrock-denied-models"))
 }
 
-fn start_function(api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
-    Function::spawn(function_command(bin(), api, env))
-}
-
-/// The next answer as (request id, answer); fails the test after `secs`.
-fn next_answer(api: &RuntimeApi, secs: u64) -> (String, Answer) {
-    let a = api
-        .recv(Duration::from_secs(secs))
-        .expect("an answer from the function");
-    (a.request_id, a.answer)
-}
-
-/// The function wired to a test stack's table and topic.
-fn start_for_stack(api: &RuntimeApi, s: &Stack) -> Function {
-    start_function(
-        api,
-        &[
-            ("COUNTER_TABLE", &s.table),
-            ("ALERT_TOPIC_ARN", &s.topic_arn),
-        ],
-    )
+/// The next answer; fails the test after `secs`.
+fn next_answer(api: &RuntimeApi, secs: u64) -> Answer {
+    api.recv(Duration::from_secs(secs))
+        .expect("an answer from the function")
+        .answer
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,7 +38,7 @@ async fn binary_serves_invocations_through_the_runtime_api() {
         s.s3_event(&["burst.json.gz"]),
         sqs,
     ]);
-    let f = start_for_stack(&api, &s);
+    let f = s.function(bin(), &api);
 
     let mut answers = Vec::new();
     for _ in 0..3 {
@@ -104,8 +88,8 @@ async fn dependency_failure_is_reported_as_an_invocation_error() {
     s.put("a.json.gz", denials_gz(MALLORY, &[T0])).await;
     s.delete_table().await;
     let api = RuntimeApi::start(vec![s.s3_event(&["a.json.gz"])]);
-    let f = start_for_stack(&api, &s);
-    let (_, answer) = next_answer(&api, 60);
+    let f = s.function(bin(), &api);
+    let answer = next_answer(&api, 60);
     drop(f);
     let Answer::Error(e) = answer else {
         panic!("expected an error, got {answer:?}")
@@ -168,8 +152,8 @@ async fn a_large_object_is_streamed_in_bounded_memory() {
     s.put("big.json", body.into_bytes()).await;
 
     let api = RuntimeApi::start(vec![s.s3_event(&["big.json"])]);
-    let f = start_for_stack(&api, &s);
-    let (_, answer) = next_answer(&api, 120);
+    let f = s.function(bin(), &api);
+    let answer = next_answer(&api, 120);
     let peak_mib = f.peak_rss_kib() / 1024;
     println!(
         "peak RSS {peak_mib} MiB reading a {} MiB object",
@@ -192,28 +176,13 @@ async fn a_large_object_is_streamed_in_bounded_memory() {
 #[ignore = "needs the emulator"]
 async fn binary_counts_a_cloudwatch_logs_payload_once() {
     let s = Stack::new("runtimecw").await;
-    let messages: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            (
-                format!("3795310660696698337880902507980421114328961542429822156{i}"),
-                record(
-                    MALLORY,
-                    MODEL,
-                    ACCOUNT,
-                    T0 + i,
-                    Some(DENIED),
-                    &format!("cw-{i}"),
-                )
-                .to_string(),
-            )
-        })
-        .collect();
+    let messages = bedrock_messages(&[T0, T0 + 1, T0 + 2, T0 + 3]);
     let event = logs_event("/aws/bedrock/modelinvocations", "stream-1", &messages);
     // Delivered twice, as CloudWatch Logs and Lambda may.
     let api = RuntimeApi::start(vec![event.clone(), event]);
-    let f = start_for_stack(&api, &s);
+    let f = s.function(bin(), &api);
     for _ in 0..2 {
-        let (_, answer) = next_answer(&api, 60);
+        let answer = next_answer(&api, 60);
         assert!(
             matches!(answer, Answer::Response(ref v) if *v == json!({"log_events": 4})),
             "{answer:?}"
@@ -239,9 +208,9 @@ async fn four_processes_given_the_same_event_at_once_alert_once() {
         let apis: Vec<RuntimeApi> = (0..4)
             .map(|_| RuntimeApi::start(vec![event.clone()]))
             .collect();
-        let functions: Vec<Function> = apis.iter().map(|api| start_for_stack(api, &s)).collect();
+        let functions: Vec<Function> = apis.iter().map(|api| s.function(bin(), api)).collect();
         for api in &apis {
-            let (_, answer) = next_answer(api, 60);
+            let answer = next_answer(api, 60);
             assert!(
                 matches!(answer, Answer::Response(ref v) if *v == json!({"objects": 1})),
                 "round {round}: {answer:?}"

@@ -238,14 +238,7 @@ async fn an_unreachable_security_hub_fails_the_invocation_and_the_retry_imports(
     .await;
     let event = s.s3_event(&["a.json.gz"]);
     // Security Hub behind a closed port, SNS on the emulator.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let down = bedrock_denied_models::lambda::sdk_loader()
-        .endpoint_url(format!("http://127.0.0.1:{closed}"))
-        .load()
-        .await;
+    let down = unreachable_sdk().await;
     let set = settings(&s, None, true);
     let sinks = vec![
         bedrock_denied_models::lambda::sns_sink(&s.sdk, &s.topic_arn),

@@ -12,11 +12,15 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use bedrock_denied_models::config::Config;
+use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::lambda::{
-    aws_handler, s3_client, sdk_config, AwsHandler, LambdaSettings,
+    aws_handler_with, dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink, AwsHandler,
+    AwsSink, Handler, LambdaSettings,
 };
-use bedrock_denied_models::store::dynamodb::{PARTITION_KEY, SORT_KEY};
+use bedrock_denied_models::source::s3::S3Source;
+use bedrock_denied_models::store::dynamodb::{DynamoStore, PARTITION_KEY, SORT_KEY};
+use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -215,11 +219,37 @@ impl Stack {
 
     /// The deployed handler (real clients from the environment) for this stack.
     pub async fn handler(&self) -> AwsHandler {
-        aws_handler(self.settings(Config::default())).await
+        self.handler_with(Config::default()).await
     }
 
     pub async fn handler_with(&self, config: Config) -> AwsHandler {
-        aws_handler(self.settings(config)).await
+        aws_handler_with(&self.sdk, self.settings(config))
+    }
+
+    /// The built function, served by `api`, wired to this stack's table and topic.
+    pub fn function(&self, bin: &std::path::Path, api: &RuntimeApi) -> Function {
+        Function::spawn(function_command(
+            bin,
+            api,
+            &[
+                ("COUNTER_TABLE", &self.table),
+                ("ALERT_TOPIC_ARN", &self.topic_arn),
+            ],
+        ))
+    }
+
+    /// A handler whose store holds `parties` callers at the counter and at the claim.
+    pub fn racing_handler(
+        &self,
+        parties: usize,
+        function_name: &str,
+    ) -> Handler<BarrierStore<DynamoStore>, AwsSink, S3Source> {
+        let detector = Detector::new(
+            Config::default(),
+            BarrierStore::new(dynamo_store(&self.sdk, &self.table), parties),
+            sns_sink(&self.sdk, &self.topic_arn),
+        );
+        Handler::new(detector, S3Source::new(s3_client(&self.sdk)), function_name)
     }
 
     /// Writes an object; returns its version id (versioned buckets).
@@ -342,6 +372,41 @@ pub fn logs_event(group: &str, stream: &str, messages: &[(String, String)]) -> V
         })).collect::<Vec<_>>(),
     });
     json!({"awslogs": {"data": bedrock_denied_models::event::logs::encode(&payload.to_string())}})
+}
+
+/// CloudWatch Logs messages of one Bedrock denial by Mallory at each of `times`.
+pub fn bedrock_messages(times: &[i64]) -> Vec<(String, String)> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                format!("3795310660696698337880902507980421114328961542429822156{i}"),
+                record(
+                    MALLORY,
+                    MODEL,
+                    ACCOUNT,
+                    *t,
+                    Some(DENIED),
+                    &format!("cw-{i}"),
+                )
+                .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// An SDK configuration whose endpoint nothing listens on: every call fails after
+/// the SDK's retries.
+pub async fn unreachable_sdk() -> aws_config::SdkConfig {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    sdk_loader()
+        .endpoint_url(format!("http://127.0.0.1:{closed}"))
+        .load()
+        .await
 }
 
 pub fn mallory() -> DenialKey {

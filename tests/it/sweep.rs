@@ -56,7 +56,6 @@ async fn a_sweep_counts_what_no_notification_brought_and_nothing_twice() {
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 2);
 
     let sweep = json!({"sweep": {"bucket": s.bucket, "lookback_hours": 6}});
-    let answer = |r| serde_json::to_value(r).expect("answer");
     let first: Value = answer(h.handle(sweep.clone()).await.expect("sweep"));
     let report = &first["sweep"];
     assert_eq!(

@@ -40,15 +40,7 @@ pub fn resolve(v: &Value, params: &BTreeMap<&str, &str>) -> serde_json::Value {
                 .map(|x| resolve(x, params))
                 .collect(),
         ),
-        Value::Tagged(t) if t.tag == "!If" => {
-            let cond = t.value[0].as_str().unwrap_or_default();
-            let chosen = if params.get(cond) == Some(&"true") {
-                1
-            } else {
-                2
-            };
-            resolve(&t.value[chosen], params)
-        }
+        Value::Tagged(t) if t.tag == "!If" => resolve(if_branch(t, params), params),
         Value::Mapping(m) => J::Object(
             m.iter()
                 .map(|(k, x)| {
@@ -78,21 +70,33 @@ pub fn resolve(v: &Value, params: &BTreeMap<&str, &str>) -> serde_json::Value {
     }
 }
 
+/// The branch of `!If [condition, then, else]` that `params` choose.
+fn if_branch<'a>(
+    t: &'a serde_yaml_ng::value::TaggedValue,
+    params: &BTreeMap<&str, &str>,
+) -> &'a Value {
+    let cond = t.value[0].as_str().unwrap_or_default();
+    if params.get(cond) == Some(&"true") {
+        &t.value[1]
+    } else {
+        &t.value[2]
+    }
+}
+
 /// `!Ref AWS::NoValue`, directly or as the chosen branch of an `!If`.
 fn is_no_value(v: &Value, params: &BTreeMap<&str, &str>) -> bool {
     match v {
         Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str() == Some("AWS::NoValue"),
-        Value::Tagged(t) if t.tag == "!If" => {
-            let cond = t.value[0].as_str().unwrap_or_default();
-            let chosen = if params.get(cond) == Some(&"true") {
-                1
-            } else {
-                2
-            };
-            is_no_value(&t.value[chosen], params)
-        }
+        Value::Tagged(t) if t.tag == "!If" => is_no_value(if_branch(t, params), params),
         _ => false,
     }
+}
+
+/// The default of a numeric template parameter.
+fn default_number(t: &Value, name: &str) -> u64 {
+    t["Parameters"][name]["Default"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} default"))
 }
 
 fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
@@ -219,16 +223,12 @@ fn sam_build_enables_the_aws_feature() {
 fn parameter_defaults_match_the_code() {
     let t = template();
     let d = Config::default();
-    let p = &t["Parameters"];
-    let num = |name: &str| {
-        p[name]["Default"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{name} default"))
-    };
+    let num = |name: &str| default_number(&t, name);
     assert_eq!(num("Threshold"), d.threshold);
     assert_eq!(num("BucketMinutes"), u64::from(d.bucket_minutes));
     assert_eq!(num("WindowBuckets"), u64::from(d.window_buckets));
     assert_eq!(num("SuppressMinutes"), u64::from(d.suppress_minutes));
+    let p = &t["Parameters"];
     assert_eq!(
         p["DenialCodes"]["Default"].as_str(),
         Some(d.denial_codes.join(",").as_str())
@@ -247,12 +247,7 @@ fn the_queue_is_visible_long_enough_for_the_function() {
     // AWS: a visibility timeout of at least six times the function timeout plus the
     // batching window.
     let t = template();
-    let p = &t["Parameters"];
-    let num = |name: &str| {
-        p[name]["Default"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{name}"))
-    };
+    let num = |name: &str| default_number(&t, name);
     assert!(
         num("QueueVisibilityTimeoutSeconds")
             >= 6 * num("FunctionTimeout") + num("QueueBatchingWindowSeconds")

@@ -2,13 +2,14 @@
 //! distinct (key, bucket) and not one per record, plus the evidence the alert shows.
 //!
 //! [`Reader`] is the synchronous half of the detector: it holds no store and no
-//! sink, is cheap to clone, and runs on blocking threads.
+//! sink, and runs on blocking threads (shared with them through an `Arc`).
 
 use crate::config::Config;
 use crate::key::DenialKey;
 use crate::logs::{
     read_log, read_messages, Denial, DenialContext, DenialMatcher, ReadError, ReadStats,
 };
+use crate::text::prefix_chars;
 use crate::window::{Bucket, WindowSpec};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -39,23 +40,14 @@ impl ContextValues {
             (&mut self.regions, c.region),
             (&mut self.operations, c.operation),
         ] {
-            if let Some(v) = value {
-                keep_distinct(list, cut(v));
+            // A full list is the common case in a flood of denials: nothing to cut.
+            if let Some(mut v) = value.filter(|_| list.len() < MAX_CONTEXT_VALUES) {
+                v.truncate(prefix_chars(&v, MAX_CONTEXT_CHARS).len());
+                if !list.contains(&v) {
+                    list.push(v);
+                }
             }
         }
-    }
-}
-
-fn cut(mut v: String) -> String {
-    if let Some((at, _)) = v.char_indices().nth(MAX_CONTEXT_CHARS) {
-        v.truncate(at);
-    }
-    v
-}
-
-fn keep_distinct(list: &mut Vec<String>, v: String) {
-    if list.len() < MAX_CONTEXT_VALUES && !list.contains(&v) {
-        list.push(v);
     }
 }
 
@@ -126,10 +118,6 @@ impl Reader {
             matcher: DenialMatcher::new(&config.denial_codes, &config.cloudtrail_denial_codes),
             spec: config.window(),
         }
-    }
-
-    pub fn matcher(&self) -> &DenialMatcher {
-        &self.matcher
     }
 
     pub fn spec(&self) -> &WindowSpec {

@@ -2,6 +2,7 @@
 //! the Lambda (from the environment) and for `scan` (from flags of the same names).
 
 use crate::exceptions::Exceptions;
+use crate::text::Quoted;
 use crate::window::WindowSpec;
 use thiserror::Error;
 
@@ -28,20 +29,11 @@ pub const VARIABLES: [&str; 7] = [
 
 /// A configuration value that cannot be used; names the variable (or flag).
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid {name}={}: {reason}", shown(value))]
+#[error("invalid {name}={}: {reason}", Quoted::<120>(value))]
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
     pub reason: String,
-}
-
-/// The value in an error message: quoted, and cut short when long.
-fn shown(value: &str) -> String {
-    const MAX_CHARS: usize = 120;
-    match value.char_indices().nth(MAX_CHARS) {
-        None => format!("{value:?}"),
-        Some((cut, _)) => format!("{:?}...", &value[..cut]),
-    }
 }
 
 /// What counts as a denial, how it is bucketed and when it alerts.

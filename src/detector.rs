@@ -103,7 +103,7 @@ pub struct ObjectReport {
 
 pub struct Detector<S, A> {
     config: Config,
-    reader: Reader,
+    reader: Arc<Reader>,
     store: S,
     sinks: Vec<A>,
     clock: Clock,
@@ -118,7 +118,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     /// A detector that delivers every alert to each of `sinks`.
     pub fn with_sinks(config: Config, store: S, sinks: Vec<A>) -> Self {
         Self {
-            reader: Reader::new(&config),
+            reader: Arc::new(Reader::new(&config)),
             config,
             store,
             sinks,
@@ -139,11 +139,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         self
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn reader(&self) -> &Reader {
+    pub fn reader(&self) -> &Arc<Reader> {
         &self.reader
     }
 
@@ -332,9 +328,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
                     return Ok(());
                 }
                 ClaimOutcome::Busy { .. } => {
-                    if report.alerts_in_progress == 0 {
-                        report.alerts_in_progress += 1;
-                    }
+                    report.alerts_in_progress = 1;
                     if started.elapsed() >= self.claim_wait {
                         return Err(DetectError::AlertBusy {
                             object: object.uri.clone(),

@@ -18,22 +18,20 @@ pub struct Pattern(String);
 
 impl Pattern {
     pub fn matches(&self, text: &str) -> bool {
-        let mut parts = self.0.split('*');
-        let first = parts.next().unwrap_or_default();
+        let Some((first, tail)) = self.0.split_once('*') else {
+            return self.0 == text; // no '*': exact
+        };
         let Some(mut rest) = text.strip_prefix(first) else {
             return false;
         };
-        let parts: Vec<&str> = parts.collect();
-        let Some((last, middle)) = parts.split_last() else {
-            return rest.is_empty(); // no '*': exact
-        };
-        for part in middle {
+        let (middle, last) = tail.rsplit_once('*').unwrap_or(("", tail));
+        for part in middle.split('*') {
             match rest.find(part) {
                 Some(i) => rest = &rest[i + part.len()..],
                 None => return false,
             }
         }
-        rest.len() >= last.len() && rest.ends_with(last)
+        rest.ends_with(last)
     }
 }
 
@@ -136,14 +134,6 @@ impl Exceptions {
         self.rules
             .iter()
             .find(|r| r.is_active(now) && r.matches(key))
-    }
-
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
     }
 }
 

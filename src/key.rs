@@ -1,6 +1,7 @@
 //! The grouping key of the rule, `(user.id, gen_ai.request.model.id, cloud.account.id)`,
 //! and the stable digests derived from it and from object identities.
 
+use crate::text::Quoted;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,28 +40,18 @@ impl DenialKey {
     }
 }
 
-/// Ids as they appear in log lines and error messages: quoted, escaped, and cut at
-/// 256 characters so a hostile id cannot flood a log.
-struct Shown<'a>(&'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX_CHARS: usize = 256;
-        match self.0.char_indices().nth(MAX_CHARS) {
-            None => write!(f, "{:?}", self.0),
-            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
-        }
-    }
-}
+/// Characters of an id shown in log lines and error messages, so a hostile id
+/// cannot flood a log.
+const SHOWN_ID_CHARS: usize = 256;
 
 impl fmt::Display for DenialKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "user={} model={} account={}",
-            Shown(&self.user_id),
-            Shown(&self.model_id),
-            Shown(&self.account_id)
+            Quoted::<SHOWN_ID_CHARS>(&self.user_id),
+            Quoted::<SHOWN_ID_CHARS>(&self.model_id),
+            Quoted::<SHOWN_ID_CHARS>(&self.account_id)
         )
     }
 }

@@ -24,6 +24,7 @@ pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod window;
 
 pub use errors::{error_chain, Context};

@@ -3,6 +3,7 @@
 //! metrics; a test checks that every name they use is one written here.
 
 use crate::detector::ObjectReport;
+use crate::logs::Skipped;
 use serde_json::json;
 
 pub const NAMESPACE: &str = "BedrockDeniedModels";
@@ -20,10 +21,7 @@ pub struct InvocationMetrics {
     pub events_malformed: u64,
     pub records: u64,
     pub denials: u64,
-    pub skipped_invalid_json: u64,
-    pub skipped_missing_fields: u64,
-    pub skipped_bad_timestamp: u64,
-    pub skipped_oversized: u64,
+    pub skipped: Skipped,
     pub alerts_published: u64,
     pub alerts_suppressed: u64,
     pub alerts_excepted: u64,
@@ -38,11 +36,7 @@ impl InvocationMetrics {
         self.objects_incomplete += u64::from(r.read_error.is_some());
         self.records += r.read.records;
         self.denials += r.read.denials;
-        let s = &r.read.skipped;
-        self.skipped_invalid_json += s.invalid_json;
-        self.skipped_missing_fields += s.missing_fields;
-        self.skipped_bad_timestamp += s.bad_timestamp;
-        self.skipped_oversized += s.oversized_line;
+        self.skipped.add(&r.read.skipped);
         self.alerts_published += r.record.alerts_published;
         self.alerts_suppressed += r.record.alerts_suppressed;
         self.alerts_excepted += r.record.alerts_excepted;
@@ -60,17 +54,11 @@ impl InvocationMetrics {
             ("EventsMalformed", self.events_malformed),
             ("Records", self.records),
             ("Denials", self.denials),
-            (
-                "SkippedLines",
-                self.skipped_invalid_json
-                    + self.skipped_missing_fields
-                    + self.skipped_bad_timestamp
-                    + self.skipped_oversized,
-            ),
-            ("SkippedInvalidJson", self.skipped_invalid_json),
-            ("SkippedMissingFields", self.skipped_missing_fields),
-            ("SkippedBadTimestamp", self.skipped_bad_timestamp),
-            ("SkippedOversized", self.skipped_oversized),
+            ("SkippedLines", self.skipped.total()),
+            ("SkippedInvalidJson", self.skipped.invalid_json),
+            ("SkippedMissingFields", self.skipped.missing_fields),
+            ("SkippedBadTimestamp", self.skipped.bad_timestamp),
+            ("SkippedOversized", self.skipped.oversized_line),
             ("AlertsPublished", self.alerts_published),
             ("AlertsSuppressed", self.alerts_suppressed),
             ("AlertsExcepted", self.alerts_excepted),
@@ -119,8 +107,11 @@ mod tests {
             objects: 2,
             denials: 5,
             alerts_published: 1,
-            skipped_invalid_json: 2,
-            skipped_oversized: 1,
+            skipped: Skipped {
+                invalid_json: 2,
+                oversized_line: 1,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_emf("fn", 1000)).expect("json");

@@ -7,6 +7,7 @@
 
 use super::{Alert, NEXT_STEPS, RULE_ID, RULE_NAME};
 use crate::key::partition;
+use crate::text::prefix_chars;
 use serde_json::{json, Map, Value};
 
 pub const SCHEMA_VERSION: &str = "2018-10-08";
@@ -26,10 +27,7 @@ const MAX_FIELD_VALUE: usize = 2048;
 const MAX_RECOMMENDATION: usize = 512;
 
 fn cut(s: &str, max_chars: usize) -> String {
-    match s.char_indices().nth(max_chars) {
-        None => s.to_string(),
-        Some((at, _)) => s[..at].to_string(),
-    }
+    prefix_chars(s, max_chars).to_string()
 }
 
 /// The product ARN of an account's own findings in a region.

@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::File;
 use std::io::Read;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 pub fn run(args: &ScanArgs) -> ExitCode {
     let config = match args.detector.config() {
@@ -128,7 +129,7 @@ enum ReadResult {
     Failed(String),
 }
 
-async fn read_input(opener: &Opener, reader: Reader, input: &Input) -> ReadResult {
+async fn read_input(opener: &Opener, reader: Arc<Reader>, input: &Input) -> ReadResult {
     match opener.open(input).await {
         Ok(Opened::Body(id, body)) => {
             match tokio::task::spawn_blocking(move || reader.read(body)).await {
@@ -289,7 +290,7 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
                     }
                     Err(e) => {
                         summary.failed += 1;
-                        summary.log_bytes += stats.log_bytes;
+                        summary.read.log_bytes += stats.log_bytes;
                         note(&progress, &format!("{}: {}", input.name(), error_chain(&e)));
                     }
                 }
@@ -309,8 +310,8 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
         }
         progress.set_message(format!(
             "{:.1} MB of log, {} denials, {} alerts",
-            summary.log_bytes as f64 / 1e6,
-            summary.denials,
+            summary.read.log_bytes as f64 / 1e6,
+            summary.read.denials,
             summary.record.alerts_published
         ));
     }
@@ -332,12 +333,9 @@ struct Summary {
     not_selected: u64,
     incomplete: u64,
     failed: u64,
-    log_bytes: u64,
-    records: u64,
-    denials: u64,
+    read: ReadStats,
     /// Keys with denials (known for the in-memory store only).
     keys: Option<u64>,
-    skipped: crate::logs::Skipped,
     record: RecordReport,
 }
 
@@ -356,14 +354,11 @@ impl Summary {
         for (i, (format, _)) in FORMATS.iter().enumerate() {
             self.formats[i] += u64::from(r.format == *format);
         }
-        self.log_bytes += r.log_bytes;
-        self.records += r.records;
-        self.denials += r.denials;
-        self.skipped.add(&r.skipped);
+        self.read.add(r);
     }
 
     fn render(&self) -> String {
-        let s = &self.skipped;
+        let s = &self.read.skipped;
         let mut kinds = vec![format!("{} gzip", self.gzip)];
         for (i, (format, name)) in FORMATS.iter().enumerate() {
             if self.formats[i] > 0 || *format == LogFormat::CloudTrail {
@@ -391,9 +386,9 @@ impl Summary {
             self.housekeeping,
             self.incomplete,
             self.failed,
-            self.records,
-            self.log_bytes,
-            self.denials,
+            self.read.records,
+            self.read.log_bytes,
+            self.read.denials,
             s.total(),
             s.invalid_json,
             s.missing_fields,

@@ -3,7 +3,7 @@ use crate::alert::MemorySink;
 use crate::exceptions::Exceptions;
 use crate::store::memory::{MemoryStore, StoreOps};
 use crate::testing::{
-    cloudtrail_record, denials, gzip, memory_detector, memory_detector_with, record, BarrierStore,
+    cloudtrail_record, denials, gzip, line, memory_detector, memory_detector_with, BarrierStore,
     FailingSource, ACCOUNT, ALICE, DENIED, MODEL, T0,
 };
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -84,10 +84,6 @@ async fn fifty_five_minutes_meet_seventy_do_not() {
     assert!(d.sink().alerts().is_empty());
 }
 
-fn line(user: &str, model: &str, account: &str, t: i64, code: &str) -> String {
-    record(user, model, account, t, Some(code), "r").to_string() + "\n"
-}
-
 #[tokio::test]
 async fn grouping_is_by_user_model_and_account() {
     let d = memory_detector();
@@ -101,9 +97,9 @@ async fn grouping_is_by_user_model_and_account() {
     // Two denials each for 4 keys differing in one id, plus noise of other codes.
     for (u, m, a) in keys {
         for i in 0..2 {
-            body += &line(u, m, a, T0 + i, DENIED);
+            body += &line(u, m, a, T0 + i, Some(DENIED));
         }
-        body += &line(u, m, a, T0, "ThrottlingException");
+        body += &line(u, m, a, T0, Some("ThrottlingException"));
     }
     let r = run(&d, "a", &body).await.expect("ok");
     assert_eq!(r.record.keys, 4);
@@ -370,7 +366,7 @@ async fn a_per_key_threshold_alerts_above_its_own_value_only() {
                 "meta.llama3-70b-instruct-v1:0",
                 ACCOUNT,
                 T0 + i,
-                DENIED,
+                Some(DENIED),
             )
         })
         .collect();
@@ -405,7 +401,7 @@ async fn store_requests_per_object() {
     run(
         &d,
         "quiet",
-        &line(ALICE, MODEL, "1", T0, "ValidationException"),
+        &line(ALICE, MODEL, "1", T0, Some("ValidationException")),
     )
     .await
     .expect("ok");

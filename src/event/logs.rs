@@ -63,18 +63,10 @@ pub fn decode(data: &str) -> Result<LogPayload, String> {
     serde_json::from_slice(&text).map_err(|e| format!("awslogs.data is not a log payload: {e}"))
 }
 
-/// Encodes a payload the way CloudWatch Logs does (for tests and fixtures).
-pub fn encode(payload_json: &str) -> String {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to memory cannot fail.
-    let _ = gz.write_all(payload_json.as_bytes());
-    STANDARD.encode(gz.finish().unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::awslogs_data as encode;
     use serde_json::json;
 
     fn payload() -> serde_json::Value {

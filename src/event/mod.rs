@@ -143,17 +143,12 @@ pub fn parse_invocation(event: &Value) -> Invocation {
             "not an S3, EventBridge, SQS, SNS or CloudWatch Logs event".into(),
         );
     };
-    let source = |r: &Value, name: &str| {
-        r.get(name)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_default()
-    };
     let first = records.first();
-    if first.is_some_and(|r| source(r, "eventSource") == "aws:sqs") {
+    let source = |name: &str| first.and_then(|r| r.get(name)).and_then(Value::as_str);
+    if source("eventSource") == Some("aws:sqs") {
         return Invocation::Sqs(records.iter().map(parse_sqs_record).collect());
     }
-    if first.is_some_and(|r| source(r, "EventSource") == "aws:sns") {
+    if source("EventSource") == Some("aws:sns") {
         // S3 notifications fanned out through an SNS topic: one message per record.
         let mut objects = Vec::new();
         for r in records {

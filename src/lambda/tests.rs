@@ -90,7 +90,7 @@ async fn malformed_and_control_payloads_are_acknowledged() {
     assert!(answer(out)["malformed"]
         .as_str()
         .is_some_and(|m| m.contains("base64")));
-    let control = crate::event::logs::encode(
+    let control = crate::testing::awslogs_data(
         &json!({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
                 "logGroup": "", "logStream": "", "subscriptionFilters": [],
                 "logEvents": [{"id": "", "timestamp": 0, "message": "CWL CONTROL MESSAGE: Checking health of destination Lambda."}]})

@@ -23,21 +23,6 @@ pub struct LineBuffer {
     eof: bool,
 }
 
-/// What one [`LineBuffer::fill`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Filled {
-    /// Bytes read from the source (0 at its end).
-    pub bytes: usize,
-    /// A line outgrew [`MAX_LINE_BYTES`] and is being dropped: count it once.
-    pub oversized_line: bool,
-}
-
-impl Default for LineBuffer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl LineBuffer {
     pub fn new() -> Self {
         Self {
@@ -51,12 +36,10 @@ impl LineBuffer {
     }
 
     /// Reads once from `source` into free space, making room first. Bytes already
-    /// buffered stay buffered until consumed.
-    pub fn fill(&mut self, source: &mut dyn Read) -> io::Result<Filled> {
-        let mut filled = Filled::default();
-        if self.end == self.buf.len() {
-            filled.oversized_line = self.make_room();
-        }
+    /// buffered stay buffered until consumed. True when a line outgrew
+    /// [`MAX_LINE_BYTES`] and starts being dropped: count it once.
+    pub fn fill(&mut self, source: &mut dyn Read) -> io::Result<bool> {
+        let oversized_line = self.end == self.buf.len() && self.make_room();
         let n = loop {
             match source.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
@@ -64,7 +47,6 @@ impl LineBuffer {
                 Err(e) => return Err(e),
             }
         };
-        filled.bytes = n;
         let new = self.end;
         self.end += n;
         self.eof = n == 0;
@@ -81,7 +63,7 @@ impl LineBuffer {
                 None => {
                     self.pos = self.end;
                     self.lines_end = self.end;
-                    return Ok(filled);
+                    return Ok(oversized_line);
                 }
             }
         }
@@ -91,7 +73,7 @@ impl LineBuffer {
             // Bytes before `search_from` hold no '\n' past `lines_end`: only new ones are searched.
             self.lines_end = search_from + i + 1;
         }
-        Ok(filled)
+        Ok(oversized_line)
     }
 
     /// Frees space at the end: drops consumed bytes, else grows, else starts dropping
@@ -162,8 +144,7 @@ mod tests {
         let mut out = Vec::new();
         let mut oversized = 0;
         loop {
-            let f = b.fill(&mut src).expect("read");
-            oversized += u64::from(f.oversized_line);
+            oversized += u64::from(b.fill(&mut src).expect("read"));
             for l in b.lines().split_inclusive(|c| *c == b'\n') {
                 out.push(l.to_vec());
             }
@@ -202,8 +183,7 @@ mod tests {
         let mut lines = Vec::new();
         let mut oversized = 0;
         loop {
-            let f = b.fill(&mut src).expect("read");
-            oversized += u64::from(f.oversized_line);
+            oversized += u64::from(b.fill(&mut src).expect("read"));
             lines.extend(
                 b.lines()
                     .split_inclusive(|c| *c == b'\n')

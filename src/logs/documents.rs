@@ -6,6 +6,7 @@
 //! Each record is held alone while it is classified, and never more than
 //! [`MAX_LINE_BYTES`] of it: a larger one stops the object.
 
+use super::record::Unusable;
 use super::{Collector, Denial, LogFormat, Stop, MAX_LINE_BYTES};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -14,7 +15,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, BufReader, Read};
-use std::rc::Rc;
 
 /// Reads a document of `format` from `input`, handing each record to `out`.
 pub(super) fn read_document<F: FnMut(Denial)>(
@@ -22,10 +22,10 @@ pub(super) fn read_document<F: FnMut(Denial)>(
     input: impl Read,
     out: &mut Collector<'_, F>,
 ) -> Result<(), Stop> {
-    let budget = Rc::new(Budget::default());
+    let budget = Budget::default();
     let reader = Capped {
         inner: BufReader::with_capacity(super::BLOCK_BYTES, input),
-        budget: budget.clone(),
+        budget: &budget,
     };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut records = Records {
@@ -60,8 +60,7 @@ pub(super) fn read_document<F: FnMut(Denial)>(
     match outcome {
         Ok(()) => Ok(()),
         Err(_) if budget.exceeded.get() => {
-            records.out.stats.records += 1;
-            records.out.stats.skipped.oversized_line += 1;
+            records.out.skip(Unusable::OversizedLine);
             Err(Stop::Malformed(format!(
                 "a record is larger than {} MiB",
                 MAX_LINE_BYTES >> 20
@@ -80,12 +79,12 @@ struct Budget {
 }
 
 /// Fails the read once one record has taken [`MAX_LINE_BYTES`].
-struct Capped<R> {
+struct Capped<'b, R> {
     inner: R,
-    budget: Rc<Budget>,
+    budget: &'b Budget,
 }
 
-impl<R: Read> Read for Capped<R> {
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = MAX_LINE_BYTES.saturating_sub(self.budget.taken.get());
         if left == 0 {
@@ -123,10 +122,7 @@ impl<F: FnMut(Denial)> Records<'_, '_, F> {
         }
         match serde_json::from_str::<Entry<'_>>(raw.get()) {
             Ok(Entry { event: Some(text) }) => self.out.record(&text),
-            _ => {
-                self.out.stats.records += 1;
-                self.out.stats.skipped.invalid_json += 1;
-            }
+            _ => self.out.skip(Unusable::InvalidJson),
         }
         self.budget.taken.set(0);
     }

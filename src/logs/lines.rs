@@ -2,7 +2,8 @@
 //! the prefilter flags are parsed. The prefilter runs over whole blocks, like a grep.
 
 use super::buffer::LineBuffer;
-use super::{Collector, Denial, Stop};
+use super::record::Unusable;
+use super::{fill, Collector, Denial, Stop};
 use std::io::Read;
 
 /// Reads the rest of `input` as JSON lines, starting with what `buf` already holds.
@@ -18,11 +19,7 @@ pub(super) fn read_lines<F: FnMut(Denial)>(
         if buf.is_eof() {
             return Ok(());
         }
-        let filled = buf.fill(input).map_err(Stop::Io)?;
-        if filled.oversized_line {
-            out.stats.records += 1;
-            out.stats.skipped.oversized_line += 1;
-        }
+        fill(buf, input, out)?;
     }
 }
 
@@ -66,8 +63,9 @@ fn count_line<F: FnMut(Denial)>(line: &[u8], out: &mut Collector<'_, F>) {
     if line.is_empty() {
         return;
     }
-    out.stats.records += 1;
-    if !is_object_shaped(line) {
-        out.stats.skipped.invalid_json += 1;
+    if is_object_shaped(line) {
+        out.stats.records += 1;
+    } else {
+        out.skip(Unusable::InvalidJson);
     }
 }

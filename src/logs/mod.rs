@@ -9,28 +9,26 @@
 //! [`MAX_LINE_BYTES`]) whatever the object's size, and only records that can be
 //! denials are parsed, and then only for the fields the rule reads.
 
-pub mod buffer;
+mod buffer;
 mod documents;
 mod lines;
-pub mod matcher;
-pub mod record;
+mod matcher;
+mod record;
 
 pub use matcher::{DenialMatcher, RecordSource};
 
 use crate::key::DenialKey;
 use buffer::LineBuffer;
 use flate2::read::MultiGzDecoder;
-use record::Record;
+use record::{Record, Unusable};
 use serde::Serialize;
-use std::cell::Cell;
 use std::io::{self, BufReader, Cursor, Read};
-use std::rc::Rc;
 use thiserror::Error;
 
 /// Longest line (or record of a document) kept; a longer one is skipped and counted.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// Read size: large blocks keep the per-read overhead out of the hot loop.
-pub const BLOCK_BYTES: usize = 256 << 10;
+const BLOCK_BYTES: usize = 256 << 10;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One denied model invocation.
@@ -182,25 +180,9 @@ struct Collector<'a, F> {
 }
 
 impl<F: FnMut(Denial)> Collector<'_, F> {
-    /// A record the prefilter flagged: parse it.
+    /// A record the prefilter flagged (already counted): parse it.
     fn classify(&mut self, json: &[u8]) {
-        let record = record::classify_bytes(json, self.matcher);
-        self.take(record);
-    }
-
-    /// One whole record of a document or message: counted, prefiltered, classified.
-    fn record(&mut self, json: &str) {
-        self.stats.records += 1;
-        if !json.trim_ascii_start().starts_with('{') {
-            self.stats.skipped.invalid_json += 1;
-        } else if self.matcher.may_match(json.as_bytes()) {
-            let record = record::classify(json, self.matcher);
-            self.take(record);
-        }
-    }
-
-    fn take(&mut self, record: Record) {
-        match record {
+        match record::classify(json, self.matcher) {
             Record::Denial(d) => {
                 self.stats.denials += 1;
                 (self.on_denial)(d);
@@ -209,41 +191,70 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
             Record::Unusable(u) => u.count_in(&mut self.stats.skipped),
         }
     }
+
+    /// One whole record of a document or message: counted, prefiltered, classified.
+    fn record(&mut self, json: &str) {
+        if !json.trim_ascii_start().starts_with('{') {
+            self.skip(Unusable::InvalidJson);
+            return;
+        }
+        self.stats.records += 1;
+        if self.matcher.may_match(json.as_bytes()) {
+            self.classify(json.as_bytes());
+        }
+    }
+
+    /// A record counted and skipped without being classified.
+    fn skip(&mut self, why: Unusable) {
+        self.stats.records += 1;
+        why.count_in(&mut self.stats.skipped);
+    }
+}
+
+/// Reads once more into `buf`, counting a line that outgrew it.
+fn fill<F: FnMut(Denial)>(
+    buf: &mut LineBuffer,
+    input: &mut dyn Read,
+    out: &mut Collector<'_, F>,
+) -> Result<(), Stop> {
+    if buf.fill(input).map_err(Stop::Io)? {
+        out.skip(Unusable::OversizedLine);
+    }
+    Ok(())
 }
 
 /// Counts what the inner reader yields; for the source, also whether it failed, so a
 /// network error is not mistaken for a corrupt gzip.
 struct Tracked<R> {
     inner: R,
-    bytes: Rc<Cell<u64>>,
-    failed: Rc<Cell<bool>>,
+    bytes: u64,
+    failed: bool,
+}
+
+impl<R> Tracked<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            failed: false,
+        }
+    }
 }
 
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                self.bytes.set(self.bytes.get() + n as u64);
+                self.bytes += n as u64;
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                self.failed.set(true);
+                self.failed = true;
                 Err(e)
             }
         }
     }
-}
-
-fn tracked<R>(inner: R) -> (Tracked<R>, Rc<Cell<u64>>, Rc<Cell<bool>>) {
-    let bytes = Rc::new(Cell::new(0));
-    let failed = Rc::new(Cell::new(false));
-    let t = Tracked {
-        inner,
-        bytes: bytes.clone(),
-        failed: failed.clone(),
-    };
-    (t, bytes, failed)
 }
 
 /// Reads one object from `input`, calling `on_denial` for every denial, in order.
@@ -253,18 +264,18 @@ pub fn read_log<R: Read>(
     matcher: &DenialMatcher,
     on_denial: impl FnMut(Denial),
 ) -> ReadOutcome {
-    let (mut source, source_bytes, source_failed) = tracked(input);
+    let mut source = Tracked::new(input);
     let mut stats = ReadStats::default();
 
     let mut magic = [0u8; 2];
     let got = match read_up_to(&mut source, &mut magic) {
         Ok(n) => n,
-        Err(source) => {
+        Err(e) => {
             return ReadOutcome {
                 stats,
                 error: Some(ReadError::Source {
-                    source_bytes: source_bytes.get(),
-                    source,
+                    source_bytes: source.bytes,
+                    source: e,
                 }),
             }
         }
@@ -279,7 +290,7 @@ pub fn read_log<R: Read>(
     } else {
         Box::new(head.chain(&mut source))
     };
-    let (mut text, log_bytes, _) = tracked(text);
+    let mut text = Tracked::new(text);
 
     let mut out = Collector {
         matcher,
@@ -287,11 +298,12 @@ pub fn read_log<R: Read>(
         on_denial,
     };
     let result = read_text(&mut text, &mut out);
+    stats.log_bytes = text.bytes;
     drop(text);
-    stats.source_bytes = source_bytes.get();
-    stats.log_bytes = log_bytes.get();
+    stats.source_bytes = source.bytes;
+    let source_failed = source.failed;
     let error = result.err().map(|e| match e {
-        Stop::Io(source) if source_failed.get() => ReadError::Source {
+        Stop::Io(source) if source_failed => ReadError::Source {
             source_bytes: stats.source_bytes,
             source,
         },
@@ -352,11 +364,7 @@ fn read_text<F: FnMut(Denial)>(
 ) -> Result<(), Stop> {
     let mut buf = LineBuffer::new();
     loop {
-        let filled = buf.fill(text).map_err(Stop::Io)?;
-        if filled.oversized_line {
-            out.stats.records += 1;
-            out.stats.skipped.oversized_line += 1;
-        }
+        fill(&mut buf, text, out)?;
         let Some(format) = detect_format(buf.buffered(), buf.is_eof()) else {
             continue;
         };

@@ -107,6 +107,8 @@ pub enum Unusable {
     MissingFields,
     /// A denial whose time is not RFC 3339.
     BadTimestamp,
+    /// A line or record longer than [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES).
+    OversizedLine,
 }
 
 impl Unusable {
@@ -115,6 +117,7 @@ impl Unusable {
             Unusable::InvalidJson => skipped.invalid_json += 1,
             Unusable::MissingFields => skipped.missing_fields += 1,
             Unusable::BadTimestamp => skipped.bad_timestamp += 1,
+            Unusable::OversizedLine => skipped.oversized_line += 1,
         }
     }
 }
@@ -123,16 +126,9 @@ fn non_empty(v: Text<'_>) -> Option<String> {
     v.filter(|s| !s.is_empty()).map(Cow::into_owned)
 }
 
-/// Classifies one record, given as the text of one JSON object.
-pub fn classify(json: &str, matcher: &DenialMatcher) -> Record {
-    match serde_json::from_str::<RecordFields<'_>>(json) {
-        Ok(fields) => fields.into_record(matcher),
-        Err(_) => Record::Unusable(Unusable::InvalidJson),
-    }
-}
-
-/// [`classify`] for bytes that may not be UTF-8 (a line of a log object).
-pub fn classify_bytes(json: &[u8], matcher: &DenialMatcher) -> Record {
+/// Classifies one record, given as the bytes of one JSON object (a line of a log
+/// object may not be UTF-8).
+pub fn classify(json: &[u8], matcher: &DenialMatcher) -> Record {
     match serde_json::from_slice::<RecordFields<'_>>(json) {
         Ok(fields) => fields.into_record(matcher),
         Err(_) => Record::Unusable(Unusable::InvalidJson),

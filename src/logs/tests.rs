@@ -1,11 +1,9 @@
 use super::*;
-use crate::testing::{cloudtrail_record, gzip, Chunked, FailingSource};
+use crate::testing::{cloudtrail_record, gzip, Chunked, FailingSource, ACCOUNT, ALICE as USER};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-const USER: &str = "arn:aws:sts::111122223333:assumed-role/Analyst/alice";
 const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
-const ACCOUNT: &str = "111122223333";
 const TS: &str = "2026-03-14T09:01:02Z";
 const TS_EPOCH: i64 = 1_773_478_862;
 

@@ -108,6 +108,13 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap_or_default()
 }
 
+/// `awslogs.data` of a CloudWatch Logs subscription event carrying `payload_json`:
+/// base64(gzip(JSON)), as CloudWatch Logs encodes it.
+pub fn awslogs_data(payload_json: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(gzip(payload_json.as_bytes()))
+}
+
 /// The bucket of `t` with 10-minute buckets.
 pub fn bucket_of(t: i64) -> i64 {
     t.div_euclid(600)

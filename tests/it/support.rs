@@ -371,7 +371,7 @@ pub fn logs_event(group: &str, stream: &str, messages: &[(String, String)]) -> V
             "id": id, "timestamp": (T0 + i as i64) * 1000, "message": m
         })).collect::<Vec<_>>(),
     });
-    json!({"awslogs": {"data": bedrock_denied_models::event::logs::encode(&payload.to_string())}})
+    json!({"awslogs": {"data": awslogs_data(&payload.to_string())}})
 }
 
 /// CloudWatch Logs messages of one Bedrock denial by Mallory at each of `times`.

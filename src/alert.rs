@@ -16,7 +16,7 @@ pub mod securityhub;
 pub mod sns;
 
 use crate::aggregate::{ContextValues, KeyDenials};
-use crate::errors::lock;
+use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
 use crate::window::{WindowSpec, WindowTotal};
 use chrono::DateTime;
@@ -200,6 +200,10 @@ impl Alert {
 
     /// The JSON, dropping evidence (request ids first) until it fits in `max_bytes`.
     pub fn to_json_within(&self, max_bytes: usize) -> String {
+        let json = self.to_json();
+        if json.len() <= max_bytes {
+            return json;
+        }
         let mut a = self.clone();
         loop {
             let json = a.to_json();
@@ -400,8 +404,6 @@ fn keep_tail(s: &str, n: usize) -> String {
         format!("...{}", &s[s.len() - (n - 3)..])
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Delivering failed; the invocation must fail so the alert is retried.
 #[derive(Debug, Error)]

@@ -36,6 +36,21 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+impl ConfigError {
+    pub fn new(name: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The variable `name` through `var`, unless unset or blank.
+pub fn non_blank(var: impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    var(name).filter(|v| !v.trim().is_empty())
+}
+
 /// What counts as a denial, how it is bucketed and when it alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -73,7 +88,7 @@ impl Default for Config {
 impl Config {
     /// Reads the [`VARIABLES`] through `var`; unset or empty means the default.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
+        let get = |name: &'static str| non_blank(&var, name);
         let mut c = Config::default();
         if let Some(v) = get("THRESHOLD") {
             c.threshold = parse_number("THRESHOLD", &v, 0, u64::from(u32::MAX))?;
@@ -94,11 +109,8 @@ impl Config {
             c.cloudtrail_denial_codes = parse_denial_codes("CLOUDTRAIL_DENIAL_CODES", &v)?;
         }
         if let Some(v) = get("EXCEPTIONS") {
-            c.exceptions = Exceptions::parse(&v).map_err(|reason| ConfigError {
-                name: "EXCEPTIONS",
-                value: v.clone(),
-                reason,
-            })?;
+            c.exceptions = Exceptions::parse(&v)
+                .map_err(|reason| ConfigError::new("EXCEPTIONS", &v, reason))?;
         }
         Ok(c)
     }
@@ -118,11 +130,7 @@ impl Config {
 }
 
 fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    let err = |reason: String| ConfigError {
-        name,
-        value: value.to_string(),
-        reason,
-    };
+    let err = |reason: String| ConfigError::new(name, value, reason);
     let n: u64 = value
         .trim()
         .parse()
@@ -136,11 +144,7 @@ fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u
 /// Comma-separated error codes; blanks around commas are ignored, an empty entry or
 /// one with characters no error code has is refused.
 pub fn parse_denial_codes(name: &'static str, value: &str) -> Result<Vec<String>, ConfigError> {
-    let err = |reason: &str| ConfigError {
-        name,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    };
+    let err = |reason: &str| ConfigError::new(name, value, reason);
     let mut codes = Vec::new();
     for code in value.split(',').map(str::trim) {
         if code.is_empty() {

@@ -34,6 +34,8 @@ pub struct ListedObject {
     pub key: String,
     pub size: u64,
     pub etag: Option<String>,
+    /// Last modified, epoch seconds (0 when unknown).
+    pub modified: i64,
 }
 
 /// What a listing found: objects, and with a delimiter the "folders" below the prefix.
@@ -150,6 +152,7 @@ impl ObjectSource for MemorySource {
                         key: key.clone(),
                         size: body.len() as u64,
                         etag: Some(memory_etag(body)),
+                        modified: 0,
                     });
                 }
             }

@@ -5,7 +5,10 @@
 //! than the S3 one and would more than double the build (docs/DESIGN.md, "Alert
 //! sinks").
 
-use aws_credential_types::provider::ProvideCredentials;
+use crate::errors::{lock, BoxError};
+use crate::key::partition;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::http::HttpConnector;
@@ -13,13 +16,15 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 /// Attempts per call (the first and two retries), for throttling, 5xx and network errors.
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Cached credentials are renewed this long before they expire.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 
 /// A failed call: the HTTP status and AWS error code when there was an answer.
 #[derive(Debug, Error)]
@@ -59,8 +64,14 @@ impl ApiError {
 pub struct JsonApi {
     service: &'static str,
     endpoint: String,
+    /// The `host` header: the endpoint's authority.
+    host: String,
     region: String,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    credentials: Option<SharedCredentialsProvider>,
+    /// The provider does not cache (the SDK clients cache in front of it): without
+    /// this, every call would resolve credentials again (an STS or SSO request for
+    /// some providers).
+    cached: Arc<Mutex<Option<Credentials>>>,
     http: Arc<aws_smithy_http_client::Connector>,
 }
 
@@ -78,10 +89,9 @@ fn endpoint(sdk: &aws_config::SdkConfig, service: &str, region: &str) -> String 
     if let Some(url) = sdk.endpoint_url() {
         return url.trim_end_matches('/').to_string();
     }
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
+    let suffix = match partition(region) {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
     };
     format!("https://{service}.{region}.{suffix}")
 }
@@ -97,21 +107,65 @@ impl JsonApi {
         let credentials = sdk.credentials_provider();
         let connector_settings =
             aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(8))
+                .connect_timeout(crate::lambda::CONNECT_TIMEOUT)
+                .read_timeout(crate::lambda::ATTEMPT_TIMEOUT)
                 .build();
         let http = aws_smithy_http_client::Connector::builder()
             .connector_settings(connector_settings)
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build();
+        let endpoint = endpoint(sdk, service, &region);
+        let host = endpoint
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
         Self {
             service,
-            endpoint: endpoint(sdk, service, &region),
+            endpoint,
+            host,
             region,
             credentials,
+            cached: Arc::default(),
             http: Arc::new(http),
         }
+    }
+
+    /// The cached credentials while they stay valid, else fresh ones from the provider.
+    async fn credentials(&self) -> Result<Credentials, String> {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + CREDENTIALS_MARGIN)
+        };
+        if let Some(c) = lock(&self.cached).as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let Some(provider) = &self.credentials else {
+            return Err("no AWS credentials are configured".into());
+        };
+        let c = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("credentials: {e}"))?;
+        *lock(&self.cached) = Some(c.clone());
+        Ok(c)
+    }
+
+    /// [`call`](Self::call) to a batch API with one item, which answers 200 even when
+    /// the item failed: `check` reads the answer.
+    pub async fn call_one(
+        &self,
+        operation: &'static str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        check: fn(&Value) -> Result<(), String>,
+    ) -> Result<(), BoxError> {
+        let answer = self.call(operation, path, headers, body).await?;
+        check(&answer)?;
+        Ok(())
     }
 
     pub fn region(&self) -> &str {
@@ -156,19 +210,10 @@ impl JsonApi {
             message,
         };
         let url = format!("{}{path}", self.endpoint);
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_string();
-        let Some(provider) = &self.credentials else {
-            return Err(fail(None, None, "no AWS credentials are configured".into()));
-        };
-        let credentials = provider
-            .provide_credentials()
+        let credentials = self
+            .credentials()
             .await
-            .map_err(|e| fail(None, None, format!("credentials: {e}")))?;
+            .map_err(|message| fail(None, None, message))?;
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -179,7 +224,7 @@ impl JsonApi {
             .build()
             .map_err(|e| fail(None, None, format!("signing: {e}")))?
             .into();
-        let mut all_headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        let mut all_headers: Vec<(&str, &str)> = vec![("host", self.host.as_str())];
         all_headers.extend_from_slice(headers);
         let signable = SignableRequest::new(
             "POST",
@@ -265,6 +310,85 @@ pub fn check_batch_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::provider::future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Credentials expiring `valid_for` from now, counting how often it is asked.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        valid_for: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let expiry = SystemTime::now() + self.valid_for;
+            future::ProvideCredentials::ready(Ok(Credentials::new(
+                "id",
+                "secret",
+                None,
+                Some(expiry),
+                "test",
+            )))
+        }
+    }
+
+    fn api(valid_for: Duration) -> (JsonApi, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = Counting {
+            calls: calls.clone(),
+            valid_for,
+        };
+        let sdk = aws_config::SdkConfig::builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        (JsonApi::new(&sdk, "events", "us-east-1"), calls)
+    }
+
+    #[tokio::test]
+    async fn credentials_are_resolved_once_while_they_stay_valid() {
+        let (events, calls) = api(Duration::from_secs(3600));
+        for _ in 0..3 {
+            events.credentials().await.expect("credentials");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Clones (one per sink) share the cache.
+        events.clone().credentials().await.expect("credentials");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_about_to_expire_are_resolved_again() {
+        let (events, calls) = api(Duration::from_secs(60));
+        for _ in 0..3 {
+            events.credentials().await.expect("credentials");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_host_header_is_the_endpoint_authority() {
+        let (events, _) = api(Duration::from_secs(3600));
+        assert_eq!(events.host, "events.us-east-1.amazonaws.com");
+        let sdk = aws_config::SdkConfig::builder()
+            .endpoint_url("http://127.0.0.1:5000/")
+            .build();
+        assert_eq!(
+            JsonApi::new(&sdk, "events", "cn-north-1").host,
+            "127.0.0.1:5000"
+        );
+        let cn = JsonApi::new(
+            &aws_config::SdkConfig::builder().build(),
+            "events",
+            "cn-north-1",
+        );
+        assert_eq!(cn.host, "events.cn-north-1.amazonaws.com.cn");
+    }
 
     fn error(status: Option<u16>, code: Option<&str>) -> ApiError {
         ApiError {

@@ -54,9 +54,8 @@ impl AlertSink for EventBridgeSink {
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
         let body = put_events_request(alert, &self.bus).to_string();
         let what = format!("EventBridge PutEvents to {}", self.bus);
-        let answer = self
-            .api
-            .call(
+        self.api
+            .call_one(
                 "PutEvents",
                 "/",
                 &[
@@ -64,10 +63,9 @@ impl AlertSink for EventBridgeSink {
                     ("x-amz-target", "AWSEvents.PutEvents"),
                 ],
                 body.as_bytes(),
+                check_put_events_response,
             )
             .await
-            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what.clone(), e)))?;
-        check_put_events_response(&answer)
             .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
     }
 }

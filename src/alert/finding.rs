@@ -25,6 +25,7 @@ const MAX_TITLE: usize = 256;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_FIELD_VALUE: usize = 2048;
 const MAX_RECOMMENDATION: usize = 512;
+const _: () = assert!(NEXT_STEPS.len() <= MAX_RECOMMENDATION);
 
 fn cut(s: &str, max_chars: usize) -> String {
     prefix_chars(s, max_chars).to_string()
@@ -61,9 +62,14 @@ pub fn principal_resource(principal: &str, region: &str) -> Value {
         }
         _ => ("Other", principal.to_string()),
     };
+    resource(ty, &id, region)
+}
+
+/// An ASFF resource of type `ty`.
+fn resource(ty: &str, id: &str, region: &str) -> Value {
     json!({
         "Type": ty,
-        "Id": cut(&id, MAX_FIELD_VALUE),
+        "Id": cut(id, MAX_FIELD_VALUE),
         "Partition": partition(region),
         "Region": region,
     })
@@ -138,11 +144,10 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
         "Description": description,
         "Resources": [
             principal_resource(&alert.user_id, region),
-            {"Type": "Other", "Id": cut(&alert.model_id, MAX_FIELD_VALUE),
-             "Partition": partition(region), "Region": region},
+            resource("Other", &alert.model_id, region),
         ],
         "ProductFields": fields,
-        "Remediation": {"Recommendation": {"Text": cut(NEXT_STEPS, MAX_RECOMMENDATION)}},
+        "Remediation": {"Recommendation": {"Text": NEXT_STEPS}},
         "RecordState": "ACTIVE",
     })
 }

@@ -40,17 +40,15 @@ impl AlertSink for SecurityHubSink {
         let now = rfc3339(chrono::Utc::now().timestamp());
         let body = json!({"Findings": [finding(alert, &self.account, self.api.region(), &now)]});
         let what = "Security Hub BatchImportFindings";
-        let answer = self
-            .api
-            .call(
+        self.api
+            .call_one(
                 "BatchImportFindings",
                 "/findings/import",
                 &[("content-type", "application/json")],
                 body.to_string().as_bytes(),
+                check_import_response,
             )
             .await
-            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))?;
-        check_import_response(&answer)
             .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
     }
 }

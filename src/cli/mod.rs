@@ -3,8 +3,6 @@
 //! the binary serves as the Lambda function.
 
 mod inputs;
-#[cfg(feature = "aws")]
-mod s3;
 mod scan;
 #[cfg(feature = "aws")]
 mod wire;
@@ -74,10 +72,12 @@ impl DetectorArgs {
     fn config(&self) -> Result<Config, ConfigError> {
         let exceptions = match &self.exceptions {
             Some(v) if !v.trim_start().starts_with('[') && !v.trim().is_empty() => {
-                Some(std::fs::read_to_string(v).map_err(|e| ConfigError {
-                    name: "EXCEPTIONS",
-                    value: v.clone(),
-                    reason: format!("not a JSON array, and not a readable file: {e}"),
+                Some(std::fs::read_to_string(v).map_err(|e| {
+                    ConfigError::new(
+                        "EXCEPTIONS",
+                        v,
+                        format!("not a JSON array, and not a readable file: {e}"),
+                    )
                 })?)
             }
             other => other.clone(),

@@ -162,23 +162,33 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     }
     let mut notes = Vec::new();
     let mut inputs = Vec::new();
+    // One SDK configuration and one S3 client, when anything needs AWS.
     #[cfg(feature = "aws")]
-    let mut sdk = None;
+    let sdk = if args.table.is_some() || args.inputs.iter().any(|a| parse_s3_uri(a).is_some()) {
+        Some(crate::lambda::sdk_config().await)
+    } else {
+        None
+    };
+    #[cfg(feature = "aws")]
+    let s3 = sdk
+        .as_ref()
+        .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s)));
     for arg in &args.inputs {
         if let Some((bucket, prefix)) = parse_s3_uri(arg) {
             #[cfg(feature = "aws")]
-            {
-                if sdk.is_none() {
-                    sdk = Some(crate::lambda::sdk_config().await);
-                }
-                if let Some(config) = &sdk {
-                    let client = crate::lambda::s3_client(config);
-                    match super::s3::list_objects(&client, &bucket, &prefix).await {
-                        Ok(found) => inputs.extend(found),
-                        Err(e) => {
-                            eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
-                            return ExitCode::from(2);
-                        }
+            if let Some(s3) = &s3 {
+                use crate::source::ObjectSource;
+                match s3.list(&bucket, &prefix, false).await {
+                    Ok(listing) => inputs.extend(listing.objects.into_iter().map(|o| Input::S3 {
+                        bucket: bucket.clone(),
+                        key: o.key,
+                        size: o.size,
+                        modified: o.modified,
+                    })),
+                    Err(e) => {
+                        let e = error_chain(&*e.source);
+                        eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
+                        return ExitCode::from(2);
                     }
                 }
             }
@@ -210,31 +220,19 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     #[cfg(not(feature = "aws"))]
     let opener = Opener {};
     #[cfg(feature = "aws")]
-    let opener = Opener {
-        s3: sdk
-            .as_ref()
-            .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s))),
-    };
+    let opener = Opener { s3 };
     #[cfg(feature = "aws")]
-    if let Some(table) = &args.table {
-        let sdk = match sdk {
-            Some(s) => s,
-            None => crate::lambda::sdk_config().await,
-        };
-        let store = crate::lambda::dynamo_store(&sdk, table);
+    if let (Some(table), Some(sdk)) = (&args.table, &sdk) {
+        let store = crate::lambda::dynamo_store(sdk, table);
         let region = sdk
             .region()
             .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
-        let mut sinks = Vec::new();
-        if let Some(topic) = &args.topic {
-            sinks.push(crate::lambda::sns_sink(&sdk, topic));
-        }
-        if let Some(bus) = &args.event_bus {
-            sinks.push(crate::lambda::eventbridge_sink(&sdk, bus, &region));
-        }
-        if let Some(account) = &args.security_hub {
-            sinks.push(crate::lambda::securityhub_sink(&sdk, account, &region));
-        }
+        let targets = crate::lambda::SinkTargets {
+            topic_arn: args.topic.as_deref(),
+            event_bus: args.event_bus.as_deref(),
+            security_hub_account: args.security_hub.as_deref(),
+        };
+        let sinks = crate::lambda::sinks(sdk, &region, targets);
         let mut summary = if sinks.is_empty() {
             let d = Detector::new(config, store, stdout);
             scan_with(&d, &opener, &inputs, jobs).await

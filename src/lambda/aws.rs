@@ -57,8 +57,8 @@ pub type AwsHandler = Handler<DynamoStore, AwsSink, S3Source>;
 /// A call to DynamoDB or to an alert sink gives up after this long, retries included,
 /// so an attempt holding an alert claim always finishes well within its lease.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The standard SDK configuration (environment, profile, container or instance
 /// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
@@ -143,21 +143,33 @@ pub fn securityhub_sink(sdk: &aws_config::SdkConfig, account: &str, region: &str
     ))
 }
 
-/// Every sink the settings ask for: SNS always, EventBridge and Security Hub when set.
-pub fn sinks(sdk: &aws_config::SdkConfig, settings: &LambdaSettings) -> Vec<AwsSink> {
-    let mut sinks = vec![sns_sink(sdk, &settings.topic_arn)];
-    if let Some(bus) = &settings.event_bus {
-        sinks.push(eventbridge_sink(sdk, bus, &settings.region));
-    }
-    if let Some(account) = &settings.security_hub_account {
-        sinks.push(securityhub_sink(sdk, account, &settings.region));
-    }
-    sinks
+/// Where alerts go: an SNS topic, an EventBridge bus, the Security Hub of an account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkTargets<'a> {
+    pub topic_arn: Option<&'a str>,
+    pub event_bus: Option<&'a str>,
+    pub security_hub_account: Option<&'a str>,
+}
+
+/// A sink for each target, in that order.
+pub fn sinks(sdk: &aws_config::SdkConfig, region: &str, to: SinkTargets<'_>) -> Vec<AwsSink> {
+    let topic = to.topic_arn.map(|t| sns_sink(sdk, t));
+    let bus = to.event_bus.map(|b| eventbridge_sink(sdk, b, region));
+    let hub = to
+        .security_hub_account
+        .map(|a| securityhub_sink(sdk, a, region));
+    topic.into_iter().chain(bus).chain(hub).collect()
 }
 
 /// The deployed handler over a given SDK configuration.
 pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
-    let sinks = sinks(sdk, &settings);
+    // SNS always; EventBridge and Security Hub when set.
+    let targets = SinkTargets {
+        topic_arn: Some(&settings.topic_arn),
+        event_bus: settings.event_bus.as_deref(),
+        security_hub_account: settings.security_hub_account.as_deref(),
+    };
+    let sinks = sinks(sdk, &settings.region, targets);
     let detector = Detector::with_sinks(settings.config, dynamo_store(sdk, &settings.table), sinks);
     Handler::new(
         detector,

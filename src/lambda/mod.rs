@@ -11,11 +11,12 @@ pub mod sweep;
 
 pub use aws::{
     aws_handler, aws_handler_with, dynamo_store, eventbridge_sink, s3_client, sdk_config,
-    sdk_loader, securityhub_sink, sinks, sns_sink, AwsHandler, AwsSink,
+    sdk_loader, securityhub_sink, sinks, sns_sink, AwsHandler, AwsSink, SinkTargets,
 };
+pub(crate) use aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT};
 
 use crate::alert::AlertSink;
-use crate::config::{Config, ConfigError};
+use crate::config::{non_blank, Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
@@ -66,36 +67,24 @@ pub struct LambdaSettings {
 
 impl LambdaSettings {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| non_blank(&var, name);
         let required = |name: &'static str| {
-            var(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| ConfigError {
-                    name,
-                    value: String::new(),
-                    reason: "required".into(),
-                })
+            optional(name).ok_or_else(|| ConfigError::new(name, "", "required"))
         };
-        let optional = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let security_hub = match optional("SECURITY_HUB") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                return Err(ConfigError {
-                    name: "SECURITY_HUB",
-                    value: v,
-                    reason: "must be true or false".into(),
-                })
-            }
+            Some(v) => return Err(ConfigError::new("SECURITY_HUB", v, "must be true or false")),
         };
         let security_hub_account = if security_hub {
             let account = required("ACCOUNT_ID")?;
             if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ConfigError {
-                    name: "ACCOUNT_ID",
-                    value: account,
-                    reason: "must be a 12-digit AWS account id".into(),
-                });
+                return Err(ConfigError::new(
+                    "ACCOUNT_ID",
+                    account,
+                    "must be a 12-digit AWS account id",
+                ));
             }
             Some(account)
         } else {

@@ -120,6 +120,7 @@ impl ObjectSource for S3Source {
                         key: o.key()?.to_string(),
                         size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                         etag: o.e_tag().map(str::to_string),
+                        modified: o.last_modified().map_or(0, |t| t.secs()),
                     })
                 }));
         }

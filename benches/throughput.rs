@@ -467,7 +467,7 @@ fn main() {
             run_floor();
         }
         let t = Instant::now();
-        let read = reader.read(File::open(&single[0]).expect("open"));
+        let read = reader.read(File::open(&single[0]).expect("open"), None);
         best_lib = best_lib.min(t.elapsed());
         assert_eq!(read.stats.denials, c.denials);
         assert!(read.error.is_none());

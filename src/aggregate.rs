@@ -1,15 +1,22 @@
 //! Reading one object into per-(key, bucket) counts, so the store sees one update per
 //! distinct (key, bucket) and not one per record, plus the evidence the alert shows.
 //!
+//! Memory and work per object are bounded whatever the content (docs/DESIGN.md,
+//! "Bounded memory"): at most [`MAX_KEYS_PER_OBJECT`] keys and
+//! [`MAX_COUNTERS_PER_OBJECT`] (key, bucket) counters are held. Past a limit the keys
+//! with the fewest denials so far are let go, so a flood of keys denied once or twice
+//! cannot push a principal that is hammering out of the count; what is let go is
+//! reported ([`OverLimit`]).
+//!
 //! [`Reader`] is the synchronous half of the detector: it holds no store and no
 //! sink, and runs on blocking threads (shared with them through an `Arc`).
 
 use crate::config::Config;
 use crate::key::DenialKey;
 use crate::logs::{
-    read_log, read_messages, Denial, DenialContext, DenialMatcher, ReadError, ReadStats,
+    read_log, read_messages, Denial, DenialContext, DenialMatcher, ReadError, ReadOutcome,
+    ReadStats,
 };
-use crate::text::prefix_chars;
 use crate::window::{Bucket, WindowSpec};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,8 +25,17 @@ use std::io::Read;
 pub const MAX_REQUEST_IDS: usize = 20;
 /// Distinct values kept per evidence field (source IPs, user agents, ...).
 pub const MAX_CONTEXT_VALUES: usize = 5;
-/// Characters kept of each evidence value.
-pub const MAX_CONTEXT_CHARS: usize = 256;
+/// Distinct keys of one object held at once. A log object holds minutes of one
+/// account's calls; thousands of distinct principals denied within it is far beyond
+/// real traffic, and each key costs store requests.
+pub const MAX_KEYS_PER_OBJECT: usize = 4000;
+/// Distinct (key, bucket) counters of one object held at once: each is one store write.
+pub const MAX_COUNTERS_PER_OBJECT: usize = 40_000;
+/// Buckets of one key in one object (a week of 10-minute buckets is 1008).
+pub const MAX_BUCKETS_PER_KEY: usize = 10_000;
+/// Share of the keys let go at once when a limit is reached: the ones with the fewest
+/// denials, so the work of letting go stays small per denial.
+const EVICT_SHARE: usize = 10;
 
 /// Distinct context values of one key's denials, first seen first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,9 +56,8 @@ impl ContextValues {
             (&mut self.regions, c.region),
             (&mut self.operations, c.operation),
         ] {
-            // A full list is the common case in a flood of denials: nothing to cut.
-            if let Some(mut v) = value.filter(|_| list.len() < MAX_CONTEXT_VALUES) {
-                v.truncate(prefix_chars(&v, MAX_CONTEXT_CHARS).len());
+            // Values arrive cut to their display length (logs::record).
+            if let Some(v) = value.filter(|_| list.len() < MAX_CONTEXT_VALUES) {
                 if !list.contains(&v) {
                     list.push(v);
                 }
@@ -60,25 +75,80 @@ pub struct KeyDenials {
     pub context: ContextValues,
 }
 
+impl KeyDenials {
+    /// Denials of this key in the object.
+    pub fn total(&self) -> u64 {
+        self.buckets.values().sum()
+    }
+}
+
+/// What an object held beyond the limits, and so was not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OverLimit {
+    /// Denials not counted: of keys let go, or of a key's buckets past its limit.
+    pub denials: u64,
+    /// Keys let go (a key let go and seen again counts again).
+    pub keys: u64,
+}
+
 /// One object's denials, by key (ordered, so processing order is reproducible).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aggregate {
     pub keys: BTreeMap<DenialKey, KeyDenials>,
+    /// (key, bucket) counters held.
+    counters: usize,
+    pub over_limit: OverLimit,
 }
 
 impl Aggregate {
     pub fn add(&mut self, denial: Denial, spec: &WindowSpec) {
+        let bucket = spec.bucket_of(denial.event_time);
+        let held = self.keys.get(&denial.key).map(|k| &k.buckets);
+        if held.is_some_and(|b| !b.contains_key(&bucket) && b.len() >= MAX_BUCKETS_PER_KEY) {
+            self.over_limit.denials += 1;
+            return;
+        }
+        let new_key = held.is_none();
+        let new_counter = held.is_none_or(|b| !b.contains_key(&bucket));
+        if new_counter
+            && (self.counters >= MAX_COUNTERS_PER_OBJECT
+                || (new_key && self.keys.len() >= MAX_KEYS_PER_OBJECT))
+        {
+            // Frees at least one key and its counters; this key may be among them,
+            // and then starts again from this denial.
+            self.let_go_of_the_least_denied();
+        }
         let entry = self.keys.entry(denial.key).or_default();
-        *entry
-            .buckets
-            .entry(spec.bucket_of(denial.event_time))
-            .or_insert(0) += 1;
+        let count = entry.buckets.entry(bucket).or_insert(0);
+        if *count == 0 {
+            self.counters += 1;
+        }
+        *count += 1;
         if let Some(id) = denial.request_id {
             if entry.request_ids.len() < MAX_REQUEST_IDS && !entry.request_ids.contains(&id) {
                 entry.request_ids.push(id);
             }
         }
         entry.context.add(denial.context);
+    }
+
+    /// Lets go of the tenth of the keys with the fewest denials (at least one key).
+    fn let_go_of_the_least_denied(&mut self) {
+        let mut by_total: Vec<(u64, &DenialKey)> =
+            self.keys.iter().map(|(k, d)| (d.total(), k)).collect();
+        let n = (by_total.len() / EVICT_SHARE).max(1).min(by_total.len());
+        if n == 0 {
+            return;
+        }
+        by_total.select_nth_unstable_by_key(n - 1, |(total, _)| *total);
+        let gone: Vec<DenialKey> = by_total[..n].iter().map(|(_, k)| (*k).clone()).collect();
+        for key in gone {
+            if let Some(d) = self.keys.remove(&key) {
+                self.over_limit.denials += d.total();
+                self.over_limit.keys += 1;
+                self.counters -= d.buckets.len();
+            }
+        }
     }
 
     /// Number of distinct (key, bucket) pairs: the counter updates this object needs.
@@ -103,6 +173,17 @@ pub struct ObjectRead {
     pub stats: ReadStats,
     /// The error that ended reading early, if any; what was read before is in `aggregate`.
     pub error: Option<ReadError>,
+    /// The account the object speaks for (its folder's, or its CloudWatch Logs owner),
+    /// and the first other account a denial in it named, if any.
+    pub accounts: Accounts,
+}
+
+/// Whose logs an object holds, by its location, and the first denial that claimed
+/// another account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounts {
+    pub folder: Option<String>,
+    pub mismatched: Option<String>,
 }
 
 /// Reads objects into aggregates with the configured denial codes and buckets.
@@ -124,25 +205,40 @@ impl Reader {
         &self.spec
     }
 
-    /// Reads one object (blocking: call it from a blocking thread).
-    pub fn read(&self, input: impl Read) -> ObjectRead {
+    /// Reads one object (blocking: call it from a blocking thread). With `account`
+    /// (the account whose folder holds the object), denials of other accounts are
+    /// skipped.
+    pub fn read(&self, input: impl Read, account: Option<&str>) -> ObjectRead {
         let mut aggregate = Aggregate::default();
-        let outcome = read_log(input, &self.matcher, |d| aggregate.add(d, &self.spec));
+        let outcome = read_log(input, &self.matcher, account, |d| {
+            aggregate.add(d, &self.spec)
+        });
+        Self::read_of(aggregate, outcome, account)
+    }
+
+    /// Reads records delivered one per message (CloudWatch Logs events), as sent by
+    /// the log group of `account`.
+    pub fn read_messages<'m>(
+        &self,
+        messages: impl IntoIterator<Item = &'m str>,
+        account: Option<&str>,
+    ) -> ObjectRead {
+        let mut aggregate = Aggregate::default();
+        let outcome = read_messages(messages, &self.matcher, account, |d| {
+            aggregate.add(d, &self.spec)
+        });
+        Self::read_of(aggregate, outcome, account)
+    }
+
+    fn read_of(aggregate: Aggregate, outcome: ReadOutcome, account: Option<&str>) -> ObjectRead {
         ObjectRead {
             aggregate,
             stats: outcome.stats,
             error: outcome.error,
-        }
-    }
-
-    /// Reads records delivered one per message (CloudWatch Logs events).
-    pub fn read_messages<'m>(&self, messages: impl IntoIterator<Item = &'m str>) -> ObjectRead {
-        let mut aggregate = Aggregate::default();
-        let stats = read_messages(messages, &self.matcher, |d| aggregate.add(d, &self.spec));
-        ObjectRead {
-            aggregate,
-            stats,
-            error: None,
+            accounts: Accounts {
+                folder: account.map(str::to_string),
+                mismatched: outcome.mismatched_account,
+            },
         }
     }
 }
@@ -188,7 +284,7 @@ mod tests {
         let mut a = Aggregate::default();
         for i in 0..1000 {
             let mut d = denial("u", i, &format!("r{i}"));
-            d.context.user_agent = Some(format!("agent-{i}-{}", "x".repeat(1000)));
+            d.context.user_agent = Some(format!("agent-{i}"));
             a.add(d, &spec);
         }
         let k = &a.keys[&DenialKey::new("u", "m", "1")];
@@ -196,10 +292,59 @@ mod tests {
         assert_eq!(k.buckets.values().sum::<u64>(), 1000);
         assert_eq!(k.context.source_ips.len(), MAX_CONTEXT_VALUES);
         assert_eq!(k.context.user_agents.len(), MAX_CONTEXT_VALUES);
-        assert!(k
-            .context
-            .user_agents
-            .iter()
-            .all(|u| u.chars().count() == MAX_CONTEXT_CHARS));
+    }
+
+    #[test]
+    fn a_flood_of_keys_cannot_push_out_the_one_hammering() {
+        let spec = WindowSpec::new(10, 6);
+        let mut a = Aggregate::default();
+        // The attacker's burst comes first, then a flood of keys denied once each.
+        for i in 0..10 {
+            a.add(denial("attacker", i, "r"), &spec);
+        }
+        let flood = 3 * MAX_KEYS_PER_OBJECT;
+        for i in 0..flood {
+            a.add(denial(&format!("noise-{i}"), 0, "r"), &spec);
+        }
+        // And the burst goes on after the flood.
+        for i in 10..14 {
+            a.add(denial("attacker", i, "r"), &spec);
+        }
+        assert!(a.keys.len() <= MAX_KEYS_PER_OBJECT);
+        let attacker = &a.keys[&DenialKey::new("attacker", "m", "1")];
+        assert_eq!(
+            attacker.total(),
+            14,
+            "every denial of the hammering key counts"
+        );
+        let counted: u64 = a.denials();
+        assert_eq!(
+            counted + a.over_limit.denials,
+            14 + flood as u64,
+            "every denial is counted or reported"
+        );
+        assert!(a.over_limit.keys as usize >= flood - MAX_KEYS_PER_OBJECT);
+    }
+
+    #[test]
+    fn counters_and_buckets_per_key_are_bounded() {
+        let spec = WindowSpec::new(10, 6);
+        let mut a = Aggregate::default();
+        // One key spread over more buckets than it may hold.
+        for i in 0..(MAX_BUCKETS_PER_KEY as i64 + 5) {
+            a.add(denial("spread", i * 600, "r"), &spec);
+        }
+        let k = &a.keys[&DenialKey::new("spread", "m", "1")];
+        assert_eq!(k.buckets.len(), MAX_BUCKETS_PER_KEY);
+        assert_eq!(a.over_limit.denials, 5);
+        // Many keys with many buckets: the counters stay within their limit.
+        let mut a = Aggregate::default();
+        for u in 0..100 {
+            for i in 0..1000 {
+                a.add(denial(&format!("u{u}"), i * 600, "r"), &spec);
+            }
+        }
+        assert!(a.updates() <= MAX_COUNTERS_PER_OBJECT, "{}", a.updates());
+        assert_eq!(a.denials() + a.over_limit.denials, 100_000);
     }
 }

@@ -5,7 +5,7 @@
 //! the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Aggregate, KeyDenials, ObjectRead, Reader};
+use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, OverLimit, Reader};
 use crate::alert::{Alert, AlertSink, SinkError};
 use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
@@ -98,6 +98,11 @@ pub struct ObjectReport {
     pub read: ReadStats,
     /// An error that ended reading early but does not fail the invocation.
     pub read_error: Option<String>,
+    /// What the object held beyond the per-object limits, not counted.
+    pub over_limit: OverLimit,
+    /// Whose logs the object holds, and the first denial that claimed another account.
+    #[serde(skip)]
+    pub accounts: Accounts,
     pub record: RecordReport,
 }
 
@@ -161,13 +166,16 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         (self.store, self.sinks)
     }
 
-    /// Reads (blocking) and counts one object: for callers that have it at hand.
+    /// Reads (blocking) and counts one object: for callers that have it at hand. Its
+    /// account is the one its key's layout names, if any.
     pub async fn process(
         &self,
         object: &ObjectId,
         input: impl Read,
     ) -> Result<ObjectReport, DetectError> {
-        self.count(object, self.reader.read(input)).await
+        let account = object.folder_account();
+        self.count(object, self.reader.read(input, account.as_deref()))
+            .await
     }
 
     /// Counts what was read. A counter holds an object's whole count for its (key,
@@ -193,6 +201,8 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             object: object.uri.clone(),
             read: read.stats,
             read_error,
+            over_limit: read.aggregate.over_limit,
+            accounts: read.accounts,
             record,
         })
     }

@@ -1,7 +1,7 @@
 //! The grouping key of the rule, `(user.id, gen_ai.request.model.id, cloud.account.id)`,
 //! and the stable digests derived from it and from object identities.
 
-use crate::text::Quoted;
+use crate::text::{prefix_bytes, Quoted};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,29 @@ impl DenialKey {
     }
 }
 
+/// Longest id kept as written. AWS's own ids are shorter (an IAM ARN, a model or
+/// inference-profile ARN: at most 2048 characters); a longer one can only come from
+/// hostile or broken log content.
+pub const MAX_ID_BYTES: usize = 2048;
+/// Bytes of a longer id kept in front of its mark.
+pub const ID_HEAD_BYTES: usize = 256;
+
+/// An id as the detector keeps it, bounded as it is read (docs/DESIGN.md, "Field
+/// mapping"): as written up to [`MAX_ID_BYTES`], else its first [`ID_HEAD_BYTES`]
+/// bytes marked with the full length and the SHA-256 of the full value. Two different
+/// long ids keep different marks, so keys stay distinct and counts exact.
+pub fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_ID_BYTES {
+        return id.to_owned();
+    }
+    format!(
+        "{}...[{} bytes, sha256 {}]",
+        prefix_bytes(id, ID_HEAD_BYTES),
+        id.len(),
+        sha256_hex(id.as_bytes())
+    )
+}
+
 /// Characters of an id shown in log lines and error messages, so a hostile id
 /// cannot flood a log.
 const SHOWN_ID_CHARS: usize = 256;
@@ -74,6 +97,16 @@ impl ObjectId {
             uri: format!("s3://{bucket}/{key}"),
             token: token(&[b"s3", bucket.as_bytes(), key.as_bytes(), version.as_bytes()]),
         }
+    }
+
+    /// The account whose folder holds this object, when its key (or path) follows
+    /// AWS's log layout (`crate::layout`).
+    pub fn folder_account(&self) -> Option<String> {
+        let path = match self.uri.strip_prefix("s3://") {
+            Some(rest) => rest.split_once('/').map(|(_, key)| key)?,
+            None => self.uri.strip_prefix("file://")?,
+        };
+        crate::layout::folder_account(path).map(str::to_string)
     }
 
     pub fn file(path: &str, version: &str) -> Self {
@@ -146,8 +179,17 @@ fn digest_parts(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p);
     }
-    let mut out = String::with_capacity(64);
-    for b in h.finalize().iter() {
+    hex(&h.finalize())
+}
+
+/// Hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
@@ -167,6 +209,26 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         assert_eq!(a.digest().len(), 64);
         assert_eq!(a.digest(), DenialKey::new("ab", "c", "1").digest());
+    }
+
+    #[test]
+    fn long_ids_are_cut_and_marked_and_stay_distinct() {
+        let short = "a".repeat(MAX_ID_BYTES);
+        assert_eq!(bounded_id(&short), short);
+        let long_a = format!("{}a", "x".repeat(MAX_ID_BYTES));
+        let long_b = format!("{}b", "x".repeat(MAX_ID_BYTES));
+        let (a, b) = (bounded_id(&long_a), bounded_id(&long_b));
+        assert_ne!(a, b, "distinct ids stay distinct");
+        assert_eq!(a, bounded_id(&long_a), "and stable");
+        assert!(a.starts_with(&"x".repeat(ID_HEAD_BYTES)), "{a}");
+        assert!(
+            a.contains(&format!("[{} bytes, sha256 ", MAX_ID_BYTES + 1)),
+            "{a}"
+        );
+        assert!(a.len() < ID_HEAD_BYTES + 100, "{}", a.len());
+        // A multi-byte character is never split.
+        let wide = "é".repeat(MAX_ID_BYTES);
+        assert!(bounded_id(&wide).starts_with(&"é".repeat(ID_HEAD_BYTES / 2)));
     }
 
     #[test]

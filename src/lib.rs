@@ -18,6 +18,7 @@ pub mod exceptions;
 pub mod key;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod layout;
 pub mod logs;
 pub mod metrics;
 pub mod source;

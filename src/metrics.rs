@@ -28,6 +28,8 @@ pub struct InvocationMetrics {
     pub alerts_in_progress: u64,
     /// Objects the sweep found unprocessed and processed.
     pub objects_swept: u64,
+    /// Denials not counted because their object was over a per-object limit.
+    pub denials_over_limit: u64,
 }
 
 impl InvocationMetrics {
@@ -41,10 +43,11 @@ impl InvocationMetrics {
         self.alerts_suppressed += r.record.alerts_suppressed;
         self.alerts_excepted += r.record.alerts_excepted;
         self.alerts_in_progress += r.record.alerts_in_progress;
+        self.denials_over_limit += r.over_limit.denials;
     }
 
     /// Every metric, by name.
-    pub fn values(&self) -> [(&'static str, u64); 18] {
+    pub fn values(&self) -> [(&'static str, u64); 20] {
         [
             ("Objects", self.objects),
             ("ObjectsSkipped", self.objects_skipped),
@@ -59,11 +62,13 @@ impl InvocationMetrics {
             ("SkippedMissingFields", self.skipped.missing_fields),
             ("SkippedBadTimestamp", self.skipped.bad_timestamp),
             ("SkippedOversized", self.skipped.oversized_line),
+            ("SkippedAccountMismatch", self.skipped.account_mismatch),
             ("AlertsPublished", self.alerts_published),
             ("AlertsSuppressed", self.alerts_suppressed),
             ("AlertsExcepted", self.alerts_excepted),
             ("AlertsInProgress", self.alerts_in_progress),
             ("ObjectsSwept", self.objects_swept),
+            ("DenialsOverLimit", self.denials_over_limit),
         ]
     }
 

@@ -10,6 +10,19 @@ pub fn prefix_chars(s: &str, max_chars: usize) -> &str {
         .map_or(s, |(at, _)| &s[..at])
 }
 
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a character
+/// boundary.
+pub fn prefix_bytes(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A value as log lines and error messages show it: quoted, escaped, and cut at
 /// `MAX` characters, with `...` after the quote when cut.
 pub struct Quoted<'a, const MAX: usize>(pub &'a str);
@@ -35,5 +48,8 @@ mod tests {
         assert_eq!(prefix_chars("hé", 5), "hé");
         assert_eq!(Quoted::<3>("a\"bcd").to_string(), r#""a\"b"..."#);
         assert_eq!(Quoted::<3>("abc").to_string(), r#""abc""#);
+        assert_eq!(prefix_bytes("héllo", 2), "h");
+        assert_eq!(prefix_bytes("héllo", 3), "hé");
+        assert_eq!(prefix_bytes("hé", 10), "hé");
     }
 }

@@ -123,7 +123,7 @@ impl Opener {
 
 /// One input after reading.
 enum ReadResult {
-    Done(ObjectId, ObjectRead),
+    Done(ObjectId, Box<ObjectRead>),
     Skipped(&'static str),
     Missing,
     Failed(String),
@@ -132,8 +132,9 @@ enum ReadResult {
 async fn read_input(opener: &Opener, reader: Arc<Reader>, input: &Input) -> ReadResult {
     match opener.open(input).await {
         Ok(Opened::Body(id, body)) => {
-            match tokio::task::spawn_blocking(move || reader.read(body)).await {
-                Ok(read) => ReadResult::Done(id, read),
+            let account = id.folder_account();
+            match tokio::task::spawn_blocking(move || reader.read(body, account.as_deref())).await {
+                Ok(read) => ReadResult::Done(id, Box::new(read)),
                 Err(e) => ReadResult::Failed(format!("reading stopped: {e}")),
             }
         }
@@ -277,13 +278,36 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
         match read {
             ReadResult::Done(id, read) => {
                 let stats = read.stats;
-                match detector.count(&id, read).await {
+                match detector.count(&id, *read).await {
                     Ok(report) => {
                         summary.add_read(&report.read);
                         summary.record.add(&report.record);
                         if let Some(e) = report.read_error {
                             summary.incomplete += 1;
                             note(&progress, &format!("{}: {e}", input.name()));
+                        }
+                        let a = &report.accounts;
+                        if let (Some(folder), Some(other)) = (&a.folder, &a.mismatched) {
+                            note(
+                                &progress,
+                                &format!(
+                                    "{}: {} denials of another account (first: {other}) skipped: the object is in account {folder}'s folder",
+                                    input.name(),
+                                    report.read.skipped.account_mismatch
+                                ),
+                            );
+                        }
+                        if report.over_limit.denials > 0 {
+                            summary.over_limit += report.over_limit.denials;
+                            note(
+                                &progress,
+                                &format!(
+                                    "{}: over the per-object limits, {} denials of the {} least denied keys not counted",
+                                    input.name(),
+                                    report.over_limit.denials,
+                                    report.over_limit.keys
+                                ),
+                            );
                         }
                     }
                     Err(e) => {
@@ -334,6 +358,8 @@ struct Summary {
     read: ReadStats,
     /// Keys with denials (known for the in-memory store only).
     keys: Option<u64>,
+    /// Denials not counted because their object was over a per-object limit.
+    over_limit: u64,
     record: RecordReport,
 }
 
@@ -373,12 +399,20 @@ impl Summary {
             .map(|k| format!(", keys with denials: {k}"))
             .unwrap_or_default();
         let r = &self.record;
+        let over_limit = if self.over_limit > 0 {
+            format!(
+                "\ndenials over the per-object limits (not counted): {}",
+                self.over_limit
+            )
+        } else {
+            String::new()
+        };
         format!(
             "objects: {} scanned ({}), {} housekeeping skipped{selected}, {} incomplete, {} failed\n\
              records: {} ({} bytes of log), denials: {}{keys}\n\
-             skipped lines: {} (invalid_json {}, missing_fields {}, bad_timestamp {}, oversized_line {})\n\
+             skipped lines: {} (invalid_json {}, missing_fields {}, bad_timestamp {}, oversized_line {}, account_mismatch {})\n\
              counters: {} added, {} already counted\n\
-             alerts: {} published, {} suppressed, {} excepted",
+             alerts: {} published, {} suppressed, {} excepted{over_limit}",
             self.objects,
             kinds.join(", "),
             self.housekeeping,
@@ -392,6 +426,7 @@ impl Summary {
             s.missing_fields,
             s.bad_timestamp,
             s.oversized_line,
+            s.account_mismatch,
             r.counters_added,
             r.counters_already_counted,
             r.alerts_published,

@@ -158,7 +158,7 @@ pub enum Response {
 /// What became of one object.
 #[derive(Debug)]
 pub enum ObjectOutcome {
-    Processed(ObjectReport),
+    Processed(Box<ObjectReport>),
     /// Housekeeping objects, with the reason.
     Skipped(&'static str),
     /// NoSuchKey or NoSuchVersion: deleted before it could be read.
@@ -312,7 +312,8 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         let id = ObjectId::s3(&object.bucket, &object.key, &opened.version);
         let reader = self.detector.reader().clone();
         let body = opened.body;
-        let read = tokio::task::spawn_blocking(move || reader.read(body))
+        let account = crate::layout::folder_account(&object.key).map(str::to_string);
+        let read = tokio::task::spawn_blocking(move || reader.read(body, account.as_deref()))
             .await
             .map_err(|e| HandlerError::Reader {
                 object: id.uri.clone(),
@@ -328,7 +329,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 warn!(object = %report.object, error = %error_chain(&e), "could not record the object as processed");
             }
         }
-        Ok(ObjectOutcome::Processed(report))
+        Ok(ObjectOutcome::Processed(Box::new(report)))
     }
 
     /// Counts the records of one CloudWatch Logs payload: one unit, like an object.
@@ -343,10 +344,10 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             &payload.log_stream,
             payload.log_events.iter().map(|e| e.id.as_str()),
         );
-        let read = self
-            .detector
-            .reader()
-            .read_messages(payload.log_events.iter().map(|e| e.message.as_str()));
+        let read = self.detector.reader().read_messages(
+            payload.log_events.iter().map(|e| e.message.as_str()),
+            Some(payload.owner.as_str()).filter(|o| crate::layout::is_account_id(o)),
+        );
         let report = self.detector.count(&id, read).await?;
         log_report(&report, None);
         Ok(report)
@@ -359,6 +360,25 @@ fn log_report(report: &ObjectReport, version: Option<&str>) {
     let k = &report.record;
     if let Some(e) = &report.read_error {
         warn!(object = %report.object, error = %e, "object read only in part; what was read is counted");
+    }
+    if r.skipped.account_mismatch > 0 {
+        warn!(
+            object = %report.object,
+            folder_account = report.accounts.folder.as_deref().unwrap_or_default(),
+            record_account = report.accounts.mismatched.as_deref().unwrap_or_default(),
+            records = r.skipped.account_mismatch,
+            "denials of another account than the object's folder skipped"
+        );
+    }
+    if report.over_limit.denials > 0 {
+        warn!(
+            object = %report.object,
+            denials = report.over_limit.denials,
+            keys_let_go = report.over_limit.keys,
+            max_keys = crate::aggregate::MAX_KEYS_PER_OBJECT,
+            max_counters = crate::aggregate::MAX_COUNTERS_PER_OBJECT,
+            "object over the per-object limits: the keys with the fewest denials were not counted"
+        );
     }
     info!(
         object = %report.object,
@@ -373,6 +393,8 @@ fn log_report(report: &ObjectReport, version: Option<&str>) {
         skipped_missing_fields = r.skipped.missing_fields,
         skipped_bad_timestamp = r.skipped.bad_timestamp,
         skipped_oversized_line = r.skipped.oversized_line,
+        skipped_account_mismatch = r.skipped.account_mismatch,
+        denials_over_limit = report.over_limit.denials,
         keys = k.keys,
         counters_added = k.counters_added,
         counters_already_counted = k.counters_already_counted,

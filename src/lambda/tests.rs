@@ -4,7 +4,7 @@ use crate::errors::Context;
 use crate::key::DenialKey;
 use crate::source::{MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
-use crate::testing::{answer, denials, ACCOUNT, MALLORY, MODEL, T0};
+use crate::testing::{answer, denials, record, ACCOUNT, DENIED, MALLORY, MODEL, T0};
 use serde_json::json;
 
 fn s3_event(keys: &[&str]) -> Value {
@@ -73,7 +73,7 @@ async fn missing_and_housekeeping_objects_are_acknowledged() {
         .handle(s3_event(&[
             "gone.json",
             "x/amazon-bedrock-logs-permission-check",
-            "a/data/big.json.gz",
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data/big.json.gz",
         ]))
         .await
         .expect("bad objects do not fail the invocation");
@@ -104,6 +104,71 @@ async fn malformed_and_control_payloads_are_acknowledged() {
         answer(out),
         json!({"ignored": "CloudWatch Logs control message"})
     );
+}
+
+/// JSON lines of four denials by Mallory that claim `account`.
+fn claiming(account: &str) -> String {
+    (0..4)
+        .map(|i| {
+            record(
+                MALLORY,
+                MODEL,
+                account,
+                T0 + i,
+                Some(DENIED),
+                &format!("r{i}"),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_record_speaks_only_for_the_account_whose_folder_holds_it() {
+    let victim = "444455556666";
+    let src = MemorySource::new();
+    // Written into account 111122223333's folder, claiming another account.
+    let forged =
+        "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/forged.json";
+    src.put("logs", forged, claiming(victim));
+    let real =
+        format!("AWSLogs/{victim}/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/real.json");
+    src.put("logs", &real, claiming(victim));
+    let h = handler(src);
+    h.handle(s3_event(&[forged])).await.expect("ok");
+    assert!(h.detector().sink().alerts().is_empty(), "no forged alert");
+    assert!(
+        h.detector().store().snapshot().is_empty(),
+        "nothing counted"
+    );
+    // The victim's real burst is neither suppressed nor inflated by the forgery.
+    h.handle(s3_event(&[&real])).await.expect("ok");
+    let alerts = h.detector().sink().alerts();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        (alerts[0].account_id.as_str(), alerts[0].total_denials),
+        (victim, 4)
+    );
+}
+
+#[tokio::test]
+async fn a_cloudwatch_logs_payload_speaks_only_for_its_owner() {
+    let messages: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"id": format!("{i}"), "timestamp": 0,
+                   "message": record(MALLORY, MODEL, "444455556666", T0 + i, Some(DENIED), "r").to_string()})
+        })
+        .collect();
+    let payload = json!({"messageType": "DATA_MESSAGE", "owner": ACCOUNT,
+        "logGroup": "/aws/bedrock", "logStream": "s", "subscriptionFilters": [],
+        "logEvents": messages});
+    let h = handler(MemorySource::new());
+    h.handle(json!({"awslogs": {"data": crate::testing::awslogs_data(&payload.to_string())}}))
+        .await
+        .expect("ok");
+    assert!(h.detector().sink().alerts().is_empty());
+    assert!(h.detector().store().snapshot().is_empty());
 }
 
 #[test]

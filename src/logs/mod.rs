@@ -85,11 +85,18 @@ pub struct Skipped {
     pub bad_timestamp: u64,
     /// A line or record longer than [`MAX_LINE_BYTES`].
     pub oversized_line: u64,
+    /// A denial of another account than the one whose folder (or CloudWatch Logs
+    /// owner) holds it (docs/DESIGN.md, "A record speaks only for its own account").
+    pub account_mismatch: u64,
 }
 
 impl Skipped {
     pub fn total(&self) -> u64 {
-        self.invalid_json + self.missing_fields + self.bad_timestamp + self.oversized_line
+        self.invalid_json
+            + self.missing_fields
+            + self.bad_timestamp
+            + self.oversized_line
+            + self.account_mismatch
     }
 
     pub fn add(&mut self, other: &Skipped) {
@@ -97,6 +104,7 @@ impl Skipped {
         self.missing_fields += other.missing_fields;
         self.bad_timestamp += other.bad_timestamp;
         self.oversized_line += other.oversized_line;
+        self.account_mismatch += other.account_mismatch;
     }
 }
 
@@ -164,7 +172,13 @@ impl ReadError {
 pub struct ReadOutcome {
     pub stats: ReadStats,
     pub error: Option<ReadError>,
+    /// The account of the first denial skipped as [`Skipped::account_mismatch`], for
+    /// the log line.
+    pub mismatched_account: Option<String>,
 }
+
+/// Characters of a mismatched account id kept for the log line.
+const SHOWN_ACCOUNT_BYTES: usize = 64;
 
 /// Why a reader stopped before the end.
 enum Stop {
@@ -175,6 +189,10 @@ enum Stop {
 /// Where records go: counts them, classifies the ones that may be denials.
 struct Collector<'a, F> {
     matcher: &'a DenialMatcher,
+    /// The account the object speaks for, when its location says (an S3 key in AWS's
+    /// layout, a CloudWatch Logs payload's owner): a denial of any other is skipped.
+    account: Option<&'a str>,
+    mismatched_account: Option<String>,
     stats: &'a mut ReadStats,
     on_denial: F,
 }
@@ -183,6 +201,13 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
     /// A record the prefilter flagged (already counted): parse it.
     fn classify(&mut self, json: &[u8]) {
         match record::classify(json, self.matcher) {
+            Record::Denial(d) if self.account.is_some_and(|a| a != d.key.account_id) => {
+                Unusable::AccountMismatch.count_in(&mut self.stats.skipped);
+                if self.mismatched_account.is_none() {
+                    let shown = crate::text::prefix_bytes(&d.key.account_id, SHOWN_ACCOUNT_BYTES);
+                    self.mismatched_account = Some(shown.to_string());
+                }
+            }
             Record::Denial(d) => {
                 self.stats.denials += 1;
                 (self.on_denial)(d);
@@ -258,10 +283,12 @@ impl<R: Read> Read for Tracked<R> {
 }
 
 /// Reads one object from `input`, calling `on_denial` for every denial, in order.
+/// With `account`, denials of any other account are skipped ([`Skipped::account_mismatch`]).
 /// Never panics on bad input; an early end is returned in [`ReadOutcome::error`].
 pub fn read_log<R: Read>(
     input: R,
     matcher: &DenialMatcher,
+    account: Option<&str>,
     on_denial: impl FnMut(Denial),
 ) -> ReadOutcome {
     let mut source = Tracked::new(input);
@@ -277,6 +304,7 @@ pub fn read_log<R: Read>(
                     source_bytes: source.bytes,
                     source: e,
                 }),
+                mismatched_account: None,
             }
         }
     };
@@ -294,10 +322,13 @@ pub fn read_log<R: Read>(
 
     let mut out = Collector {
         matcher,
+        account,
+        mismatched_account: None,
         stats: &mut stats,
         on_denial,
     };
     let result = read_text(&mut text, &mut out);
+    let mismatched_account = out.mismatched_account.take();
     stats.log_bytes = text.bytes;
     drop(text);
     stats.source_bytes = source.bytes;
@@ -318,22 +349,29 @@ pub fn read_log<R: Read>(
             message,
         },
     });
-    ReadOutcome { stats, error }
+    ReadOutcome {
+        stats,
+        error,
+        mismatched_account,
+    }
 }
 
 /// Records that arrive one by one rather than in an object (CloudWatch Logs events):
-/// each message is one record.
+/// each message is one record. `account` as for [`read_log`].
 pub fn read_messages<'m>(
     messages: impl IntoIterator<Item = &'m str>,
     matcher: &DenialMatcher,
+    account: Option<&str>,
     on_denial: impl FnMut(Denial),
-) -> ReadStats {
+) -> ReadOutcome {
     let mut stats = ReadStats {
         format: LogFormat::JsonLines,
         ..ReadStats::default()
     };
     let mut out = Collector {
         matcher,
+        account,
+        mismatched_account: None,
         stats: &mut stats,
         on_denial,
     };
@@ -341,7 +379,12 @@ pub fn read_messages<'m>(
         out.stats.log_bytes += message.len() as u64;
         out.record(message.trim_ascii());
     }
-    stats
+    let mismatched_account = out.mismatched_account.take();
+    ReadOutcome {
+        stats,
+        error: None,
+        mismatched_account,
+    }
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -6,7 +6,8 @@
 
 use super::matcher::{DenialMatcher, RecordSource};
 use super::{Denial, DenialContext, Skipped};
-use crate::key::DenialKey;
+use crate::key::{bounded_id, DenialKey};
+use crate::text::prefix_bytes;
 use chrono::DateTime;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -19,6 +20,11 @@ pub const INVOCATION_EVENTS: [&str; 4] = [
     "ConverseStream",
 ];
 pub const BEDROCK_EVENT_SOURCE: &str = "bedrock.amazonaws.com";
+/// Bytes of a request id kept as evidence (AWS's are 36-character UUIDs).
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+/// Bytes of any other evidence value kept (source IP, user agent, error message,
+/// region, operation).
+pub const MAX_EVIDENCE_BYTES: usize = 256;
 
 type Text<'a> = Option<Cow<'a, str>>;
 
@@ -109,6 +115,8 @@ pub enum Unusable {
     BadTimestamp,
     /// A line or record longer than [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES).
     OversizedLine,
+    /// A denial of another account than the one whose folder holds the object.
+    AccountMismatch,
 }
 
 impl Unusable {
@@ -118,12 +126,20 @@ impl Unusable {
             Unusable::MissingFields => skipped.missing_fields += 1,
             Unusable::BadTimestamp => skipped.bad_timestamp += 1,
             Unusable::OversizedLine => skipped.oversized_line += 1,
+            Unusable::AccountMismatch => skipped.account_mismatch += 1,
         }
     }
 }
 
-fn non_empty(v: Text<'_>) -> Option<String> {
-    v.filter(|s| !s.is_empty()).map(Cow::into_owned)
+/// An id, bounded as it is read ([`bounded_id`]).
+fn id(v: Text<'_>) -> Option<String> {
+    v.filter(|s| !s.is_empty()).map(|s| bounded_id(&s))
+}
+
+/// An evidence value, cut to `max_bytes` as it is read.
+fn evidence(v: Text<'_>, max_bytes: usize) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| prefix_bytes(&s, max_bytes).to_owned())
 }
 
 /// Classifies one record, given as the bytes of one JSON object (a line of a log
@@ -160,11 +176,11 @@ impl RecordFields<'_> {
                     None => (None, None),
                 };
                 let context = DenialContext {
-                    source_ip: non_empty(self.source_ip),
-                    user_agent: non_empty(self.user_agent),
-                    error_message: non_empty(self.error_message),
-                    region: non_empty(self.aws_region),
-                    operation: non_empty(self.event_name),
+                    source_ip: evidence(self.source_ip, MAX_EVIDENCE_BYTES),
+                    user_agent: evidence(self.user_agent, MAX_EVIDENCE_BYTES),
+                    error_message: evidence(self.error_message, MAX_EVIDENCE_BYTES),
+                    region: evidence(self.aws_region, MAX_EVIDENCE_BYTES),
+                    operation: evidence(self.event_name, MAX_EVIDENCE_BYTES),
                 };
                 (
                     arn,
@@ -179,8 +195,8 @@ impl RecordFields<'_> {
             }
             RecordSource::BedrockInvocationLog => {
                 let context = DenialContext {
-                    region: non_empty(self.region),
-                    operation: non_empty(self.operation),
+                    region: evidence(self.region, MAX_EVIDENCE_BYTES),
+                    operation: evidence(self.operation, MAX_EVIDENCE_BYTES),
                     ..DenialContext::default()
                 };
                 (
@@ -194,9 +210,9 @@ impl RecordFields<'_> {
             }
         };
         let (Some(user), Some(model), Some(account), Some(time)) = (
-            non_empty(user),
-            non_empty(model),
-            non_empty(account),
+            id(user),
+            id(model),
+            id(account),
             time.filter(|t| !t.is_empty()),
         ) else {
             return Record::Unusable(Unusable::MissingFields);
@@ -211,7 +227,7 @@ impl RecordFields<'_> {
                 account_id: account,
             },
             event_time: event_time.timestamp(),
-            request_id: non_empty(request_id),
+            request_id: evidence(request_id, MAX_REQUEST_ID_BYTES),
             context,
         })
     }

@@ -40,7 +40,7 @@ fn denial_line() -> String {
 
 fn read(bytes: &[u8]) -> (Vec<Denial>, ReadOutcome) {
     let mut out = Vec::new();
-    let r = read_log(bytes, &matcher(), |d| out.push(d));
+    let r = read_log(bytes, &matcher(), None, |d| out.push(d));
     (out, r)
 }
 
@@ -171,7 +171,7 @@ fn configured_codes_replace_the_defaults() {
         .to_string(),
     ]);
     let mut out = Vec::new();
-    let r = read_log(&data[..], &m, |d| out.push(d));
+    let r = read_log(&data[..], &m, None, |d| out.push(d));
     assert_eq!(r.stats.denials, 1);
     assert_eq!(out.len(), 1);
 }
@@ -203,7 +203,7 @@ fn rule_counts(data: &[u8]) -> BTreeMap<(String, String, String), u64> {
 
 fn reader_counts(data: &[u8]) -> BTreeMap<(String, String, String), u64> {
     let mut counts = BTreeMap::new();
-    let r = read_log(data, &matcher(), |d| {
+    let r = read_log(data, &matcher(), None, |d| {
         *counts
             .entry((d.key.user_id, d.key.model_id, d.key.account_id))
             .or_insert(0) += 1;
@@ -342,6 +342,85 @@ fn ids_are_kept_byte_for_byte() {
     );
     let (d, _) = read(escaped.as_bytes());
     assert_eq!(d[0].key, DenialKey::new("A/b", "Mé", " 1 "));
+}
+
+#[test]
+fn ids_longer_than_any_aws_limit_are_cut_marked_and_kept_apart() {
+    let long = |tail: &str| format!("arn:aws:iam::{ACCOUNT}:user/{}{tail}", "x".repeat(1 << 20));
+    let data = lines(&[
+        bedrock_line(&long("a"), MODEL, Some("AccessDeniedException"), "p"),
+        bedrock_line(&long("b"), MODEL, Some("AccessDeniedException"), "p"),
+        bedrock_line(&long("a"), MODEL, Some("AccessDeniedException"), "p"),
+    ]);
+    let (d, r) = read(&data);
+    assert_eq!(r.stats.denials, 3);
+    for denial in &d {
+        assert!(
+            denial.key.user_id.len() <= 400,
+            "{}",
+            denial.key.user_id.len()
+        );
+        assert!(denial.key.user_id.contains("sha256"), "marked");
+    }
+    assert_eq!(d[0].key, d[2].key, "the same id keys the same");
+    assert_ne!(d[0].key, d[1].key, "different ids stay apart");
+}
+
+#[test]
+fn evidence_is_cut_to_its_display_length_as_it_is_read() {
+    let mut record = cloudtrail_record(
+        USER,
+        MODEL,
+        TS_EPOCH,
+        "InvokeModel",
+        Some("AccessDenied"),
+        "r",
+    );
+    record["requestID"] = serde_json::json!("q".repeat(1 << 20));
+    record["userAgent"] = serde_json::json!("é".repeat(1 << 19));
+    let data = format!("{{\"Records\": [{record}]}}");
+    let (d, _) = read(data.as_bytes());
+    let request_id = d[0].request_id.as_deref().unwrap_or_default();
+    assert_eq!(request_id.len(), record::MAX_REQUEST_ID_BYTES);
+    let agent = d[0].context.user_agent.as_deref().unwrap_or_default();
+    assert!(agent.len() <= record::MAX_EVIDENCE_BYTES && agent.starts_with('é'));
+}
+
+#[test]
+fn a_denial_of_another_account_than_the_folders_is_skipped_and_named() {
+    let other = |account: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&denial_line()).expect("line");
+        v["accountId"] = serde_json::json!(account);
+        v.to_string()
+    };
+    let data = lines(&[
+        denial_line(),
+        other("444455556666"),
+        other("999988887777"),
+        denial_line(),
+    ]);
+    let mut out = Vec::new();
+    let r = read_log(&data[..], &matcher(), Some(ACCOUNT), |d| out.push(d));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|d| d.key.account_id == ACCOUNT));
+    assert_eq!(r.stats.denials, 2);
+    assert_eq!(r.stats.skipped.account_mismatch, 2);
+    assert_eq!(r.mismatched_account.as_deref(), Some("444455556666"));
+    // Without a folder account every denial counts, as before.
+    let (d, r) = read(&data);
+    assert_eq!((d.len(), r.stats.skipped.account_mismatch), (4, 0));
+    // CloudTrail's account (recipientAccountId) is checked the same way.
+    let ct = cloudtrail_record(
+        USER,
+        MODEL,
+        TS_EPOCH,
+        "InvokeModel",
+        Some("AccessDenied"),
+        "r",
+    );
+    let doc = format!("{{\"Records\": [{ct}]}}");
+    let r = read_log(doc.as_bytes(), &matcher(), Some("444455556666"), |_| {});
+    assert_eq!((r.stats.denials, r.stats.skipped.account_mismatch), (0, 1));
 }
 
 #[test]
@@ -679,9 +758,10 @@ fn messages_are_records_one_each() {
         .to_string(),
     ];
     let mut out = Vec::new();
-    let stats = read_messages(messages.iter().map(String::as_str), &matcher(), |d| {
+    let stats = read_messages(messages.iter().map(String::as_str), &matcher(), None, |d| {
         out.push(d)
-    });
+    })
+    .stats;
     assert_eq!(stats.records, 4);
     assert_eq!(stats.denials, 2);
     assert_eq!(stats.skipped.invalid_json, 1);
@@ -696,7 +776,7 @@ fn source_failure_is_retryable_not_corruption() {
             data: &data,
             fail_at: data.len() / 2,
         };
-        let r = read_log(src, &matcher(), |_| {});
+        let r = read_log(src, &matcher(), None, |_| {});
         let err = r.error.expect("failure reported");
         assert!(err.is_retryable(), "{err}");
     }
@@ -726,7 +806,7 @@ proptest! {
             .map(|(i, _)| (format!("{USER}-{i}"), MODEL.to_string(), TS_EPOCH))
             .collect();
         let mut got = Vec::new();
-        let r = read_log(Chunked::new(&data, sizes), &matcher(), |d| got.push(d));
+        let r = read_log(Chunked::new(&data, sizes), &matcher(), None, |d| got.push(d));
         prop_assert!(r.error.is_none());
         prop_assert_eq!(r.stats.records, kinds.len() as u64);
         prop_assert_eq!(who(&got), expected);
@@ -736,8 +816,8 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048), gz in any::<bool>()) {
         let data = if gz { gzip(&data) } else { data };
-        let _ = read_log(&data[..], &matcher(), |_| {});
+        let _ = read_log(&data[..], &matcher(), None, |_| {});
         // Also when cut anywhere.
-        let _ = read_log(&data[..data.len() / 2], &matcher(), |_| {});
+        let _ = read_log(&data[..data.len() / 2], &matcher(), None, |_| {});
     }
 }

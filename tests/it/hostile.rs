@@ -2,9 +2,11 @@
 //! timestamps, huge key counts, malformed structure.
 
 use crate::support::*;
+use bedrock_denied_models::aggregate::MAX_KEYS_PER_OBJECT;
 use bedrock_denied_models::alert::{MemorySink, MAX_SUBJECT_CHARS};
 use bedrock_denied_models::detector::{Detector, ObjectReport};
 use bedrock_denied_models::key::ObjectId;
+use bedrock_denied_models::key::{bounded_id, MAX_ID_BYTES};
 use bedrock_denied_models::store::memory::MemoryStore;
 use serde_json::json;
 
@@ -40,9 +42,17 @@ async fn ids_built_to_break_renderings_stay_exact_in_json_and_safe_in_text() {
         let alerts = d.sink().alerts();
         assert_eq!(alerts.len(), 1, "{user:?}");
         let a = &alerts[0];
-        assert_eq!(&a.user_id, user, "JSON keeps the id byte for byte");
+        // Ids up to AWS's own limits are kept byte for byte; a longer one is cut and
+        // marked with its length and digest as it is read.
+        let kept = bounded_id(user);
+        if user.len() <= MAX_ID_BYTES {
+            assert_eq!(&kept, user);
+        } else {
+            assert!(kept.len() < 400 && kept.contains("sha256"), "{kept}");
+        }
+        assert_eq!(a.user_id, kept, "JSON keeps the id as read");
         let back: serde_json::Value = serde_json::from_str(&a.to_json()).expect("valid JSON");
-        assert_eq!(back["user.id"].as_str(), Some(user.as_str()));
+        assert_eq!(back["user.id"].as_str(), Some(kept.as_str()));
 
         let subject = a.subject();
         assert!(subject.len() <= MAX_SUBJECT_CHARS, "{subject}");
@@ -106,29 +116,48 @@ async fn a_window_spanning_midnight() {
 }
 
 #[tokio::test]
-async fn a_hundred_thousand_keys_in_one_object() {
+async fn a_hundred_thousand_keys_in_one_object_stay_bounded_and_the_hammering_key_alerts() {
     let d = memory_detector();
+    let hammering = "arn:aws:iam::111122223333:user/u7";
     let mut body = String::with_capacity(100_000 * 150);
+    // The hammering key is denied twice, then a flood of keys denied once each, then
+    // twice more: more keys than an object may hold.
+    for _ in 0..2 {
+        body += &denial(hammering, "m", "2026-03-14T09:00:00Z");
+    }
     for i in 0..100_000 {
         body += &denial(
-            &format!("arn:aws:iam::111122223333:user/u{i}"),
+            &format!("arn:aws:iam::111122223333:user/flood-{i}"),
             "m",
             "2026-03-14T09:00:00Z",
         );
     }
-    // One key crosses the threshold among them.
-    for _ in 0..3 {
-        body += &denial(
-            "arn:aws:iam::111122223333:user/u7",
-            "m",
-            "2026-03-14T09:01:00Z",
-        );
+    for _ in 0..2 {
+        body += &denial(hammering, "m", "2026-03-14T09:01:00Z");
     }
     let r = run(&d, &body).await;
-    assert_eq!(r.record.keys, 100_000);
-    assert_eq!(r.record.alerts_published, 1);
+    assert!(
+        r.record.keys as usize <= MAX_KEYS_PER_OBJECT,
+        "{}",
+        r.record.keys
+    );
+    assert_eq!(
+        r.record.alerts_published, 1,
+        "the hammering key still alerts"
+    );
+    assert_eq!(d.sink().alerts()[0].user_id, hammering);
+    assert_eq!(d.sink().alerts()[0].total_denials, 4);
+    // Everything past the limits is reported, nothing is lost silently.
+    assert_eq!(r.read.denials, 100_004);
+    assert_eq!(
+        r.over_limit.denials + d.store().snapshot().values().sum::<u64>(),
+        100_004
+    );
+    assert!(r.over_limit.keys >= 96_000, "{:?}", r.over_limit);
+    // And so is the work: one store write and one query per key held.
     let ops = d.store().ops();
-    assert_eq!((ops.adds, ops.queries), (100_000, 100_000));
+    assert!(ops.adds as usize <= MAX_KEYS_PER_OBJECT, "{ops:?}");
+    assert!(ops.queries as usize <= MAX_KEYS_PER_OBJECT, "{ops:?}");
 }
 
 #[tokio::test]

@@ -202,8 +202,10 @@ fn since_and_until_select_by_the_date_in_the_key() {
 fn bad_objects_are_reported_and_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path();
-    std::fs::create_dir_all(base.join("AWSLogs/1/BedrockModelInvocationLogs/x/data"))
-        .expect("mkdir");
+    std::fs::create_dir_all(
+        base.join("AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data"),
+    )
+    .expect("mkdir");
     let denial = |t: &str| {
         format!(
             "{{\"timestamp\":\"{t}\",\"accountId\":\"1\",\"identity\":{{\"arn\":\"u\"}},\"modelId\":\"m\",\"errorCode\":\"AccessDeniedException\"}}\n"
@@ -212,12 +214,16 @@ fn bad_objects_are_reported_and_skipped() {
     let four: String = (0..4).map(|_| denial("2026-03-14T09:00:00Z")).collect();
     // Large-payload and permission-check objects are housekeeping: never read.
     std::fs::write(
-        base.join("AWSLogs/1/BedrockModelInvocationLogs/x/data/big.json"),
+        base.join(
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data/big.json",
+        ),
         &four,
     )
     .expect("write");
     std::fs::write(
-        base.join("AWSLogs/1/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check"),
+        base.join(
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check",
+        ),
         &four,
     )
     .expect("write");

@@ -1,0 +1,190 @@
+//! AWS's key layouts for log objects, and what a key in one of them says: whose logs
+//! the object holds (docs/DESIGN.md, "A record speaks only for its own account").
+//!
+//! - Bedrock model-invocation logs: `[prefix/]AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/<file>`,
+//!   with large payloads in a `data/` folder below the region.
+//! - CloudTrail: `[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`.
+//! - An organization trail: `[prefix/]AWSLogs/<org-id>/<account>/CloudTrail/<region>/...`.
+//!
+//! The first `AWSLogs` segment of a key decides: a writer confined to `AWSLogs/<its
+//! account>/` (the organization bucket's policy) cannot make a key whose first
+//! `AWSLogs` segment names another account by nesting one deeper.
+
+/// The folder name under which AWS services write their logs.
+pub const AWS_LOGS: &str = "AWSLogs";
+/// Bedrock's folder below the account.
+pub const BEDROCK_FOLDER: &str = "BedrockModelInvocationLogs";
+/// CloudTrail's folder below the account.
+pub const CLOUDTRAIL_FOLDER: &str = "CloudTrail";
+
+/// Which service's layout a key follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    BedrockInvocationLogs,
+    CloudTrail,
+}
+
+/// A key in one of AWS's log layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKey<'a> {
+    /// The account whose folder holds the object.
+    pub account: &'a str,
+    /// The organization of an organization trail's folder.
+    pub organization: Option<&'a str>,
+    pub service: Service,
+    /// What follows the service's folder: `<region>/YYYY/MM/DD/...`.
+    pub rest: &'a str,
+}
+
+impl LogKey<'_> {
+    /// Bedrock's large-payload file (`<region>/.../data/<file>`): its invocation, with
+    /// the error code, is logged in the main log line.
+    pub fn is_large_payload(&self) -> bool {
+        if self.service != Service::BedrockInvocationLogs {
+            return false;
+        }
+        let mut folders = self.rest.split('/').collect::<Vec<_>>();
+        folders.pop(); // the file name
+        folders.iter().skip(1).any(|f| *f == "data")
+    }
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An AWS Organizations id: `o-` and 10 to 32 lower-case letters or digits.
+pub fn is_organization_id(s: &str) -> bool {
+    s.strip_prefix("o-").is_some_and(|r| {
+        (10..=32).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// The layout `key` follows, if any: decided by its first `AWSLogs` segment.
+pub fn parse(key: &str) -> Option<LogKey<'_>> {
+    let mut at = 0;
+    let mut segments = key.split('/');
+    loop {
+        let segment = segments.next()?;
+        at += segment.len() + 1;
+        if segment == AWS_LOGS {
+            break;
+        }
+    }
+    let first = segments.next()?;
+    let (organization, account) = if is_organization_id(first) {
+        (Some(first), segments.next()?)
+    } else {
+        (None, first)
+    };
+    let folder = segments.next()?;
+    if !is_account_id(account) {
+        return None;
+    }
+    let service = match (folder, organization) {
+        (BEDROCK_FOLDER, None) => Service::BedrockInvocationLogs,
+        (CLOUDTRAIL_FOLDER, _) => Service::CloudTrail,
+        _ => return None,
+    };
+    let consumed =
+        at + organization.map_or(0, |o| o.len() + 1) + account.len() + 1 + folder.len() + 1;
+    Some(LogKey {
+        account,
+        organization,
+        service,
+        rest: key.get(consumed..).unwrap_or_default(),
+    })
+}
+
+/// The account whose folder holds the object at `key`, for the layouts above.
+pub fn folder_account(key: &str) -> Option<&str> {
+    parse(key).map(|k| k.account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_layouts() {
+        let b = parse(
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/x.json.gz",
+        )
+        .expect("bedrock");
+        assert_eq!(b.account, "111122223333");
+        assert_eq!(b.service, Service::BedrockInvocationLogs);
+        assert_eq!(b.rest, "us-east-1/2026/03/14/09/x.json.gz");
+        assert!(!b.is_large_payload());
+
+        let t = parse("team/AWSLogs/444455556666/CloudTrail/eu-west-1/2026/03/14/f.json.gz")
+            .expect("trail");
+        assert_eq!(
+            (t.account, t.service, t.organization),
+            ("444455556666", Service::CloudTrail, None)
+        );
+
+        let o =
+            parse("AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail/us-east-1/2026/03/14/f.json.gz")
+                .expect("organization trail");
+        assert_eq!(o.account, "444455556666");
+        assert_eq!(o.organization, Some("o-a1b2c3d4e5"));
+        assert_eq!(o.rest, "us-east-1/2026/03/14/f.json.gz");
+        // Only CloudTrail writes below an organization id.
+        assert_eq!(
+            parse("AWSLogs/o-a1b2c3d4e5/444455556666/BedrockModelInvocationLogs/us-east-1/x"),
+            None
+        );
+    }
+
+    #[test]
+    fn keys_outside_the_layouts() {
+        for key in [
+            "exports/team a/bedrock invocations.json",
+            "AWSLogs/not-an-account/CloudTrail/us-east-1/x.json",
+            "AWSLogs/11112222333/CloudTrail/us-east-1/x.json",
+            "AWSLogs/111122223333/Config/us-east-1/x.json",
+            "AWSLogs/111122223333",
+            "plain.json",
+        ] {
+            assert_eq!(parse(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_first_aws_logs_segment_decides() {
+        let nested =
+            "AWSLogs/111122223333/CloudTrail/us-east-1/AWSLogs/444455556666/CloudTrail/x.json";
+        assert_eq!(folder_account(nested), Some("111122223333"));
+        // A first AWSLogs segment outside the layouts is not skipped for a later one.
+        let odd = "AWSLogs/other/AWSLogs/444455556666/CloudTrail/us-east-1/x.json";
+        assert_eq!(folder_account(odd), None);
+    }
+
+    #[test]
+    fn large_payloads_only_where_bedrock_puts_them() {
+        let large = |key: &str| parse(key).is_some_and(|k| k.is_large_payload());
+        assert!(large(
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data/abc.json.gz"
+        ));
+        assert!(!large(
+            "security/data/bedrock/AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/x.json.gz"
+        ));
+        assert!(!large(
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/data"
+        ));
+        assert!(!large(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/14/data/x.json.gz"
+        ));
+    }
+
+    #[test]
+    fn organization_ids() {
+        assert!(is_organization_id("o-a1b2c3d4e5"));
+        assert!(!is_organization_id("o-short"));
+        assert!(!is_organization_id("o-A1B2C3D4E5"));
+        assert!(!is_organization_id("111122223333"));
+    }
+}

@@ -10,9 +10,9 @@ use crate::alert::{Alert, AlertSink, SinkError};
 use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{ReadError, ReadStats};
-use crate::store::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError};
+use crate::store::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError, WindowRead};
 use futures_util::future::join_all;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use std::io::Read;
 use std::sync::Arc;
@@ -22,6 +22,11 @@ use tracing::{info, warn};
 
 /// Keys of one object processed at once: bounds memory and concurrent store requests.
 pub const KEY_CONCURRENCY: usize = 16;
+/// Counted objects read for a key's windows before asking whether its alert could be
+/// raised at all: the windows of a key that many objects counted toward (a principal
+/// denied without pause) are read whole only when an alert may follow
+/// (docs/DESIGN.md, "Exactly-once counting").
+pub const WINDOW_READ_CONTRIBUTIONS: usize = 100;
 /// A claim never marked sent can be taken over after this long: longer than an
 /// attempt can take to deliver (sinks are called at once, each bounded by its client's
 /// timeout), and no longer than Lambda's one-minute wait before its first retry.
@@ -61,6 +66,26 @@ pub enum DetectError {
     /// Another attempt held the alert claim for longer than this one waits.
     #[error("{object}: the alert for {key} is being delivered by another attempt; retry later")]
     AlertBusy { object: String, key: String },
+    /// Some keys of the object failed after every key was tried; `done` is what the
+    /// others counted and alerted. The retry completes exactly what is missing.
+    #[error("{object}: {failed} of {keys} keys failed; first: {}", crate::error_chain(first.as_ref()))]
+    Keys {
+        object: String,
+        failed: usize,
+        keys: usize,
+        first: Box<DetectError>,
+        done: RecordReport,
+    },
+}
+
+impl DetectError {
+    /// The failure itself, beneath a [`DetectError::Keys`] summary.
+    pub fn first(&self) -> &DetectError {
+        match self {
+            DetectError::Keys { first, .. } => first.first(),
+            other => other,
+        }
+    }
 }
 
 /// What happened to the counts and alerts of one object.
@@ -207,23 +232,43 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         })
     }
 
-    /// Counts one object's aggregate and raises the alerts it completes.
+    /// Counts one object's aggregate and raises the alerts it completes. Every key is
+    /// counted and evaluated whatever another key's requests do, and none is dropped
+    /// halfway (a claim held, a delivery under way): a failing key fails the object,
+    /// so it is retried and the retry completes exactly what is missing, but it never
+    /// stops the others.
     pub async fn record(
         &self,
         object: &ObjectId,
         agg: &Aggregate,
     ) -> Result<RecordReport, DetectError> {
         let attempt = attempt_id();
-        let reports: Vec<RecordReport> = stream::iter(agg.keys.iter())
+        let results: Vec<Result<RecordReport, DetectError>> = stream::iter(agg.keys.iter())
             .map(|(key, denials)| self.record_key(object, &attempt, key, denials))
             .buffer_unordered(KEY_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut total = RecordReport::default();
-        for r in &reports {
-            total.add(r);
+            .collect()
+            .await;
+        let keys = results.len();
+        let mut done = RecordReport::default();
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(r) => done.add(&r),
+                Err(e) => errors.push(e),
+            }
         }
-        Ok(total)
+        let failed = errors.len();
+        match errors.into_iter().next() {
+            None => Ok(done),
+            Some(e) if keys == 1 => Err(e),
+            Some(first) => Err(DetectError::Keys {
+                object: object.uri.clone(),
+                failed,
+                keys,
+                first: Box::new(first),
+                done,
+            }),
+        }
     }
 
     fn store_error(object: &ObjectId) -> impl Fn(StoreError) -> DetectError + '_ {
@@ -242,18 +287,19 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     ) -> Result<RecordReport, DetectError> {
         let store_err = Self::store_error(object);
         let spec = self.reader.spec();
-        let now = (self.clock)();
         let window_seconds = spec.bucket_seconds() * spec.window_buckets();
-        let expires_at =
-            now + window_seconds + self.config.suppress_seconds() + LATE_LOG_MARGIN_SECONDS;
+        let expires_at = |now: i64| {
+            now + window_seconds + self.config.suppress_seconds() + LATE_LOG_MARGIN_SECONDS
+        };
         let mut report = RecordReport {
             keys: 1,
             ..RecordReport::default()
         };
+        let counted_at = (self.clock)();
         for (&bucket, &count) in &denials.buckets {
             match self
                 .store
-                .add(object, key, bucket, count, expires_at)
+                .add(object, key, bucket, count, expires_at(counted_at))
                 .await
                 .map_err(&store_err)?
             {
@@ -266,25 +312,61 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         let Some((first, last)) = spec.query_range(&touched) else {
             return Ok(report);
         };
-        let counts = self
-            .store
-            .counts(key, first, last)
-            .await
-            .map_err(&store_err)?;
-        let rule = self.config.exceptions.rule_for(key, now);
+        let rule = self.config.exceptions.rule_for(key, counted_at);
         let threshold = rule
             .and_then(|r| r.threshold)
             .unwrap_or(self.config.threshold);
+        let stops = rule.filter(|r| r.threshold.is_none());
+        let mut read = WindowRead {
+            object,
+            max_contributions: Some(WINDOW_READ_CONTRIBUTIONS),
+        };
+        let mut counts = self
+            .store
+            .counts(key, first, last, read)
+            .await
+            .map_err(&store_err)?;
+        if !counts.complete {
+            // Part of the counts, never more than the whole: enough to see that a stop
+            // rule has something to stop, or that every window this object touches is
+            // within the suppression period of the key's last alert.
+            let partial = spec.alert_window(&counts.buckets, &touched, threshold);
+            if let (Some(rule), Some(window)) = (stops, &partial) {
+                info!(key = %key, total_at_least = window.total, reason = %rule.reason, "alert excepted");
+                report.alerts_excepted += 1;
+                return Ok(report);
+            }
+            let state = self.store.alert_state(key).await.map_err(&store_err)?;
+            let suppress = self.config.suppress_seconds();
+            if let Some(state) = state.filter(|s| {
+                spec.window_ends(&touched)
+                    .all(|end| s.suppresses(spec.window_bounds(end).1, suppress))
+            }) {
+                report.alerts_suppressed += 1;
+                info!(key = %key, last_sent_end = state.last_sent_end, "every window of this object is within the suppression period; not read whole");
+                return Ok(report);
+            }
+            read.max_contributions = None;
+            counts = self
+                .store
+                .counts(key, first, last, read)
+                .await
+                .map_err(&store_err)?;
+        }
+        let counts = counts.buckets;
         let Some(window) = spec.alert_window(&counts, &touched, threshold) else {
             return Ok(report);
         };
-        if let Some(rule) = rule.filter(|r| r.threshold.is_none()) {
+        if let Some(rule) = stops {
             info!(key = %key, total = window.total, reason = %rule.reason, "alert excepted");
             report.alerts_excepted += 1;
             return Ok(report);
         }
 
         let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
+        // The claim's time is read when it is written: counting and reading may have
+        // taken a while, and the lease is measured from the claim.
+        let now = (self.clock)();
         let claim = AlertClaim {
             object_token: object.token.clone(),
             attempt: attempt.to_string(),
@@ -292,7 +374,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             suppress_seconds: self.config.suppress_seconds(),
             lease_seconds: CLAIM_LEASE_SECONDS,
             now,
-            expires_at,
+            expires_at: expires_at(now),
         };
         self.deliver(object, key, &alert, claim, &mut report)
             .await?;

@@ -2,7 +2,7 @@
 //! (docs/DESIGN.md, "Observability"). The template's alarms and dashboard name these
 //! metrics; a test checks that every name they use is one written here.
 
-use crate::detector::ObjectReport;
+use crate::detector::{ObjectReport, RecordReport};
 use crate::logs::Skipped;
 use serde_json::json;
 
@@ -39,11 +39,16 @@ impl InvocationMetrics {
         self.records += r.read.records;
         self.denials += r.read.denials;
         self.skipped.add(&r.read.skipped);
-        self.alerts_published += r.record.alerts_published;
-        self.alerts_suppressed += r.record.alerts_suppressed;
-        self.alerts_excepted += r.record.alerts_excepted;
-        self.alerts_in_progress += r.record.alerts_in_progress;
+        self.add_record(&r.record);
         self.denials_over_limit += r.over_limit.denials;
+    }
+
+    /// The alerts of keys counted, also those of an object that failed on other keys.
+    pub fn add_record(&mut self, r: &RecordReport) {
+        self.alerts_published += r.alerts_published;
+        self.alerts_suppressed += r.alerts_suppressed;
+        self.alerts_excepted += r.alerts_excepted;
+        self.alerts_in_progress += r.alerts_in_progress;
     }
 
     /// Every metric, by name.

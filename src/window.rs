@@ -77,6 +77,21 @@ impl WindowSpec {
         ))
     }
 
+    /// The last buckets of every window that contains a touched bucket, each once, in
+    /// increasing order: `t ..= t + W - 1` for each touched `t`.
+    pub fn window_ends<'a>(
+        &'a self,
+        touched: &'a BTreeSet<Bucket>,
+    ) -> impl Iterator<Item = Bucket> + 'a {
+        let mut next_end = Bucket::MIN;
+        touched.iter().flat_map(move |&t| {
+            let from = t.max(next_end);
+            let to = t + self.window_buckets - 1;
+            next_end = next_end.max(to + 1);
+            from..=to
+        })
+    }
+
     /// The window with the largest total among those that contain at least one
     /// touched bucket; the earliest such window on ties. `None` when nothing was touched.
     pub fn best_window(
@@ -85,23 +100,15 @@ impl WindowSpec {
         touched: &BTreeSet<Bucket>,
     ) -> Option<WindowTotal> {
         let mut best: Option<WindowTotal> = None;
-        // Ends of windows containing a touched bucket t are t ..= t + W - 1; walking
-        // touched buckets in order and skipping ends already seen visits each once,
-        // in increasing order, so a strict `>` keeps the earliest on ties.
-        let mut next_end = Bucket::MIN;
-        for &t in touched {
-            let from = t.max(next_end);
-            let to = t + self.window_buckets - 1;
-            for end in from..=to {
-                let total: u64 = counts
-                    .range(self.window_first(end)..=end)
-                    .map(|(_, n)| *n)
-                    .sum();
-                if best.as_ref().is_none_or(|b| total > b.total) {
-                    best = Some(WindowTotal { end, total });
-                }
+        // Ends come in increasing order, so a strict `>` keeps the earliest on ties.
+        for end in self.window_ends(touched) {
+            let total: u64 = counts
+                .range(self.window_first(end)..=end)
+                .map(|(_, n)| *n)
+                .sum();
+            if best.as_ref().is_none_or(|b| total > b.total) {
+                best = Some(WindowTotal { end, total });
             }
-            next_end = next_end.max(to + 1);
         }
         best
     }

@@ -1,9 +1,12 @@
-# Sourced by scripts/test and scripts/bench: the pinned test tools in .venv, and the
-# AWS emulator (moto, one request at a time) on a free loopback port.
+# Sourced by scripts/test and scripts/bench: the pinned test tools in .venv, the AWS
+# emulator (moto, one request at a time) and the strict DynamoDB emulator (dynalite,
+# scripts/dynalite/) on free loopback ports.
 
 venv="${VENV:-.venv}"
+dynalite_dir=scripts/dynalite
 
-# Creates .venv and installs requirements-test.txt unless already installed.
+# Creates .venv and installs requirements-test.txt, and dynalite as package-lock.json
+# pins it, unless already installed.
 install_test_tools() {
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
@@ -13,28 +16,49 @@ install_test_tools() {
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
     cp requirements-test.txt "$stamp"
   fi
+  if ! cmp -s "$dynalite_dir/package-lock.json" "$dynalite_dir/node_modules/.package-lock.json"; then
+    npm ci --prefix "$dynalite_dir" --no-audit --no-fund --loglevel=error
+  fi
 }
 
-# Starts the emulator, waits until it answers, and points every AWS client of this
-# shell and its children at it. Stops it when the shell exits.
-start_emulator() {
-  mkdir -p target
-  local port
-  port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$venv/bin/python" scripts/emulator.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
-  moto_pid=$!
-  trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
-  "$venv/bin/python" - "$port" <<'PY'
-import sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+# A free TCP port on loopback.
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until `url` answers (any HTTP status), or fails naming `log`.
+wait_for() {
+  "$venv/bin/python" - "$1" "$2" <<'PY'
+import sys, time, urllib.error, urllib.request
+url, log = sys.argv[1], sys.argv[2]
 for _ in range(300):
     try:
         urllib.request.urlopen(url, timeout=1)
         sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
     except Exception:
         time.sleep(0.1)
-sys.exit("moto_server did not start; see target/moto.log")
+sys.exit(f"{url} did not answer; see {log}")
 PY
+}
+
+# Starts both emulators, waits until they answer, and points every AWS client of this
+# shell and its children at moto; DYNALITE_URL names dynalite, for
+# AWS_ENDPOINT_URL_DYNAMODB. Stops both when the shell exits.
+start_emulator() {
+  mkdir -p target
+  local port dynalite_port
+  port=$(free_port)
+  dynalite_port=$(free_port)
+  "$venv/bin/python" scripts/emulator.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
+  moto_pid=$!
+  node "$dynalite_dir/serve.js" "$dynalite_port" >target/dynalite.log 2>&1 &
+  dynalite_pid=$!
+  trap 'kill "$moto_pid" "$dynalite_pid" 2>/dev/null || true; wait "$moto_pid" "$dynalite_pid" 2>/dev/null || true' EXIT
+  wait_for "http://127.0.0.1:$port/moto-api/" target/moto.log
+  wait_for "http://127.0.0.1:$dynalite_port/" target/dynalite.log
+  export DYNALITE_URL="http://127.0.0.1:$dynalite_port"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1

@@ -212,7 +212,12 @@ async fn failed_publish_fails_releases_the_claim_and_the_retry_publishes() {
         .expect_err("publish failure fails the object");
     assert!(matches!(err, DetectError::Deliver { .. }), "{err}");
     assert!(err.to_string().contains("s3://logs/a"), "{err}");
-    let state = d.store().alert_state(&alice()).expect("alert state");
+    let state = d
+        .store()
+        .alert_state(&alice())
+        .await
+        .expect("read")
+        .expect("alert state");
     assert!(
         state.pending.is_none(),
         "the failed attempt gave its claim back"
@@ -454,5 +459,59 @@ async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all
     assert_eq!(
         d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
         2000
+    );
+}
+
+/// A principal denied without pause: `n` objects of one denial each in one bucket.
+async fn hammer<S: CounterStore, A: AlertSink>(d: &Detector<S, A>, n: usize) -> RecordReport {
+    let mut total = RecordReport::default();
+    for i in 0..n {
+        let r = run(d, &format!("o{i}"), &denials(ALICE, &[T0 + i as i64]))
+            .await
+            .expect("ok");
+        total.add(&r.record);
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_key_counted_by_many_objects_is_read_whole_only_when_it_may_alert() {
+    let d = memory_detector();
+    let objects = 3 * WINDOW_READ_CONTRIBUTIONS;
+    let total = hammer(&d, objects).await;
+    assert_eq!(total.alerts_published, 1, "one alert for the burst");
+    assert_eq!(total.alerts_suppressed as usize, objects - 4);
+    assert_eq!(d.sink().alerts().len(), 1);
+    // Past the bounded read, every window this object touches is within the
+    // suppression period of the alert sent: one read per object, never the whole.
+    let queries = d.store().ops().queries as usize;
+    assert_eq!(queries, objects, "one bounded read per object");
+    // Once the suppression period is over, the next object reads the key whole and alerts.
+    let later = T0 + 4 * 3600;
+    let r = run(&d, "later", &denials(ALICE, &[later, later, later, later]))
+        .await
+        .expect("ok");
+    assert_eq!(r.record.alerts_published, 1);
+}
+
+#[tokio::test]
+async fn a_stopped_key_counted_by_many_objects_is_never_read_whole() {
+    let config = Config {
+        exceptions: Exceptions::parse(&format!(
+            r#"[{{"user.id": "{ALICE}", "reason": "batch job denied by design"}}]"#
+        ))
+        .expect("rules"),
+        ..Config::default()
+    };
+    let d = memory_detector_with(config);
+    let objects = 2 * WINDOW_READ_CONTRIBUTIONS;
+    let total = hammer(&d, objects).await;
+    assert_eq!(total.alerts_published, 0);
+    assert_eq!(total.alerts_excepted as usize, objects - 3);
+    assert_eq!(d.store().ops().queries as usize, objects);
+    assert_eq!(
+        d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
+        objects as u64,
+        "every denial is counted"
     );
 }

@@ -123,10 +123,14 @@ pub enum HandlerError {
 impl HandlerError {
     fn error_type(&self) -> &'static str {
         match self {
-            HandlerError::Source(_) | HandlerError::Detect(DetectError::Read { .. }) => "S3Error",
-            HandlerError::Detect(DetectError::Store { .. }) => "DynamoDBError",
-            HandlerError::Detect(DetectError::Deliver { .. }) => "AlertDeliveryError",
-            HandlerError::Detect(DetectError::AlertBusy { .. }) => "AlertBusy",
+            HandlerError::Source(_) => "S3Error",
+            HandlerError::Detect(e) => match e.first() {
+                DetectError::Read { .. } => "S3Error",
+                DetectError::Store { .. } => "DynamoDBError",
+                DetectError::Deliver { .. } => "AlertDeliveryError",
+                DetectError::AlertBusy { .. } => "AlertBusy",
+                DetectError::Keys { .. } => "KeysFailed",
+            },
             HandlerError::Reader { .. } => "ReaderError",
             HandlerError::Objects { .. } => "ObjectsFailed",
         }
@@ -288,6 +292,9 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
                 Err(e) => {
                     metrics.objects_failed += 1;
+                    if let HandlerError::Detect(DetectError::Keys { done, .. }) = e {
+                        metrics.add_record(done);
+                    }
                     error!(bucket = %o.bucket, key = %o.key, error = %error_chain(e), "object failed; will be retried");
                 }
             }

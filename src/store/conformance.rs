@@ -3,7 +3,7 @@
 //! the ConditionExpressions are checked against the policy they encode
 //! ([`decide_claim`](super::decide_claim)), edge by edge.
 
-use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore};
+use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, WindowCounts, WindowRead};
 use crate::key::{DenialKey, ObjectId};
 use std::collections::BTreeSet;
 
@@ -31,6 +31,23 @@ fn key(case: &str) -> DenialKey {
     )
 }
 
+/// Every count of buckets `first ..= last`, read whole.
+async fn all_counts<S: CounterStore>(
+    store: &S,
+    k: &DenialKey,
+    first: i64,
+    last: i64,
+) -> Vec<(i64, u64)> {
+    let reader = ObjectId::s3("logs", "reader.json.gz", "v1");
+    let read = WindowRead {
+        object: &reader,
+        max_contributions: None,
+    };
+    let counts = store.counts(k, first, last, read).await.expect("counts");
+    assert!(counts.complete);
+    counts.buckets.into_iter().collect()
+}
+
 fn is_claimed(o: &ClaimOutcome) -> bool {
     matches!(o, ClaimOutcome::Claimed { .. })
 }
@@ -39,6 +56,9 @@ fn is_claimed(o: &ClaimOutcome) -> bool {
 pub async fn run_all<S: CounterStore>(store: &S) {
     counts_each_object_once(store).await;
     reads_the_inclusive_bucket_range(store).await;
+    a_bounded_read_says_it_is_partial(store).await;
+    many_objects_in_one_bucket_count_once_each(store).await;
+    the_last_sent_window_never_moves_back(store).await;
     suppresses_within_the_period_and_not_at_its_end(store).await;
     suppresses_the_same_window_without_suppression(store).await;
     a_fresh_claim_is_busy_until_its_lease_ends(store).await;
@@ -73,11 +93,7 @@ pub async fn counts_each_object_once<S: CounterStore>(store: &S) {
         AddOutcome::Added,
         "same object, next bucket"
     );
-    let counts = store.counts(&k, 10, 11).await.expect("counts");
-    assert_eq!(
-        counts.into_iter().collect::<Vec<_>>(),
-        vec![(10, 5), (11, 1)]
-    );
+    assert_eq!(all_counts(store, &k, 10, 11).await, vec![(10, 5), (11, 1)]);
 }
 
 pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
@@ -88,13 +104,84 @@ pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
         store.add(&o, &k, bucket, 1, T).await.expect("add");
     }
     store.add(&o, &other, 7, 5, T).await.expect("add");
-    let counts = store.counts(&k, 5, 9).await.expect("counts");
-    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), vec![5, 9]);
-    assert!(store
-        .counts(&key("range-none"), 0, 100)
+    assert_eq!(all_counts(store, &k, 5, 9).await, vec![(5, 1), (9, 1)]);
+    assert!(all_counts(store, &key("range-none"), 0, 100)
         .await
-        .expect("counts")
         .is_empty());
+    // Buckets far from 1970, both ways.
+    let far = key("range-far");
+    for bucket in [-103_559_328, 421_000_000] {
+        store.add(&o, &far, bucket, 2, T).await.expect("add");
+        assert_eq!(
+            all_counts(store, &far, bucket, bucket).await,
+            vec![(bucket, 2)]
+        );
+    }
+}
+
+pub async fn a_bounded_read_says_it_is_partial<S: CounterStore>(store: &S) {
+    let k = key("bounded");
+    for i in 0..5 {
+        let o = ObjectId::s3("logs", &format!("bounded-{i}.json.gz"), "v1");
+        store.add(&o, &k, 20 + i, 1, T).await.expect("add");
+    }
+    let reader = ObjectId::s3("logs", "reader.json.gz", "v1");
+    let read = |max| WindowRead {
+        object: &reader,
+        max_contributions: Some(max),
+    };
+    let part = store.counts(&k, 20, 24, read(3)).await.expect("counts");
+    assert!(!part.complete, "5 objects counted, 3 read: {part:?}");
+    assert!(part.buckets.values().sum::<u64>() <= 5);
+    assert!(part.buckets.keys().all(|b| (20..=24).contains(b)));
+    let whole = store.counts(&k, 20, 24, read(5)).await.expect("counts");
+    assert_eq!(
+        whole,
+        WindowCounts {
+            buckets: (20..=24).map(|b| (b, 1)).collect(),
+            complete: true
+        }
+    );
+}
+
+pub async fn many_objects_in_one_bucket_count_once_each<S: CounterStore>(store: &S) {
+    let k = key("many-objects");
+    for round in 0..2 {
+        for i in 0..150 {
+            let o = ObjectId::s3("logs", &format!("many-{i}.json.gz"), "v1");
+            let outcome = store.add(&o, &k, 30, 2, T).await.expect("add");
+            let expected = if round == 0 {
+                AddOutcome::Added
+            } else {
+                AddOutcome::AlreadyCounted
+            };
+            assert_eq!(outcome, expected, "object {i}, round {round}");
+        }
+    }
+    assert_eq!(all_counts(store, &k, 25, 35).await, vec![(30, 300)]);
+}
+
+pub async fn the_last_sent_window_never_moves_back<S: CounterStore>(store: &S) {
+    let k = key("never-back");
+    let newer = claim("a", "o1", T + 4 * SUPPRESS, T);
+    assert!(is_claimed(&claim_ok(store, &k, &newer).await));
+    store.mark_alert_sent(&k, &newer).await.expect("mark");
+    // A late alert for a window long before: claimed (outside the suppression
+    // period), delivered, marked; the newer window stays the last sent.
+    let older = claim("b", "o2", T, T + 1);
+    assert!(is_claimed(&claim_ok(store, &k, &older).await));
+    store.mark_alert_sent(&k, &older).await.expect("mark");
+    let state = store.alert_state(&k).await.expect("state").expect("exists");
+    assert_eq!(state.last_sent_end, Some(T + 4 * SUPPRESS));
+    assert_eq!(state.pending, None, "the claim is cleared all the same");
+    let again = claim("c", "o3", T + 4 * SUPPRESS + 600, T + 2);
+    assert_eq!(
+        claim_ok(store, &k, &again).await,
+        ClaimOutcome::Suppressed {
+            last_sent_end: T + 4 * SUPPRESS
+        },
+        "suppression of the newer window holds"
+    );
 }
 
 pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(store: &S) {

@@ -2,10 +2,15 @@
 //! `expires_at`), the table `template.yaml` defines (docs/DESIGN.md, "The DynamoDB
 //! item layout").
 //!
-//! - Counter item per (key, bucket): `pk = "C#" + key digest`, `sk = bucket`, the
-//!   three ids, `denials`, and `objects`: the set of object tokens already added. One
-//!   conditional UpdateItem adds the count and the token, failing its condition when
-//!   the token is already there: exactly-once per object.
+//! - Counter contribution per (object, key, bucket): `pk = "C#" + key digest`, `sk =
+//!   bucket + a fraction drawn from the object token` (a decimal in `[bucket, bucket +
+//!   1)`), `denials`. One conditional PutItem (`attribute_not_exists`) writes it: it
+//!   exists exactly when this object's count for this (key, bucket) is in, so counting
+//!   is exactly once, and no item grows with the number of objects. A key's windows
+//!   are read with one Query over the sort-key range of their buckets.
+//! - Counters written by the earlier layout (`sk = bucket`, `denials` and the set
+//!   `objects` of the tokens added) are read in the same Query, and their tokens
+//!   honoured ([`reconcile_earlier_layout`]).
 //! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
 //!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
@@ -13,31 +18,48 @@
 //!   ConditionExpression; the conformance suite runs both against the same cases.
 //! - Object marker: `pk = "O#" + marker`, `sk = 0`: an object already processed, which
 //!   the sweep need not read again.
+//!
+//! Every request asks for its consumed capacity, kept in [`Usage`] for the benchmark.
 
 use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
-    StoreError,
+    StoreError, WindowCounts, WindowRead,
 };
-use crate::errors::BoxError;
+use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
-pub const PARTITION_KEY: &str = "pk";
-pub const SORT_KEY: &str = "sk";
-pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// Attribute names, as stored.
+pub mod attr {
+    pub const PARTITION_KEY: &str = "pk";
+    pub const SORT_KEY: &str = "sk";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const DENIALS: &str = "denials";
+    /// The earlier layout's token set (read, never written).
+    pub const OBJECTS: &str = "objects";
+    pub const USER_ID: &str = "user_id";
+    pub const MODEL_ID: &str = "model_id";
+    pub const ACCOUNT_ID: &str = "account_id";
+    pub const LAST_SENT_END: &str = "last_sent_end";
+    pub const PENDING_OBJECT: &str = "pending_object";
+    pub const PENDING_ATTEMPT: &str = "pending_attempt";
+    pub const PENDING_END: &str = "pending_end";
+    pub const CLAIMED_AT: &str = "claimed_at";
+    pub const DELIVERED: &str = "delivered";
+}
+pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
 
-const COUNTER_UPDATE: &str =
-    "SET #user = :user, #model = :model, #account = :account, #exp = :exp \
-     ADD #denials :count, #objects :token_set";
-const COUNTER_CONDITION: &str = "NOT contains(#objects, :token)";
+const CONTRIBUTION_CONDITION: &str = "attribute_not_exists(#pk)";
 
 const CLAIM_UPDATE: &str = "SET #user = :user, #model = :model, #account = :account, #exp = :exp, \
      #pobj = :obj, #patt = :att, #pend = :end, #cat = :now";
@@ -49,12 +71,31 @@ const CLAIM_CONDITION: &str =
 const HOLDING: &str = "#patt = :att";
 const DELIVERY_UPDATE: &str = "ADD #delivered :sink";
 const RELEASE_UPDATE: &str = "REMOVE #pobj, #patt, #pend, #cat";
+/// Marks the alert sent, moving the last sent window end forward only.
 const MARK_UPDATE: &str = "SET #last = :end REMOVE #pobj, #patt, #pend, #cat, #delivered";
+const MARK_CONDITION: &str = "#patt = :att AND (attribute_not_exists(#last) OR #last < :end)";
+/// Marks it sent when a later alert already was: the claim is cleared, the end kept.
+const MARK_KEEPING_LAST_UPDATE: &str = "REMOVE #pobj, #patt, #pend, #cat, #delivered";
+
+/// Capacity consumed and requests made, per operation (from `ReturnConsumedCapacity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OperationUsage {
+    pub requests: u64,
+    /// Requests answered with a failed condition (their capacity is charged by
+    /// DynamoDB but not reported in the answer).
+    pub conditions_failed: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+/// What the store asked of DynamoDB, by operation.
+pub type Usage = BTreeMap<&'static str, OperationUsage>;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    usage: Arc<Mutex<Usage>>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -88,18 +129,99 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name)?.as_s().ok().cloned()
 }
 
+/// Digits after the point of a contribution's sort key. With the bucket's digits (at
+/// most 10, for one-minute buckets in year 9999) this stays within DynamoDB's 38
+/// significant digits of a number.
+const FRACTION_DIGITS: usize = 28;
+const SCALE: i128 = 10_i128.pow(FRACTION_DIGITS as u32);
+
+/// The sort key of `object`'s contribution to `bucket`: `bucket` plus a fraction in
+/// `(0, 1)` drawn from the object's token, exactly, as a decimal string. Distinct
+/// objects get distinct keys (a 93-bit draw from the token's 128).
+pub fn contribution_sk(bucket: Bucket, token: &str) -> String {
+    let draw = u128::from_str_radix(token.get(..32).unwrap_or(token), 16).unwrap_or(0);
+    let fraction = (draw % (SCALE as u128 - 1)) as i128 + 1;
+    format_scaled(i128::from(bucket) * SCALE + fraction)
+}
+
+/// The sort-key range of buckets `first ..= last`: the earlier layout's integer keys
+/// and every contribution.
+fn bucket_range(first: Bucket, last: Bucket) -> (String, String) {
+    (
+        format_scaled(i128::from(first) * SCALE),
+        format_scaled(i128::from(last) * SCALE + SCALE - 1),
+    )
+}
+
+/// `value / SCALE` as a plain decimal string (no exponent, no trailing zeros).
+fn format_scaled(value: i128) -> String {
+    let sign = if value < 0 { "-" } else { "" };
+    let abs = value.unsigned_abs();
+    let (whole, fraction) = (abs / SCALE as u128, abs % SCALE as u128);
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{fraction:0width$}", width = FRACTION_DIGITS);
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// A DynamoDB number (as DynamoDB writes it back: sign, digits, point, exponent)
+/// times `SCALE`, when exact.
+fn parse_scaled(number: &str) -> Option<i128> {
+    let (mantissa, exponent) = match number.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (number, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut value: i128 = 0;
+    for b in whole.bytes().chain(fraction.bytes()) {
+        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    let shift = FRACTION_DIGITS as i32 - fraction.len() as i32 + exponent;
+    if shift >= 0 {
+        value = value.checked_mul(10_i128.checked_pow(shift as u32)?)?;
+    } else {
+        let divisor = 10_i128.checked_pow(shift.unsigned_abs())?;
+        if value % divisor != 0 {
+            return None;
+        }
+        value /= divisor;
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// The bucket a counter item's sort key belongs to, and whether it is the earlier
+/// layout's per-bucket item.
+fn bucket_of_sk(sk: &str) -> Option<(Bucket, bool)> {
+    let scaled = parse_scaled(sk)?;
+    let bucket = Bucket::try_from(scaled.div_euclid(SCALE)).ok()?;
+    Some((bucket, scaled.rem_euclid(SCALE) == 0))
+}
+
 /// The alert state as stored in its item.
 fn alert_state(item: &HashMap<String, AttributeValue>) -> AlertState {
     AlertState {
-        last_sent_end: number(item, "last_sent_end"),
-        pending: text(item, "pending_attempt").map(|attempt| PendingClaim {
-            object_token: text(item, "pending_object").unwrap_or_default(),
+        last_sent_end: number(item, attr::LAST_SENT_END),
+        pending: text(item, attr::PENDING_ATTEMPT).map(|attempt| PendingClaim {
+            object_token: text(item, attr::PENDING_OBJECT).unwrap_or_default(),
             attempt,
-            window_end: number(item, "pending_end").unwrap_or_default(),
-            claimed_at: number(item, "claimed_at").unwrap_or_default(),
+            window_end: number(item, attr::PENDING_END).unwrap_or_default(),
+            claimed_at: number(item, attr::CLAIMED_AT).unwrap_or_default(),
         }),
         delivered: item
-            .get("delivered")
+            .get(attr::DELIVERED)
             .and_then(|v| v.as_ss().ok())
             .map(|set| set.iter().filter_map(|d| parse_delivery(d)).collect())
             .unwrap_or_default(),
@@ -120,30 +242,25 @@ fn condition_failed(e: &SdkError<UpdateItemError, impl std::fmt::Debug>) -> bool
         .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
-/// Longest id kept in an item's readable attributes. The key is the digest of the
-/// full ids; these copies are for people reading the table, and an oversized id from
-/// a hostile log must not push an item past DynamoDB's 400 KB and fail forever.
+/// Longest id kept in the alert state's readable attributes. The key is the digest of
+/// the full ids; these copies are for people reading the table.
 pub const MAX_STORED_ID_BYTES: usize = 2048;
 
 fn readable(id: &str) -> &str {
-    let mut end = id.len().min(MAX_STORED_ID_BYTES);
-    while !id.is_char_boundary(end) {
-        end -= 1;
-    }
-    &id[..end]
+    crate::text::prefix_bytes(id, MAX_STORED_ID_BYTES)
 }
 
-/// Names and values every written item carries: the three ids (readable next to
-/// the digest in its key) and the expiry.
+/// Names and values the alert state carries: the three ids (readable next to the
+/// digest in its key) and the expiry.
 fn with_ids(
     b: UpdateItemFluentBuilder,
     key: &DenialKey,
     expires_at: i64,
 ) -> UpdateItemFluentBuilder {
-    b.expression_attribute_names("#user", "user_id")
-        .expression_attribute_names("#model", "model_id")
-        .expression_attribute_names("#account", "account_id")
-        .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+    b.expression_attribute_names("#user", attr::USER_ID)
+        .expression_attribute_names("#model", attr::MODEL_ID)
+        .expression_attribute_names("#account", attr::ACCOUNT_ID)
+        .expression_attribute_names("#exp", attr::EXPIRES_AT)
         .expression_attribute_values(":user", s(readable(&key.user_id)))
         .expression_attribute_values(":model", s(readable(&key.model_id)))
         .expression_attribute_values(":account", s(readable(&key.account_id)))
@@ -152,16 +269,23 @@ fn with_ids(
 
 /// The names of the pending claim's attributes other than its attempt.
 fn pending_names(b: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
-    b.expression_attribute_names("#pobj", "pending_object")
-        .expression_attribute_names("#pend", "pending_end")
-        .expression_attribute_names("#cat", "claimed_at")
+    b.expression_attribute_names("#pobj", attr::PENDING_OBJECT)
+        .expression_attribute_names("#pend", attr::PENDING_END)
+        .expression_attribute_names("#cat", attr::CLAIMED_AT)
 }
 
 /// The claim's attempt, under the condition "this attempt holds the claim".
 fn holding(b: UpdateItemFluentBuilder, claim: &AlertClaim) -> UpdateItemFluentBuilder {
     b.condition_expression(HOLDING)
-        .expression_attribute_names("#patt", "pending_attempt")
+        .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
         .expression_attribute_values(":att", s(&claim.attempt))
+}
+
+/// Whether an operation reads or writes, for [`OperationUsage`].
+#[derive(Clone, Copy)]
+enum Units {
+    Read,
+    Write,
 }
 
 impl DynamoStore {
@@ -169,6 +293,32 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            usage: Arc::default(),
+        }
+    }
+
+    /// Requests and consumed capacity so far, by operation.
+    pub fn usage(&self) -> Usage {
+        lock(&self.usage).clone()
+    }
+
+    fn account(
+        &self,
+        operation: &'static str,
+        units: Units,
+        capacity: Option<&ConsumedCapacity>,
+        condition_failed: bool,
+    ) {
+        let mut usage = lock(&self.usage);
+        let u = usage.entry(operation).or_default();
+        u.requests += 1;
+        u.conditions_failed += u64::from(condition_failed);
+        let consumed = capacity
+            .and_then(ConsumedCapacity::capacity_units)
+            .unwrap_or(0.0);
+        match units {
+            Units::Read => u.read_units += consumed,
+            Units::Write => u.write_units += consumed,
         }
     }
 
@@ -178,6 +328,30 @@ impl DynamoStore {
             .table_name(&self.table)
             .key(PARTITION_KEY, s(pk))
             .key(SORT_KEY, n(sk))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    }
+
+    /// Sends an update; `Ok(false)` when its condition failed.
+    async fn send_update(
+        &self,
+        operation: &'static str,
+        key: &DenialKey,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<bool, StoreError> {
+        match update.send().await {
+            Ok(out) => {
+                self.account(operation, Units::Write, out.consumed_capacity(), false);
+                Ok(true)
+            }
+            Err(e) if condition_failed(&e) => {
+                self.account(operation, Units::Write, None, true);
+                Ok(false)
+            }
+            Err(e) => {
+                self.account(operation, Units::Write, None, false);
+                Err(self.error(operation, key, e))
+            }
+        }
     }
 
     fn error(
@@ -211,14 +385,124 @@ impl DynamoStore {
         claim: &AlertClaim,
         update: UpdateItemFluentBuilder,
     ) -> Result<(), StoreError> {
-        match holding(update, claim).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(self.error(operation, key, e)),
+        self.send_update(operation, key, holding(update, claim))
+            .await
+            .map(|_| ())
+    }
+
+    /// One page of a key's counter items in a sort-key range: (sk, denials, earlier
+    /// layout's tokens) and where the next page starts.
+    async fn counter_page(
+        &self,
+        key: &DenialKey,
+        (lo, hi): (&str, &str),
+        limit: Option<usize>,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<CounterItem>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        const OPERATION: &str = "Query (window)";
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .projection_expression("#sk, #denials, #objects")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#sk", SORT_KEY)
+            .expression_attribute_names("#denials", attr::DENIALS)
+            .expression_attribute_names("#objects", attr::OBJECTS)
+            .expression_attribute_values(":pk", s(counter_pk(key)))
+            .expression_attribute_values(":lo", AttributeValue::N(lo.to_string()))
+            .expression_attribute_values(":hi", AttributeValue::N(hi.to_string()))
+            .consistent_read(true)
+            .set_limit(limit.and_then(|l| i32::try_from(l).ok()))
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => {
+                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
+                out
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Read, None, false);
+                return Err(self.error(OPERATION, key, e));
+            }
+        };
+        let items = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let sk = item.get(SORT_KEY)?.as_n().ok()?.clone();
+                Some(CounterItem {
+                    denials: number(item, attr::DENIALS).and_then(|c| u64::try_from(c).ok())?,
+                    tokens: item
+                        .get(attr::OBJECTS)
+                        .and_then(|v| v.as_ss().ok())
+                        .cloned()
+                        .unwrap_or_default(),
+                    sk,
+                })
+            })
+            .collect();
+        let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        Ok((items, next))
+    }
+
+    /// Removes `object`'s contributions to buckets whose earlier-layout counter already
+    /// holds its token: content counted before the upgrade is not counted again.
+    /// Returns the counter items that remain.
+    async fn reconcile_earlier_layout(
+        &self,
+        key: &DenialKey,
+        object: &ObjectId,
+        items: Vec<CounterItem>,
+    ) -> Result<Vec<CounterItem>, StoreError> {
+        let earlier: BTreeSet<Bucket> = items
+            .iter()
+            .filter(|i| i.tokens.contains(&object.token))
+            .filter_map(|i| {
+                bucket_of_sk(&i.sk)
+                    .filter(|(_, earlier)| *earlier)
+                    .map(|(b, _)| b)
+            })
+            .collect();
+        if earlier.is_empty() {
+            return Ok(items);
         }
+        let twice: BTreeSet<i128> = earlier
+            .iter()
+            .filter_map(|b| parse_scaled(&contribution_sk(*b, &object.token)))
+            .collect();
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            if !parse_scaled(&item.sk).is_some_and(|sk| twice.contains(&sk)) {
+                kept.push(item);
+                continue;
+            }
+            const OPERATION: &str = "DeleteItem (counted twice across the upgrade)";
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(counter_pk(key)))
+                .key(SORT_KEY, AttributeValue::N(item.sk.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match out {
+                Ok(out) => self.account(OPERATION, Units::Write, out.consumed_capacity(), false),
+                Err(e) => {
+                    self.account(OPERATION, Units::Write, None, false);
+                    return Err(self.error(OPERATION, key, e));
+                }
+            }
+        }
+        Ok(kept)
     }
 
     async fn read_alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+        const OPERATION: &str = "GetItem (alert state)";
         let out = self
             .client
             .get_item()
@@ -226,14 +510,21 @@ impl DynamoStore {
             .key(PARTITION_KEY, s(alert_pk(key)))
             .key(SORT_KEY, n(0))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-            .map_err(|e| self.error("GetItem (alert state)", key, e))?;
-        Ok(out.item().map(alert_state))
+            .await;
+        match out {
+            Ok(out) => {
+                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
+                Ok(out.item().map(alert_state))
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Read, None, false);
+                Err(self.error(OPERATION, key, e))
+            }
+        }
     }
-}
 
-impl DynamoStore {
     /// The markers of one batch that exist, fetching what DynamoDB left unprocessed.
     async fn seen_batch(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
         const OPERATION: &str = "BatchGetItem (object markers)";
@@ -263,9 +554,24 @@ impl DynamoStore {
                 .client
                 .batch_get_item()
                 .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await
-                .map_err(|e| self.table_error(OPERATION, e))?;
+                .await;
+            let out = match out {
+                Ok(out) => {
+                    self.account(
+                        OPERATION,
+                        Units::Read,
+                        out.consumed_capacity().first(),
+                        false,
+                    );
+                    out
+                }
+                Err(e) => {
+                    self.account(OPERATION, Units::Read, None, false);
+                    return Err(self.table_error(OPERATION, e));
+                }
+            };
             for item in out
                 .responses()
                 .and_then(|r| r.get(&self.table))
@@ -292,6 +598,16 @@ impl DynamoStore {
     }
 }
 
+/// One counter item of a key, as a window read sees it.
+#[derive(Debug, Clone)]
+struct CounterItem {
+    /// The sort key exactly as stored.
+    sk: String,
+    denials: u64,
+    /// The earlier layout's token set; empty for contributions.
+    tokens: Vec<String>,
+}
+
 impl CounterStore for DynamoStore {
     async fn add(
         &self,
@@ -301,23 +617,39 @@ impl CounterStore for DynamoStore {
         count: u64,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
-        let result = with_ids(self.update(counter_pk(key), bucket), key, expires_at)
-            .update_expression(COUNTER_UPDATE)
-            .condition_expression(COUNTER_CONDITION)
-            .expression_attribute_names("#denials", "denials")
-            .expression_attribute_names("#objects", "objects")
-            .expression_attribute_values(":count", n(count))
-            .expression_attribute_values(
-                ":token_set",
-                AttributeValue::Ss(vec![object.token.clone()]),
+        const OPERATION: &str = "PutItem (counter contribution)";
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(counter_pk(key)))
+            .item(
+                SORT_KEY,
+                AttributeValue::N(contribution_sk(bucket, &object.token)),
             )
-            .expression_attribute_values(":token", s(&object.token))
+            .item(attr::DENIALS, n(count))
+            .item(attr::EXPIRES_AT, n(expires_at))
+            .condition_expression(CONTRIBUTION_CONDITION)
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(AddOutcome::Added),
-            Err(e) if condition_failed(&e) => Ok(AddOutcome::AlreadyCounted),
-            Err(e) => Err(self.error("UpdateItem (counter)", key, e)),
+            Ok(out) => {
+                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
+                Ok(AddOutcome::Added)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                self.account(OPERATION, Units::Write, None, true);
+                Ok(AddOutcome::AlreadyCounted)
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Write, None, false);
+                Err(self.error(OPERATION, key, e))
+            }
         }
     }
 
@@ -326,39 +658,46 @@ impl CounterStore for DynamoStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-    ) -> Result<BTreeMap<Bucket, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-                .projection_expression("#sk, #denials")
-                .expression_attribute_names("#pk", PARTITION_KEY)
-                .expression_attribute_names("#sk", SORT_KEY)
-                .expression_attribute_names("#denials", "denials")
-                .expression_attribute_values(":pk", s(counter_pk(key)))
-                .expression_attribute_values(":lo", n(first))
-                .expression_attribute_values(":hi", n(last))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.error("Query (window)", key, e))?;
-            for item in out.items() {
-                if let (Some(b), Some(c)) = (number(item, SORT_KEY), number(item, "denials")) {
-                    if c > 0 {
-                        counts.insert(b, c as u64);
-                    }
+        read: WindowRead<'_>,
+    ) -> Result<WindowCounts, StoreError> {
+        let (lo, hi) = bucket_range(first, last);
+        let mut items = Vec::new();
+        let mut start = None;
+        // One item past the most asked for tells "more" from "exactly that many",
+        // which a page that stops at its limit does not.
+        let limit = read.max_contributions.map(|m| m + 1);
+        let complete = loop {
+            let left = limit.map(|l| l.saturating_sub(items.len()));
+            let (page, next) = self
+                .counter_page(key, (&lo, &hi), left, start.take())
+                .await?;
+            items.extend(page);
+            if limit.is_some_and(|l| items.len() >= l) {
+                break false;
+            }
+            match next {
+                None => break true,
+                Some(next) => start = Some(next),
+            }
+        };
+        if complete {
+            items = self
+                .reconcile_earlier_layout(key, read.object, items)
+                .await?;
+        }
+        let mut buckets = BTreeMap::new();
+        for item in &items {
+            if let Some((bucket, _)) = bucket_of_sk(&item.sk) {
+                if item.denials > 0 {
+                    *buckets.entry(bucket).or_insert(0) += item.denials;
                 }
             }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(counts),
-            }
         }
+        Ok(WindowCounts { buckets, complete })
+    }
+
+    async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+        self.read_alert_state(key).await
     }
 
     async fn claim_alert(
@@ -366,12 +705,13 @@ impl CounterStore for DynamoStore {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> Result<ClaimOutcome, StoreError> {
+        const OPERATION: &str = "UpdateItem (alert claim)";
         let update = with_ids(self.update(alert_pk(key), 0), key, claim.expires_at);
         let result = pending_names(update)
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIM_CONDITION)
-            .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#patt", "pending_attempt")
+            .expression_attribute_names("#last", attr::LAST_SENT_END)
+            .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
             .expression_attribute_values(":obj", s(&claim.object_token))
             .expression_attribute_values(":att", s(&claim.attempt))
             .expression_attribute_values(":end", n(claim.window_end))
@@ -385,6 +725,7 @@ impl CounterStore for DynamoStore {
             .await;
         let state = match result {
             Ok(out) => {
+                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
                 let delivered = out
                     .attributes()
                     .map(alert_state)
@@ -393,6 +734,7 @@ impl CounterStore for DynamoStore {
                 return Ok(ClaimOutcome::Claimed { delivered });
             }
             Err(e) if condition_failed(&e) => {
+                self.account(OPERATION, Units::Write, None, true);
                 // Why it failed decides what to report; the write itself did not happen.
                 let old = e
                     .as_service_error()
@@ -406,7 +748,10 @@ impl CounterStore for DynamoStore {
                     None => self.read_alert_state(key).await?,
                 }
             }
-            Err(e) => return Err(self.error("UpdateItem (alert claim)", key, e)),
+            Err(e) => {
+                self.account(OPERATION, Units::Write, None, false);
+                return Err(self.error(OPERATION, key, e));
+            }
         };
         Ok(match decide_claim(state.as_ref(), claim) {
             // The item changed between the write and the read: another attempt won.
@@ -427,7 +772,7 @@ impl CounterStore for DynamoStore {
         let update = self
             .update(alert_pk(key), 0)
             .update_expression(DELIVERY_UPDATE)
-            .expression_attribute_names("#delivered", "delivered")
+            .expression_attribute_names("#delivered", attr::DELIVERED)
             .expression_attribute_values(
                 ":sink",
                 AttributeValue::Ss(vec![delivery(sink, claim.window_end)]),
@@ -451,32 +796,94 @@ impl CounterStore for DynamoStore {
     }
 
     async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
-        self.client
+        const OPERATION: &str = "PutItem (object marker)";
+        let out = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(PARTITION_KEY, s(marker_pk(marker)))
             .item(SORT_KEY, n(0))
             .item(TTL_ATTRIBUTE, n(expires_at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.table_error("PutItem (object marker)", e))
+            .await;
+        match out {
+            Ok(out) => {
+                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
+                Ok(())
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Write, None, false);
+                Err(self.table_error(OPERATION, e))
+            }
+        }
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        let update = pending_names(self.update(alert_pk(key), 0))
+        const OPERATION: &str = "UpdateItem (alert sent)";
+        let forward = pending_names(self.update(alert_pk(key), 0))
             .update_expression(MARK_UPDATE)
-            .expression_attribute_names("#last", "last_sent_end")
-            .expression_attribute_names("#delivered", "delivered")
+            .condition_expression(MARK_CONDITION)
+            .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
+            .expression_attribute_names("#last", attr::LAST_SENT_END)
+            .expression_attribute_names("#delivered", attr::DELIVERED)
+            .expression_attribute_values(":att", s(&claim.attempt))
             .expression_attribute_values(":end", n(claim.window_end));
-        self.while_holding("UpdateItem (alert sent)", key, claim, update)
-            .await
+        if self.send_update(OPERATION, key, forward).await? {
+            return Ok(());
+        }
+        // Not holding any more (nothing to do), or a later alert was already sent:
+        // clear the claim and keep the later end.
+        let keep = pending_names(self.update(alert_pk(key), 0))
+            .update_expression(MARK_KEEPING_LAST_UPDATE)
+            .expression_attribute_names("#delivered", attr::DELIVERED);
+        self.while_holding(OPERATION, key, claim, keep).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contribution_keys_stay_inside_their_bucket_and_apart() {
+        let token = |i: u32| ObjectId::s3("b", &format!("k{i}"), "v").token;
+        for bucket in [0, 1, 2_957_283, -103_559_328, 421_000_000, -1] {
+            let (lo, hi) = bucket_range(bucket, bucket);
+            let (lo, hi) = (
+                parse_scaled(&lo).expect("lo"),
+                parse_scaled(&hi).expect("hi"),
+            );
+            let mut seen = BTreeSet::new();
+            for i in 0..200 {
+                let sk = contribution_sk(bucket, &token(i));
+                let scaled = parse_scaled(&sk).expect("parses back");
+                assert!(lo < scaled && scaled <= hi, "{sk} in bucket {bucket}");
+                assert_eq!(bucket_of_sk(&sk), Some((bucket, false)), "{sk}");
+                let significant = sk.trim_start_matches('-').replace('.', "");
+                assert!(significant.trim_start_matches('0').len() <= 38, "{sk}");
+                assert!(seen.insert(scaled), "distinct objects, distinct keys");
+            }
+            assert_eq!(
+                contribution_sk(bucket, &token(7)),
+                contribution_sk(bucket, &token(7))
+            );
+            // The earlier layout's integer key is the bucket's first key.
+            assert_eq!(bucket_of_sk(&bucket.to_string()), Some((bucket, true)));
+        }
+    }
+
+    #[test]
+    fn numbers_parse_as_dynamodb_writes_them() {
+        assert_eq!(parse_scaled("12"), Some(12 * SCALE));
+        assert_eq!(parse_scaled("-1.5"), Some(-15 * SCALE / 10));
+        assert_eq!(parse_scaled("1.5E2"), Some(150 * SCALE));
+        assert_eq!(parse_scaled("2.5e-1"), Some(SCALE / 4));
+        assert_eq!(parse_scaled("x"), None);
+        assert_eq!(parse_scaled(""), None);
+        assert_eq!(format_scaled(-15 * SCALE / 10), "-1.5");
+        assert_eq!(format_scaled(3 * SCALE), "3");
+    }
 
     #[test]
     fn deliveries_round_trip_through_their_stored_form() {

@@ -3,7 +3,7 @@
 
 use super::{
     decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
-    StoreError,
+    StoreError, WindowCounts, WindowRead,
 };
 use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// One (key, bucket): each counted object's contribution, as DynamoDB keeps them.
 #[derive(Debug, Default)]
 struct Counter {
     count: u64,
-    objects: HashSet<String>,
+    objects: BTreeMap<String, u64>,
 }
 
 /// Requests made to a store, by kind.
@@ -73,11 +74,6 @@ impl MemoryStore {
         lock(&self.counters).len()
     }
 
-    /// The alert state of one key, as stored.
-    pub fn alert_state(&self, key: &DenialKey) -> Option<AlertState> {
-        lock(&self.alerts).get(key).cloned()
-    }
-
     /// Applies `f` to the key's state when this attempt holds its claim.
     fn if_holding(&self, key: &DenialKey, claim: &AlertClaim, f: impl FnOnce(&mut AlertState)) {
         let mut alerts = lock(&self.alerts);
@@ -109,9 +105,10 @@ impl CounterStore for MemoryStore {
             .or_default()
             .entry(bucket)
             .or_default();
-        if !c.objects.insert(object.token.clone()) {
+        if c.objects.contains_key(&object.token) {
             return Ok(AddOutcome::AlreadyCounted);
         }
+        c.objects.insert(object.token.clone(), count);
         c.count += count;
         Ok(AddOutcome::Added)
     }
@@ -121,17 +118,42 @@ impl CounterStore for MemoryStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-    ) -> Result<BTreeMap<Bucket, u64>, StoreError> {
+        read: WindowRead<'_>,
+    ) -> Result<WindowCounts, StoreError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        Ok(lock(&self.counters)
+        let counters = lock(&self.counters);
+        let mut out = WindowCounts {
+            complete: true,
+            ..WindowCounts::default()
+        };
+        // Contributions are read one per counted object, in bucket order, as the
+        // DynamoDB store reads them: past the most asked for, the read is a part.
+        let mut left = read.max_contributions.map_or(usize::MAX, |m| m + 1);
+        for (b, c) in counters
             .get(key)
-            .map(|bs| {
-                bs.range(first..=last)
-                    .filter(|(_, c)| c.count > 0)
-                    .map(|(b, c)| (*b, c.count))
-                    .collect()
-            })
-            .unwrap_or_default())
+            .into_iter()
+            .flat_map(|bs| bs.range(first..=last))
+        {
+            let taken = c.objects.len().min(left);
+            let count = if taken == c.objects.len() {
+                c.count
+            } else {
+                c.objects.values().take(taken).sum()
+            };
+            if count > 0 {
+                out.buckets.insert(*b, count);
+            }
+            left -= taken;
+            if left == 0 {
+                out.complete = false;
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+        Ok(lock(&self.alerts).get(key).cloned())
     }
 
     async fn claim_alert(
@@ -187,7 +209,7 @@ impl CounterStore for MemoryStore {
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.if_holding(key, claim, |state| {
-            state.last_sent_end = Some(claim.window_end);
+            state.last_sent_end = state.last_sent_end.max(Some(claim.window_end));
             state.pending = None;
             state.delivered.clear();
         });

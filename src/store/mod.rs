@@ -13,13 +13,12 @@ pub mod conformance;
 pub mod dynamodb;
 pub mod memory;
 
+use crate::errors::BoxError;
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use thiserror::Error;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A store operation that failed; the invocation must fail so it is retried.
 #[derive(Debug, Error)]
@@ -37,6 +36,28 @@ pub enum AddOutcome {
     Added,
     /// This object had already contributed to this (key, bucket): nothing changed.
     AlreadyCounted,
+}
+
+/// How much of a key's windows to read ([`CounterStore::counts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowRead<'a> {
+    /// The object being counted: a store that kept counts in an earlier layout
+    /// reconciles this object's contributions with it (docs/DESIGN.md, "Exactly-once
+    /// counting").
+    pub object: &'a ObjectId,
+    /// Read no more than about this many counted objects' contributions (one more, to
+    /// know there are more); `None` reads them all.
+    pub max_contributions: Option<usize>,
+}
+
+/// A key's counts over a range of buckets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Non-zero counts by bucket.
+    pub buckets: BTreeMap<Bucket, u64>,
+    /// False when there were more than `max_contributions`: `buckets` then holds only
+    /// part of the counts (never more than the whole).
+    pub complete: bool,
 }
 
 /// An attempt to become the one that delivers the alert for a key.
@@ -85,6 +106,13 @@ pub struct AlertState {
 }
 
 impl AlertState {
+    /// Whether the alert of the window ending at `window_end` is suppressed: the last
+    /// sent window ends within `suppress_seconds` of it, or is the same window.
+    pub fn suppresses(&self, window_end: i64, suppress_seconds: i64) -> bool {
+        self.last_sent_end
+            .is_some_and(|last| last == window_end || (window_end - last).abs() < suppress_seconds)
+    }
+
     /// The sinks that have the alert of the window ending at `window_end`.
     pub fn delivered_for(&self, window_end: i64) -> BTreeSet<String> {
         self.delivered
@@ -116,7 +144,7 @@ pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutc
         };
     };
     if let Some(last) = state.last_sent_end {
-        if last == claim.window_end || (claim.window_end - last).abs() < claim.suppress_seconds {
+        if state.suppresses(claim.window_end, claim.suppress_seconds) {
             return ClaimOutcome::Suppressed {
                 last_sent_end: last,
             };
@@ -154,7 +182,14 @@ pub trait CounterStore: Send + Sync {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-    ) -> impl Future<Output = Result<BTreeMap<Bucket, u64>, StoreError>> + Send;
+        read: WindowRead<'_>,
+    ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
+
+    /// The key's alert state, read consistently (`None`: never claimed).
+    fn alert_state(
+        &self,
+        key: &DenialKey,
+    ) -> impl Future<Output = Result<Option<AlertState>, StoreError>> + Send;
 
     /// Atomically applies [`decide_claim`] and, when claimed, records the claim.
     fn claim_alert(
@@ -179,8 +214,9 @@ pub trait CounterStore: Send + Sync {
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records that the claimed alert was delivered everywhere. A no-op when the
-    /// claim was taken over in the meantime.
+    /// Records that the claimed alert was delivered everywhere and clears the claim;
+    /// the key's last sent window end becomes the later of the two, never an earlier
+    /// one. A no-op when the claim was taken over in the meantime.
     fn mark_alert_sent(
         &self,
         key: &DenialKey,

@@ -234,9 +234,16 @@ impl<S: crate::store::CounterStore> crate::store::CounterStore for BarrierStore<
         key: &crate::key::DenialKey,
         first: crate::window::Bucket,
         last: crate::window::Bucket,
-    ) -> Result<std::collections::BTreeMap<crate::window::Bucket, u64>, crate::store::StoreError>
-    {
-        self.inner.counts(key, first, last).await
+        read: crate::store::WindowRead<'_>,
+    ) -> Result<crate::store::WindowCounts, crate::store::StoreError> {
+        self.inner.counts(key, first, last, read).await
+    }
+
+    async fn alert_state(
+        &self,
+        key: &crate::key::DenialKey,
+    ) -> Result<Option<crate::store::AlertState>, crate::store::StoreError> {
+        self.inner.alert_state(key).await
     }
 
     async fn claim_alert(

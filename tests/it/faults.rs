@@ -12,7 +12,8 @@ use bedrock_denied_models::errors::Context;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
 use bedrock_denied_models::store::memory::MemoryStore;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError,
+    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
+    WindowRead,
 };
 use bedrock_denied_models::window::Bucket;
 use std::collections::BTreeMap;
@@ -118,8 +119,13 @@ impl CounterStore for FaultyStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-    ) -> Result<BTreeMap<Bucket, u64>, StoreError> {
-        faulty!(self, "query", self.inner.counts(key, first, last))
+        read: WindowRead<'_>,
+    ) -> Result<WindowCounts, StoreError> {
+        faulty!(self, "query", self.inner.counts(key, first, last, read))
+    }
+
+    async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+        faulty!(self, "state", self.inner.alert_state(key))
     }
 
     async fn claim_alert(

@@ -3,7 +3,8 @@
 
 use crate::support::*;
 use bedrock_denied_models::config::Config;
-use bedrock_denied_models::key::DenialKey;
+use bedrock_denied_models::key::{bounded_id, DenialKey};
+use bedrock_denied_models::lambda::dynamo_store;
 use serde_json::json;
 
 #[tokio::test]
@@ -297,7 +298,10 @@ async fn missing_table_fails_the_invocation() {
         .handle(s.s3_event(&["a.json.gz"]))
         .await
         .expect_err("fails");
-    assert!(err.to_string().contains("UpdateItem (counter)"), "{err}");
+    assert!(
+        err.to_string().contains("PutItem (counter contribution)"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -451,7 +455,7 @@ async fn huge_ids_still_count_and_alert() {
         .expect("handled");
     assert_eq!(
         s.count(
-            &DenialKey::new(MALLORY, model.as_str(), ACCOUNT),
+            &DenialKey::new(MALLORY, bounded_id(&model), ACCOUNT),
             bucket_of(T0)
         )
         .await,
@@ -590,4 +594,111 @@ async fn cloudwatch_logs_payloads_count_once_and_alert_naming_the_stream() {
     );
     h.handle(more).await.expect("handled");
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 5);
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_key_whose_counter_keeps_failing_never_stops_the_others() {
+    let s = Stack::new("onekeyfails").await;
+    let broken = "arn:aws:sts::111122223333:assumed-role/Batch/misconfigured";
+    let key = "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/mixed.json";
+    // The failing key sorts first, so without the fix it stops the others.
+    let body = [broken, MALLORY, ALICE]
+        .iter()
+        .map(|u| denials(u, &[T0, T0 + 1, T0 + 2, T0 + 3]))
+        .collect::<String>();
+    s.put(key, body.into_bytes()).await;
+    let h = s.handler_over(
+        OneKeyFails::new(dynamo_store(&s.sdk, &s.table), broken),
+        "fails",
+    );
+    for attempt in 0..3 {
+        let err = h
+            .handle(s.s3_event(&[key]))
+            .await
+            .expect_err("the object fails, so it is retried");
+        let text = err.to_string();
+        assert!(text.contains("1 of 3 keys failed"), "{text}");
+        // Mallory and Alice are counted and alerted on the first attempt, once.
+        let alerts = s.alerts().await;
+        let mut users: Vec<String> = alerts
+            .iter()
+            .map(|a| {
+                a["Alert"]["user.id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        users.sort();
+        if attempt == 0 {
+            assert_eq!(users, vec![ALICE.to_string(), MALLORY.to_string()]);
+        } else {
+            assert!(users.is_empty(), "retry {attempt}: {users:?}");
+        }
+        assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);
+        assert_eq!(
+            s.count(&DenialKey::new(ALICE, MODEL, ACCOUNT), bucket_of(T0))
+                .await,
+            4
+        );
+    }
+    // Once the failing key's counter is accepted, the retry completes exactly it.
+    h.detector()
+        .store()
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.handle(s.s3_event(&[key]))
+        .await
+        .expect("the retry completes");
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["Alert"]["user.id"], broken);
+    assert_eq!(
+        s.count(&DenialKey::new(broken, MODEL, ACCOUNT), bucket_of(T0))
+            .await,
+        4
+    );
+    assert_eq!(
+        s.count(&mallory(), bucket_of(T0)).await,
+        4,
+        "nothing counted twice"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_late_alert_for_an_older_window_never_reopens_the_suppression_of_a_newer_one() {
+    let s = Stack::new("latealert").await;
+    let h = s.handler().await;
+    let later = T0 + 5 * 3600;
+    // The newer burst alerts first.
+    s.put(
+        "newer.json",
+        denials(MALLORY, &[later, later + 1, later + 2, later + 3]).into_bytes(),
+    )
+    .await;
+    h.handle(s.s3_event(&["newer.json"])).await.expect("newer");
+    assert_eq!(s.alerts().await.len(), 1);
+    // A late log of a burst five hours before: outside the suppression period, so it
+    // alerts too.
+    s.put(
+        "older.json",
+        denials(MALLORY, &[T0, T0 + 1, T0 + 2, T0 + 3]).into_bytes(),
+    )
+    .await;
+    h.handle(s.s3_event(&["older.json"])).await.expect("older");
+    let late = s.alerts().await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["Alert"]["window"]["end"], "2026-03-14T09:10:00Z");
+    // The newer burst goes on twenty minutes later: still within its suppression
+    // period, whatever the late alert was.
+    let more = later + 1200;
+    s.put(
+        "more.json",
+        denials(MALLORY, &[more, more + 1, more + 2, more + 3]).into_bytes(),
+    )
+    .await;
+    h.handle(s.s3_event(&["more.json"])).await.expect("more");
+    assert!(s.alerts().await.is_empty(), "suppressed by the newer alert");
 }

@@ -14,13 +14,19 @@ use aws_sdk_dynamodb::types::{
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::DenialKey;
+use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::lambda::{
     aws_handler_with, dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink, AwsHandler,
     AwsSink, Handler, LambdaSettings,
 };
 use bedrock_denied_models::source::s3::S3Source;
 use bedrock_denied_models::store::dynamodb::{DynamoStore, PARTITION_KEY, SORT_KEY};
+use bedrock_denied_models::store::{
+    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
+    WindowRead,
+};
 use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
+use bedrock_denied_models::window::Bucket;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -244,9 +250,20 @@ impl Stack {
         parties: usize,
         function_name: &str,
     ) -> Handler<BarrierStore<DynamoStore>, AwsSink, S3Source> {
+        let store = BarrierStore::new(dynamo_store(&self.sdk, &self.table), parties);
+        self.handler_over(store, function_name)
+    }
+
+    /// A handler over `store` (this stack's table behind a test wrapper), alerting
+    /// through this stack's topic.
+    pub fn handler_over<S: CounterStore>(
+        &self,
+        store: S,
+        function_name: &str,
+    ) -> Handler<S, AwsSink, S3Source> {
         let detector = Detector::new(
             Config::default(),
-            BarrierStore::new(dynamo_store(&self.sdk, &self.table), parties),
+            store,
             sns_sink(&self.sdk, &self.topic_arn),
         );
         Handler::new(detector, S3Source::new(s3_client(&self.sdk)), function_name)
@@ -307,25 +324,32 @@ impl Stack {
         out
     }
 
-    /// The stored count of one (key, bucket), read straight from the table.
+    /// The stored count of one (key, bucket), read straight from the table: the sum of
+    /// its counter items, whose sort keys lie in `[bucket, bucket + 1)`.
     pub async fn count(&self, key: &DenialKey, bucket: i64) -> u64 {
-        let item = self
+        let nines = "9".repeat(28);
+        let hi = if bucket >= 0 {
+            format!("{bucket}.{nines}")
+        } else {
+            format!("-{}.{}1", -bucket - 1, "0".repeat(27))
+        };
+        let out = self
             .ddb
-            .get_item()
+            .query()
             .table_name(&self.table)
-            .key(
-                PARTITION_KEY,
-                AttributeValue::S(format!("C#{}", key.digest())),
-            )
-            .key(SORT_KEY, AttributeValue::N(bucket.to_string()))
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("C#{}", key.digest())))
+            .expression_attribute_values(":lo", AttributeValue::N(bucket.to_string()))
+            .expression_attribute_values(":hi", AttributeValue::N(hi))
             .consistent_read(true)
             .send()
             .await
-            .expect("get item");
-        item.item()
-            .and_then(|i| i.get("denials"))
-            .and_then(|v| v.as_n().ok())
-            .map_or(0, |n| n.parse().expect("number"))
+            .expect("query");
+        out.items()
+            .iter()
+            .filter_map(|i| i.get("denials").and_then(|v| v.as_n().ok()))
+            .map(|n| n.parse::<u64>().expect("number"))
+            .sum()
     }
 
     /// An S3 notification for keys of this stack's bucket, URL-encoded like S3 does.
@@ -344,6 +368,27 @@ impl Stack {
         e["Records"][0]["s3"]["object"]["versionId"] = json!(version);
         e
     }
+}
+
+/// An item's size as DynamoDB counts it: attribute names and values in bytes
+/// (numbers approximately: one byte per two significant digits, plus one).
+pub fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+            AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>()
+            }
+            AttributeValue::B(b) => b.as_ref().len(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
 /// S3's notification encoding: space as `+`, reserved characters as `%XX`.
@@ -449,4 +494,81 @@ pub async fn rule_to_queue(s: &Stack, bus: &str, pattern: &Value) -> String {
     )
     .await;
     queue
+}
+
+/// A store whose counter writes fail for one principal while `failing` is set, as a
+/// counter that DynamoDB keeps refusing would; every other call goes through.
+pub struct OneKeyFails<S> {
+    pub inner: S,
+    pub user: String,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+impl<S> OneKeyFails<S> {
+    pub fn new(inner: S, user: &str) -> Self {
+        Self {
+            inner,
+            user: user.to_string(),
+            failing: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl<S: CounterStore> CounterStore for OneKeyFails<S> {
+    async fn add(
+        &self,
+        object: &ObjectId,
+        key: &DenialKey,
+        bucket: Bucket,
+        count: u64,
+        expires_at: i64,
+    ) -> Result<AddOutcome, StoreError> {
+        if key.user_id == self.user && self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError {
+                operation: "PutItem (counter contribution)",
+                target: key.to_string(),
+                source: "ValidationException: the item is refused".into(),
+            });
+        }
+        self.inner.add(object, key, bucket, count, expires_at).await
+    }
+
+    async fn counts(
+        &self,
+        key: &DenialKey,
+        first: Bucket,
+        last: Bucket,
+        read: WindowRead<'_>,
+    ) -> Result<WindowCounts, StoreError> {
+        self.inner.counts(key, first, last, read).await
+    }
+
+    async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
+        self.inner.alert_state(key).await
+    }
+
+    async fn claim_alert(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim_alert(key, claim).await
+    }
+
+    async fn record_delivery(
+        &self,
+        key: &DenialKey,
+        claim: &AlertClaim,
+        sink: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.record_delivery(key, claim, sink).await
+    }
+
+    async fn release_claim(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        self.inner.release_claim(key, claim).await
+    }
+
+    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        self.inner.mark_alert_sent(key, claim).await
+    }
 }

@@ -108,7 +108,7 @@ async fn no_counter_item_grows_with_the_objects_counted() {
     let largest = items
         .items()
         .iter()
-        .map(|i| item_size(i))
+        .map(item_size)
         .max()
         .unwrap_or_default();
     assert!(largest < 200, "largest item {largest} bytes");

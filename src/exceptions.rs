@@ -17,6 +17,10 @@ use crate::key::DenialKey;
 pub struct Pattern(String);
 
 impl Pattern {
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self(pattern.into())
+    }
+
     pub fn matches(&self, text: &str) -> bool {
         let Some((first, tail)) = self.0.split_once('*') else {
             return self.0 == text; // no '*': exact

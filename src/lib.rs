@@ -22,6 +22,7 @@ pub mod layout;
 pub mod logs;
 pub mod metrics;
 pub mod source;
+pub mod sources;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

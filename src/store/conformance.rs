@@ -67,6 +67,7 @@ pub async fn run_all<S: CounterStore>(store: &S) {
     only_the_holder_marks_releases_or_records(store).await;
     deliveries_carry_over_to_the_next_attempt_of_that_window(store).await;
     object_markers_are_remembered(store).await;
+    log_sources_are_seen_hourly_and_told_once(store).await;
 }
 
 async fn claim_ok<S: CounterStore>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {
@@ -331,6 +332,96 @@ pub async fn object_markers_are_remembered<S: CounterStore>(store: &S) {
     let seen = store.seen(&markers).await.expect("seen");
     let expected: BTreeSet<String> = markers.iter().step_by(7).cloned().collect();
     assert_eq!(seen, expected, "more markers than one batch request takes");
+}
+
+pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &S) {
+    use crate::sources::{due, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS};
+    // An account id of its own per run: the emulator's table may be shared.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() % 100_000_000_000);
+    let account = format!("0{nanos:011}");
+    let find = |all: Vec<crate::sources::LogSource>| {
+        all.into_iter()
+            .find(|s| s.account == account)
+            .expect("the account is listed, its id exact")
+    };
+    store.account_seen(&account, T).await.expect("seen");
+    store.account_seen(&account, T + 600).await.expect("seen");
+    let read = find(store.log_sources().await.expect("sources"));
+    assert_eq!(read.last_seen, T, "written at most once an hour");
+    let six = 6 * 3600;
+    let now = T + six;
+    assert_eq!(due(&read, now, six), Some(SourceStatus::Silent));
+    assert!(store
+        .claim_notice(&read, SourceStatus::Silent, "a", now)
+        .await
+        .expect("claim"));
+    assert!(
+        !store
+            .claim_notice(&read, SourceStatus::Silent, "b", now + 1)
+            .await
+            .expect("claim"),
+        "another attempt holds a fresh claim"
+    );
+    store
+        .finish_notice(&read, SourceStatus::Silent, "b", true)
+        .await
+        .expect("not the holder: nothing changes");
+    assert_eq!(
+        find(store.log_sources().await.expect("sources")).silent_since,
+        None
+    );
+    // The holder gave up; the claim is free at once, then told.
+    store
+        .finish_notice(&read, SourceStatus::Silent, "a", false)
+        .await
+        .expect("release");
+    assert!(store
+        .claim_notice(&read, SourceStatus::Silent, "b", now + 2)
+        .await
+        .expect("claim"));
+    store
+        .finish_notice(&read, SourceStatus::Silent, "b", true)
+        .await
+        .expect("told");
+    let silent = find(store.log_sources().await.expect("sources"));
+    assert_eq!(silent.silent_since, Some(T));
+    assert_eq!(silent.claim, None);
+    assert_eq!(due(&silent, now + 3600, six), None, "told once");
+    // Seen again: resumed, told once.
+    let back_at = now + SEEN_EVERY_SECONDS;
+    store.account_seen(&account, back_at).await.expect("seen");
+    let back = find(store.log_sources().await.expect("sources"));
+    assert_eq!(due(&back, back_at + 60, six), Some(SourceStatus::Resumed));
+    assert!(
+        !store
+            .claim_notice(&silent, SourceStatus::Resumed, "c", back_at + 60)
+            .await
+            .expect("claim"),
+        "read before the account changed: refused"
+    );
+    assert!(store
+        .claim_notice(&back, SourceStatus::Resumed, "c", back_at + 60)
+        .await
+        .expect("claim"));
+    // A claim never finished is taken over after its lease.
+    assert!(store
+        .claim_notice(
+            &back,
+            SourceStatus::Resumed,
+            "d",
+            back_at + 60 + NOTICE_LEASE_SECONDS
+        )
+        .await
+        .expect("claim"));
+    store
+        .finish_notice(&back, SourceStatus::Resumed, "d", true)
+        .await
+        .expect("told");
+    let done = find(store.log_sources().await.expect("sources"));
+    assert_eq!((done.silent_since, &done.claim), (None, &None));
+    assert_eq!(due(&done, back_at + 120, six), None);
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@
 //!   ConditionExpression; the conformance suite runs both against the same cases.
 //! - Object marker: `pk = "O#" + marker`, `sk = 0`: an object already processed, which
 //!   the sweep need not read again.
+//! - Log source per account: `pk = "L#log-sources"`, `sk = account id` (as a number;
+//!   the exact id is in `account`), `last_seen`, `silent_since`, and while a notice is
+//!   delivered `notice_attempt`, `notice_claimed_at` (docs/DESIGN.md, "Log sources").
 //!
 //! Every request asks for its consumed capacity, kept in [`Usage`] for the benchmark.
 
@@ -27,6 +30,9 @@ use super::{
 };
 use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
+use crate::sources::{
+    LogSource, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS, WATCHED_FOR_SECONDS,
+};
 use crate::window::Bucket;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -56,6 +62,11 @@ pub mod attr {
     pub const PENDING_END: &str = "pending_end";
     pub const CLAIMED_AT: &str = "claimed_at";
     pub const DELIVERED: &str = "delivered";
+    pub const ACCOUNT: &str = "account";
+    pub const LAST_SEEN: &str = "last_seen";
+    pub const SILENT_SINCE: &str = "silent_since";
+    pub const NOTICE_ATTEMPT: &str = "notice_attempt";
+    pub const NOTICE_CLAIMED_AT: &str = "notice_claimed_at";
 }
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
 
@@ -116,6 +127,26 @@ fn alert_pk(key: &DenialKey) -> String {
 
 fn marker_pk(marker: &str) -> String {
     format!("O#{marker}")
+}
+
+/// The one partition of every account's log-source item.
+const SOURCES_PK: &str = "L#log-sources";
+
+const SEEN_UPDATE: &str = "SET #seen = :now, #account = :account, #exp = :exp";
+const SEEN_CONDITION: &str = "attribute_not_exists(#seen) OR #seen <= :stale";
+const NOTICE_CLAIM_UPDATE: &str = "SET #natt = :att, #nat = :now";
+const NOTICE_FREE: &str = "(attribute_not_exists(#natt) OR #natt = :att OR #nat <= :stale)";
+const NOTICE_HOLDING: &str = "#natt = :att";
+
+/// A log-source item as stored.
+fn log_source(item: &HashMap<String, AttributeValue>) -> Option<LogSource> {
+    Some(LogSource {
+        account: text(item, attr::ACCOUNT)?,
+        last_seen: number(item, attr::LAST_SEEN)?,
+        silent_since: number(item, attr::SILENT_SINCE),
+        claim: text(item, attr::NOTICE_ATTEMPT)
+            .map(|a| (a, number(item, attr::NOTICE_CLAIMED_AT).unwrap_or_default())),
+    })
 }
 
 /// BatchGetItem takes at most this many keys.
@@ -320,6 +351,25 @@ impl DynamoStore {
             Units::Read => u.read_units += consumed,
             Units::Write => u.write_units += consumed,
         }
+    }
+
+    /// An update of one account's log-source item.
+    fn source_update(&self, account: &str) -> Result<UpdateItemFluentBuilder, StoreError> {
+        let sk: i64 = account.parse().map_err(|_| {
+            self.table_error(
+                "UpdateItem (log source)",
+                format!("{account:?} is not an account id"),
+            )
+        })?;
+        Ok(self.update(SOURCES_PK.to_string(), sk))
+    }
+
+    /// An update of the notice claim of one account's log-source item.
+    fn notice_update(&self, account: &str) -> Result<UpdateItemFluentBuilder, StoreError> {
+        Ok(self
+            .source_update(account)?
+            .expression_attribute_names("#natt", attr::NOTICE_ATTEMPT)
+            .expression_attribute_names("#nat", attr::NOTICE_CLAIMED_AT))
     }
 
     fn update(&self, pk: String, sk: i64) -> UpdateItemFluentBuilder {
@@ -817,6 +867,120 @@ impl CounterStore for DynamoStore {
                 Err(self.table_error(OPERATION, e))
             }
         }
+    }
+
+    async fn account_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
+        const OPERATION: &str = "UpdateItem (log source seen)";
+        if !crate::layout::is_account_id(account) {
+            return Ok(());
+        }
+        let update = self
+            .source_update(account)?
+            .update_expression(SEEN_UPDATE)
+            .condition_expression(SEEN_CONDITION)
+            .expression_attribute_names("#seen", attr::LAST_SEEN)
+            .expression_attribute_names("#account", attr::ACCOUNT)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":account", s(account))
+            .expression_attribute_values(":exp", n(now + WATCHED_FOR_SECONDS + 86_400))
+            .expression_attribute_values(":stale", n(now - SEEN_EVERY_SECONDS));
+        // A failed condition: seen within the hour, nothing to write.
+        self.send_update(OPERATION, &DenialKey::new("", "", account), update)
+            .await
+            .map(|_| ())
+    }
+
+    async fn log_sources(&self) -> Result<Vec<LogSource>, StoreError> {
+        const OPERATION: &str = "Query (log sources)";
+        let mut sources = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_values(":pk", s(SOURCES_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => {
+                    self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
+                    out
+                }
+                Err(e) => {
+                    self.account(OPERATION, Units::Read, None, false);
+                    return Err(self.table_error(OPERATION, e));
+                }
+            };
+            sources.extend(out.items().iter().filter_map(log_source));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(sources),
+            }
+        }
+    }
+
+    async fn claim_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let unchanged = match status {
+            SourceStatus::Silent => "#seen = :seen AND attribute_not_exists(#since)",
+            SourceStatus::Resumed => "#seen = :seen AND #since = :since",
+        };
+        let mut update = self
+            .notice_update(&source.account)?
+            .update_expression(NOTICE_CLAIM_UPDATE)
+            .condition_expression(format!("{unchanged} AND {NOTICE_FREE}"))
+            .expression_attribute_names("#seen", attr::LAST_SEEN)
+            .expression_attribute_names("#since", attr::SILENT_SINCE)
+            .expression_attribute_values(":seen", n(source.last_seen))
+            .expression_attribute_values(":att", s(attempt))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":stale", n(now - NOTICE_LEASE_SECONDS));
+        if status == SourceStatus::Resumed {
+            update = update
+                .expression_attribute_values(":since", n(source.silent_since.unwrap_or_default()));
+        }
+        let key = DenialKey::new("", "", &source.account);
+        self.send_update("UpdateItem (log source notice claim)", &key, update)
+            .await
+    }
+
+    async fn finish_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        delivered: bool,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .notice_update(&source.account)?
+            .condition_expression(NOTICE_HOLDING)
+            .expression_attribute_values(":att", s(attempt));
+        update = match (delivered, status) {
+            (false, _) => update.update_expression("REMOVE #natt, #nat"),
+            (true, SourceStatus::Silent) => update
+                .update_expression("SET #since = :seen REMOVE #natt, #nat")
+                .expression_attribute_names("#since", attr::SILENT_SINCE)
+                .expression_attribute_values(":seen", n(source.last_seen)),
+            (true, SourceStatus::Resumed) => update
+                .update_expression("REMOVE #since, #natt, #nat")
+                .expression_attribute_names("#since", attr::SILENT_SINCE),
+        };
+        let key = DenialKey::new("", "", &source.account);
+        self.send_update("UpdateItem (log source notice)", &key, update)
+            .await
+            .map(|_| ())
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
+use crate::sources::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
     seen: Mutex<HashSet<String>>,
+    sources: Mutex<BTreeMap<String, LogSource>>,
     adds: AtomicU64,
     queries: AtomicU64,
     claims: AtomicU64,
@@ -203,6 +205,64 @@ impl CounterStore for MemoryStore {
 
     async fn mark_seen(&self, marker: &str, _expires_at: i64) -> Result<(), StoreError> {
         lock(&self.seen).insert(marker.to_string());
+        Ok(())
+    }
+
+    async fn account_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
+        let mut sources = lock(&self.sources);
+        let s = sources
+            .entry(account.to_string())
+            .or_insert_with(|| LogSource {
+                account: account.to_string(),
+                ..LogSource::default()
+            });
+        if s.last_seen == 0 || s.last_seen <= now - SEEN_EVERY_SECONDS {
+            s.last_seen = now;
+        }
+        Ok(())
+    }
+
+    async fn log_sources(&self) -> Result<Vec<LogSource>, StoreError> {
+        Ok(lock(&self.sources).values().cloned().collect())
+    }
+
+    async fn claim_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut sources = lock(&self.sources);
+        let Some(stored) = sources.get_mut(&source.account) else {
+            return Ok(false);
+        };
+        let claimed = super::may_claim_notice(stored, source, status, attempt, now);
+        if claimed {
+            stored.claim = Some((attempt.to_string(), now));
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        delivered: bool,
+    ) -> Result<(), StoreError> {
+        let mut sources = lock(&self.sources);
+        if let Some(stored) = sources.get_mut(&source.account) {
+            if stored.claim.as_ref().is_some_and(|(a, _)| a == attempt) {
+                stored.claim = None;
+                if delivered {
+                    stored.silent_since = match status {
+                        SourceStatus::Silent => Some(source.last_seen),
+                        SourceStatus::Resumed => None,
+                    };
+                }
+            }
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod memory;
 
 use crate::errors::BoxError;
 use crate::key::{DenialKey, ObjectId};
+use crate::sources::{LogSource, SourceStatus};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -242,6 +243,70 @@ pub trait CounterStore: Send + Sync {
         let _ = (marker, expires_at);
         async { Ok(()) }
     }
+
+    /// Records that a log object of `account` was seen at `now`; a no-op when the
+    /// stored time is less than [`SEEN_EVERY_SECONDS`](crate::sources::SEEN_EVERY_SECONDS)
+    /// older (docs/DESIGN.md, "Log sources"). A store that watches no source keeps nothing.
+    fn account_seen(
+        &self,
+        account: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (account, now);
+        async { Ok(()) }
+    }
+
+    /// Every account whose log objects were seen, as stored.
+    fn log_sources(&self) -> impl Future<Output = Result<Vec<LogSource>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Claims the `status` notice of `source` for `attempt`: true when the account is
+    /// still as it was read and no other attempt holds a claim younger than the lease.
+    fn claim_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (source, status, attempt, now);
+        async { Ok(false) }
+    }
+
+    /// Ends this attempt's notice claim: `delivered` records the notice (the account
+    /// is then known silent, or no longer), else the claim is given back.
+    fn finish_notice(
+        &self,
+        source: &LogSource,
+        status: SourceStatus,
+        attempt: &str,
+        delivered: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (source, status, attempt, delivered);
+        async { Ok(()) }
+    }
+}
+
+/// The notice claim policy, as both stores apply it: the account unchanged since it
+/// was read (`stored` is what the store holds now), and no fresh claim of another
+/// attempt.
+pub fn may_claim_notice(
+    stored: &LogSource,
+    read: &LogSource,
+    status: SourceStatus,
+    attempt: &str,
+    now: i64,
+) -> bool {
+    let unchanged = stored.last_seen == read.last_seen
+        && match status {
+            SourceStatus::Silent => stored.silent_since.is_none(),
+            SourceStatus::Resumed => stored.silent_since == read.silent_since,
+        };
+    let free = stored.claim.as_ref().is_none_or(|(holder, at)| {
+        holder == attempt || *at <= now - crate::sources::NOTICE_LEASE_SECONDS
+    });
+    unchanged && free
 }
 
 #[cfg(test)]

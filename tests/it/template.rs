@@ -569,7 +569,11 @@ fn a_log_group_is_subscribed_to_the_function_with_a_scoped_permission() {
         filter["Type"].as_str(),
         Some("AWS::Logs::SubscriptionFilter")
     );
-    assert_eq!(filter["Properties"]["FilterPattern"].as_str(), Some(""));
+    assert_eq!(
+        subscription_pattern(&[("DenialCodes", "A"), ("CloudTrailDenialCodes", "B")]),
+        r#"{ ($.errorCode = "A") || ($.errorCode = "B") }"#,
+        "only denials are delivered"
+    );
     let permission = &t["Resources"]["LogGroupInvokePermission"]["Properties"];
     assert_eq!(permission["Principal"].as_str(), Some("logs.amazonaws.com"));
     let arn = resolve(
@@ -581,6 +585,278 @@ fn a_log_group_is_subscribed_to_the_function_with_a_scoped_permission() {
             .is_some_and(|a| a.ends_with(":log-group:/aws/bedrock/invocations:*")),
         "{arn}"
     );
+}
+
+/// The subscription filter's pattern as CloudFormation builds it from the template for
+/// these parameters (the defaults for any not given).
+fn subscription_pattern(given: &[(&str, &str)]) -> String {
+    let t = template();
+    let mut values: BTreeMap<String, String> = ["DenialCodes", "CloudTrailDenialCodes"]
+        .into_iter()
+        .map(|name| {
+            let value = t["Parameters"][name]["Default"].as_str().expect(name);
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    for (k, v) in given {
+        values.insert(k.to_string(), v.to_string());
+    }
+    let params: BTreeMap<&str, &str> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let pattern = resolve(
+        &t["Resources"]["LogGroupSubscription"]["Properties"]["FilterPattern"],
+        &params,
+    );
+    pattern.as_str().expect("a pattern").to_string()
+}
+
+/// Whether a CloudWatch Logs JSON filter pattern matches a log event's message, as
+/// AWS documents the syntax (FilterAndPatternSyntax): `{ expression }` over property
+/// selectors `$.a.b`, `=` with a quoted string (exact and case-sensitive), `&&`,
+/// `||` and parentheses; an event that is not a JSON object, or whose selected value
+/// is missing or not a string, does not match. Anything else in the pattern fails the
+/// test instead of being guessed at.
+///
+/// Independent of the emulator on purpose: the pinned moto (5.2.5) does not evaluate
+/// JSON patterns. Its `EventMessageFilter` (`moto/logs/utils.py`) treats a pattern
+/// that starts with neither a letter nor a quote as `UnsupportedFilterPattern`, which
+/// matches every event, so `FilterLogEvents` returns everything; `PutLogEvents`
+/// delivers every event to a subscription's Lambda function whatever its pattern
+/// (`LogStream.put_log_events` in `moto/logs/models.py`); and it has no
+/// `TestMetricFilter`. An emulator test could not fail on a wrong pattern.
+fn filter_matches(pattern: &str, message: &str) -> bool {
+    let tokens = filter_tokens(pattern);
+    assert!(
+        tokens.first().map(String::as_str) == Some("{")
+            && tokens.last().map(String::as_str) == Some("}"),
+        "not a JSON filter pattern: {pattern}"
+    );
+    let event: Option<serde_json::Value> = serde_json::from_str(message)
+        .ok()
+        .filter(serde_json::Value::is_object);
+    let mut at = 1;
+    let matched = filter_or(&tokens, &mut at, event.as_ref());
+    assert_eq!(at, tokens.len() - 1, "trailing tokens in {pattern}");
+    matched
+}
+
+fn filter_tokens(pattern: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {}
+            '{' | '}' | '(' | ')' | '=' => tokens.push(c.to_string()),
+            '|' | '&' => {
+                assert_eq!(chars.next(), Some(c), "single {c} in {pattern}");
+                tokens.push(format!("{c}{c}"));
+            }
+            '"' => {
+                let text: String = chars.by_ref().take_while(|&x| x != '"').collect();
+                assert!(!text.contains('*'), "wildcards are not evaluated: {text}");
+                tokens.push(format!("\"{text}"));
+            }
+            '$' => {
+                let mut selector = String::from("$");
+                while let Some(&x) = chars.peek() {
+                    if !(x.is_ascii_alphanumeric() || x == '.' || x == '_' || x == '-') {
+                        break;
+                    }
+                    selector.push(x);
+                    chars.next();
+                }
+                tokens.push(selector);
+            }
+            other => panic!("{other:?} in a filter pattern is not evaluated: {pattern}"),
+        }
+    }
+    tokens
+}
+
+fn filter_or(tokens: &[String], at: &mut usize, event: Option<&serde_json::Value>) -> bool {
+    let mut matched = filter_and(tokens, at, event);
+    while tokens.get(*at).map(String::as_str) == Some("||") {
+        *at += 1;
+        matched |= filter_and(tokens, at, event);
+    }
+    matched
+}
+
+fn filter_and(tokens: &[String], at: &mut usize, event: Option<&serde_json::Value>) -> bool {
+    let mut matched = filter_term(tokens, at, event);
+    while tokens.get(*at).map(String::as_str) == Some("&&") {
+        *at += 1;
+        matched &= filter_term(tokens, at, event);
+    }
+    matched
+}
+
+fn filter_term(tokens: &[String], at: &mut usize, event: Option<&serde_json::Value>) -> bool {
+    if tokens[*at] == "(" {
+        *at += 1;
+        let matched = filter_or(tokens, at, event);
+        assert_eq!(tokens[*at], ")", "unbalanced parentheses");
+        *at += 1;
+        return matched;
+    }
+    let selector = tokens[*at].strip_prefix("$.").expect("a property selector");
+    assert_eq!(tokens[*at + 1], "=", "only = is evaluated");
+    let wanted = tokens[*at + 2].strip_prefix('"').expect("a quoted string");
+    *at += 3;
+    let value = event.and_then(|e| selector.split('.').try_fold(e, |v, name| v.get(name)));
+    value.and_then(serde_json::Value::as_str) == Some(wanted)
+}
+
+/// A Bedrock model-invocation log record as Bedrock writes it to CloudWatch Logs.
+fn invocation_record(error_code: Option<&str>, prompt: &str) -> String {
+    let mut record = serde_json::json!({
+        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+        "timestamp": "2026-03-14T09:01:12Z", "accountId": "111122223333",
+        "identity": {"arn": "arn:aws:sts::111122223333:assumed-role/ContractorAccess/mallory"},
+        "region": "us-east-1", "requestId": "c4c443b3-b129-2567-2d28-c94b5b2908e0",
+        "operation": "Converse", "modelId": "anthropic.claude-3-opus-20240229-v1:0",
+        "input": {"inputContentType": "application/json",
+                  "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": prompt}]}]}}
+    });
+    if let Some(code) = error_code {
+        record["errorCode"] = code.into();
+    } else {
+        record["output"] = serde_json::json!({"outputContentType": "application/json",
+            "outputBodyJson": {"output": {"message": {"content": [{"text": "a completion"}]}}}});
+    }
+    record.to_string()
+}
+
+/// A CloudTrail record of a Bedrock invocation, as a trail writes it to CloudWatch Logs.
+fn cloudtrail_record(error_code: Option<&str>) -> String {
+    let mut record = serde_json::json!({
+        "eventVersion": "1.09", "eventTime": "2026-03-14T09:12:01Z",
+        "userIdentity": {"type": "AssumedRole", "accountId": "111122223333",
+                         "arn": "arn:aws:sts::111122223333:assumed-role/LegacyApp/i-0a1b2c3d4e5f67890"},
+        "eventSource": "bedrock.amazonaws.com", "eventName": "InvokeModel",
+        "awsRegion": "us-east-1", "requestParameters": {"modelId": "anthropic.claude-3-opus-20240229-v1:0"},
+        "recipientAccountId": "111122223333"
+    });
+    if let Some(code) = error_code {
+        record["errorCode"] = code.into();
+        record["errorMessage"] = "User is not authorized to perform: bedrock:InvokeModel".into();
+    }
+    record.to_string()
+}
+
+#[test]
+fn the_log_group_subscription_delivers_only_denials() {
+    let defaults = subscription_pattern(&[]);
+    assert_eq!(
+        defaults,
+        r#"{ ($.errorCode = "AccessDeniedException") || ($.errorCode = "AccessDenied") || ($.errorCode = "AccessDeniedException") }"#
+    );
+    let denial = invocation_record(Some("AccessDeniedException"), "a prompt");
+    let trail_denial = cloudtrail_record(Some("AccessDenied"));
+    let trail_other_denial = cloudtrail_record(Some("AccessDeniedException"));
+    let success = invocation_record(None, "Summarize the quarterly budget risks.");
+    let invalid = invocation_record(Some("ValidationException"), "a prompt");
+    let trail_success = cloudtrail_record(None);
+    // The denial codes only as text inside a prompt, or below the top level.
+    let quoted = invocation_record(
+        None,
+        r#"Explain this log line: {"errorCode": "AccessDeniedException"} and "AccessDenied""#,
+    );
+    let nested = serde_json::json!({"schemaType": "ModelInvocationLog",
+        "output": {"errorCode": "AccessDeniedException"}})
+    .to_string();
+    let not_json = r#"ERROR errorCode="AccessDeniedException" AccessDenied"#;
+    let lower_case = invocation_record(Some("accessdeniedexception"), "a prompt");
+    for denied in [&denial, &trail_denial, &trail_other_denial] {
+        assert!(filter_matches(&defaults, denied), "{denied}");
+    }
+    for other in [
+        &success,
+        &invalid,
+        &trail_success,
+        &quoted,
+        &nested,
+        not_json,
+        &lower_case,
+    ] {
+        assert!(!filter_matches(&defaults, other), "{other}");
+    }
+    // Two codes of the invocation log, one of the trail: exactly those.
+    let two = subscription_pattern(&[
+        (
+            "DenialCodes",
+            "AccessDeniedException,ServiceQuotaExceededException",
+        ),
+        ("CloudTrailDenialCodes", "AccessDenied"),
+    ]);
+    assert_eq!(
+        two,
+        r#"{ ($.errorCode = "AccessDeniedException") || ($.errorCode = "ServiceQuotaExceededException") || ($.errorCode = "AccessDenied") }"#
+    );
+    let quota = invocation_record(Some("ServiceQuotaExceededException"), "a prompt");
+    for denied in [&denial, &quota, &trail_denial] {
+        assert!(filter_matches(&two, denied), "{denied}");
+    }
+    for other in [
+        &cloudtrail_record(Some("ThrottlingException")),
+        &invalid,
+        &success,
+        &quoted,
+    ] {
+        assert!(!filter_matches(&two, other), "{other}");
+    }
+    // A pattern is at most 1024 characters: 23 codes as long as AccessDeniedException
+    // fit, in both parameters together (docs/DESIGN.md, "Inputs and formats").
+    let codes = |n: usize| vec!["AccessDeniedException"; n].join(",");
+    let (one_side, other_side) = (codes(12), codes(11));
+    assert!(
+        subscription_pattern(&[
+            ("DenialCodes", &one_side),
+            ("CloudTrailDenialCodes", &other_side)
+        ])
+        .len()
+            <= 1024
+    );
+    let other_side = codes(12);
+    assert!(
+        subscription_pattern(&[
+            ("DenialCodes", &one_side),
+            ("CloudTrailDenialCodes", &other_side)
+        ])
+        .len()
+            > 1024
+    );
+}
+
+#[test]
+fn the_filter_evaluator_follows_the_documented_syntax() {
+    // AWS's own examples (FilterAndPatternSyntax, compound expressions).
+    let event =
+        r#"{"user": {"id": 1, "email": "John.Stiles@example.com"}, "eventType": "UpdateTrail"}"#;
+    assert!(filter_matches(r#"{ $.eventType = "UpdateTrail" }"#, event));
+    assert!(filter_matches(
+        r#"{ $.user.email = "John.Stiles@example.com" }"#,
+        event
+    ));
+    assert!(!filter_matches(
+        r#"{ $.user.email = "john.stiles@example.com" }"#,
+        event
+    ));
+    assert!(filter_matches(
+        r#"{ ($.eventType = "x") || ($.user.email = "John.Stiles@example.com") }"#,
+        event
+    ));
+    assert!(!filter_matches(
+        r#"{ ($.eventType = "UpdateTrail") && ($.user.email = "x") }"#,
+        event
+    ));
+    assert!(
+        !filter_matches(r#"{ $.user = "x" }"#, event),
+        "an object is no string"
+    );
+    assert!(!filter_matches(r#"{ $.missing = "UpdateTrail" }"#, event));
 }
 
 #[test]

@@ -859,6 +859,167 @@ fn the_filter_evaluator_follows_the_documented_syntax() {
     assert!(!filter_matches(r#"{ $.missing = "UpdateTrail" }"#, event));
 }
 
+/// A rule condition or assertion of the template's Rules section, evaluated as
+/// CloudFormation does for these parameter values: the rule-specific functions
+/// the template uses (`Fn::And`, `Fn::Or`, `Fn::Not`, `Fn::Equals`, `Fn::Contains`,
+/// `Ref`) over strings. Any other function fails the test.
+fn rule_value(v: &Value, params: &BTreeMap<&str, &str>) -> serde_json::Value {
+    use serde_json::Value as J;
+    let truth = |x: &Value| rule_value(x, params).as_bool().expect("a condition");
+    match v {
+        Value::String(s) => J::String(s.clone()),
+        Value::Number(n) => J::String(n.to_string()),
+        Value::Sequence(items) => J::Array(items.iter().map(|x| rule_value(x, params)).collect()),
+        Value::Tagged(t) => {
+            let args = || t.value.as_sequence().expect("arguments");
+            match t.tag.to_string().as_str() {
+                "!Ref" => {
+                    let name = t.value.as_str().expect("a parameter");
+                    J::String(
+                        params
+                            .get(name)
+                            .unwrap_or_else(|| panic!("no value for {name}"))
+                            .to_string(),
+                    )
+                }
+                "!And" => J::Bool(args().iter().all(truth)),
+                "!Or" => J::Bool(args().iter().any(truth)),
+                "!Not" => J::Bool(!truth(&args()[0])),
+                "!Equals" => {
+                    J::Bool(rule_value(&args()[0], params) == rule_value(&args()[1], params))
+                }
+                "!Contains" => {
+                    let list = rule_value(&args()[0], params);
+                    let value = rule_value(&args()[1], params);
+                    J::Bool(list.as_array().expect("a list").contains(&value))
+                }
+                other => panic!("rule function {other} not evaluated"),
+            }
+        }
+        other => panic!("{other:?} in a rule"),
+    }
+}
+
+/// The AssertDescriptions of the rules whose assertions fail for these parameters.
+fn broken_rules(params: &BTreeMap<&str, &str>) -> Vec<String> {
+    let t = template();
+    let mut broken = Vec::new();
+    for (name, rule) in t["Rules"].as_mapping().expect("Rules") {
+        let applies = rule
+            .get("RuleCondition")
+            .is_none_or(|c| rule_value(c, params).as_bool().expect("a condition"));
+        if !applies {
+            continue;
+        }
+        for assertion in rule["Assertions"].as_sequence().expect("Assertions") {
+            if rule_value(&assertion["Assert"], params) != serde_json::Value::Bool(true) {
+                broken.push(format!(
+                    "{}: {}",
+                    name.as_str().unwrap_or_default(),
+                    assertion["AssertDescription"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn the_rules_refuse_a_queue_batch_the_function_cannot_take() {
+    let t = template();
+    let names: Vec<&str> = t["Rules"]
+        .as_mapping()
+        .expect("Rules")
+        .keys()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(names, ["QueueBatchNeedsWindow"]);
+    let params = |queue, window, batch| {
+        BTreeMap::from([
+            ("UseQueue", queue),
+            ("QueueBatchingWindowSeconds", window),
+            ("QueueBatchSize", batch),
+        ])
+    };
+    // The defaults, then good and bad combinations.
+    let num = |name: &str| default_number(&t, name).to_string();
+    let (window, batch) = (num("QueueBatchingWindowSeconds"), num("QueueBatchSize"));
+    assert!(broken_rules(&params("true", &window, &batch)).is_empty());
+    for ok in [
+        params("true", "0", "10"),
+        params("true", "0", "1"),
+        params("true", "1", "11"),
+        params("true", "300", "10000"),
+        params("false", "0", "11"),
+    ] {
+        assert!(broken_rules(&ok).is_empty(), "{ok:?}");
+    }
+    for bad in [params("true", "0", "11"), params("true", "0", "10000")] {
+        let broken = broken_rules(&bad);
+        assert_eq!(broken.len(), 1, "{bad:?}");
+        assert!(
+            broken[0]
+                .contains("QueueBatchSize above 10 needs QueueBatchingWindowSeconds of at least 1"),
+            "{broken:?}"
+        );
+    }
+}
+
+#[test]
+fn queue_settings_that_need_arithmetic_are_checked_before_the_queue_invokes() {
+    // tests/deploy/test_queue_settings_check.py runs the check's code.
+    let t = template();
+    let r = &t["Resources"];
+    for name in [
+        "QueueSettingsCheck",
+        "QueueSettingsCheckFunction",
+        "QueueSettingsCheckLogGroup",
+        "QueueSettingsCheckRole",
+    ] {
+        assert_eq!(r[name]["Condition"].as_str(), Some("UseQueue"), "{name}");
+    }
+    assert_eq!(
+        r["QueueEventSourceMapping"]["DependsOn"].as_str(),
+        Some("QueueSettingsCheck"),
+        "the queue invokes the function only once its settings are known to work"
+    );
+    let props = r["QueueSettingsCheck"]["Properties"]
+        .as_mapping()
+        .expect("properties");
+    for name in [
+        "FunctionTimeout",
+        "ReservedConcurrency",
+        "QueueMaximumConcurrency",
+        "QueueVisibilityTimeoutSeconds",
+        "QueueBatchingWindowSeconds",
+        "QueueBatchSize",
+    ] {
+        assert!(
+            matches!(&props[name], Value::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some(name)),
+            "{name}"
+        );
+    }
+    // The check may only write its own log.
+    let mut own = Vec::new();
+    walk(
+        &r["QueueSettingsCheckRole"],
+        "QueueSettingsCheckRole",
+        &mut own,
+    );
+    let actions: Vec<String> = own
+        .iter()
+        .flat_map(|(_, s)| strings(&s["Action"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "sts:AssumeRole",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents"
+        ]
+    );
+}
+
 #[test]
 fn the_member_template_is_plain_cloudformation() {
     // Service-managed StackSets refuse templates with transforms (macros).

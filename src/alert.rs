@@ -18,6 +18,7 @@ pub mod sns;
 use crate::aggregate::{ContextValues, KeyDenials};
 use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
+use crate::sources::SourceNotice;
 use crate::window::{WindowSpec, WindowTotal};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -425,6 +426,17 @@ impl SinkError {
     }
 }
 
+impl SinkError {
+    /// A notice about an account's logs could not be delivered.
+    pub fn notice(sink: &str, notice: &SourceNotice, source: impl Into<BoxError>) -> Self {
+        Self {
+            sink: sink.to_string(),
+            key: format!("log source {}", notice.account_id),
+            source: source.into(),
+        }
+    }
+}
+
 /// Where alerts go: SNS, EventBridge and Security Hub when deployed, stdout for
 /// `scan`, memory in tests.
 pub trait AlertSink: Send + Sync {
@@ -432,12 +444,20 @@ pub trait AlertSink: Send + Sync {
     fn name(&self) -> &str;
 
     fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Tells the team an account's logs went silent or resumed (docs/DESIGN.md, "Log
+    /// sources"). Sinks for alerts only take no notices.
+    fn notify(&self, notice: &SourceNotice) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = notice;
+        async { Ok(()) }
+    }
 }
 
-/// Keeps alerts in memory.
+/// Keeps alerts and notices in memory.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     alerts: Mutex<Vec<Alert>>,
+    notices: Mutex<Vec<SourceNotice>>,
 }
 
 impl MemorySink {
@@ -448,6 +468,10 @@ impl MemorySink {
     pub fn alerts(&self) -> Vec<Alert> {
         lock(&self.alerts).clone()
     }
+
+    pub fn notices(&self) -> Vec<SourceNotice> {
+        lock(&self.notices).clone()
+    }
 }
 
 impl AlertSink for MemorySink {
@@ -457,6 +481,11 @@ impl AlertSink for MemorySink {
 
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
         lock(&self.alerts).push(alert.clone());
+        Ok(())
+    }
+
+    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+        lock(&self.notices).push(notice.clone());
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::alert::{Alert, AlertSink, SinkError};
 use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{ReadError, ReadStats};
+use crate::sources::SourceNotice;
 use crate::store::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError, WindowRead};
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
@@ -468,6 +469,17 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             .mark_alert_sent(key, claim)
             .await
             .map_err(store_err)
+    }
+
+    /// Delivers a notice about an account's logs to every sink at once; the first
+    /// failure, after all were tried. A retry delivers to every sink again: notices
+    /// are at least once, like alerts.
+    pub async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+        join_all(self.sinks.iter().map(|s| s.notify(notice)))
+            .await
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
     }
 
     async fn release(&self, key: &DenialKey, claim: &AlertClaim) {

@@ -30,6 +30,10 @@ pub struct InvocationMetrics {
     pub objects_swept: u64,
     /// Denials not counted because their object was over a per-object limit.
     pub denials_over_limit: u64,
+    /// Watched accounts known silent (a sweep's count).
+    pub log_sources_silent: u64,
+    /// Notices sent about accounts gone silent or delivering again.
+    pub log_source_notices: u64,
 }
 
 impl InvocationMetrics {
@@ -52,7 +56,7 @@ impl InvocationMetrics {
     }
 
     /// Every metric, by name.
-    pub fn values(&self) -> [(&'static str, u64); 20] {
+    pub fn values(&self) -> [(&'static str, u64); 22] {
         [
             ("Objects", self.objects),
             ("ObjectsSkipped", self.objects_skipped),
@@ -74,6 +78,8 @@ impl InvocationMetrics {
             ("AlertsInProgress", self.alerts_in_progress),
             ("ObjectsSwept", self.objects_swept),
             ("DenialsOverLimit", self.denials_over_limit),
+            ("LogSourcesSilent", self.log_sources_silent),
+            ("LogSourceNotices", self.log_source_notices),
         ]
     }
 

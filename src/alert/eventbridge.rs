@@ -5,6 +5,7 @@
 
 use super::aws_json::JsonApi;
 use super::{Alert, AlertSink, SinkError};
+use crate::sources::SourceNotice;
 use crate::Context;
 use serde_json::{json, Value};
 
@@ -41,6 +42,17 @@ pub fn put_events_request(alert: &Alert, bus: &str) -> Value {
     }]})
 }
 
+/// The PutEvents request for one notice about an account's logs.
+pub fn notice_request(notice: &SourceNotice, bus: &str) -> Value {
+    json!({"Entries": [{
+        "Source": SOURCE,
+        "DetailType": crate::sources::detail_type(notice.status),
+        "Detail": notice.to_json(),
+        "Resources": [],
+        "EventBusName": bus,
+    }]})
+}
+
 /// PutEvents answers 200 even when an entry failed: `FailedEntryCount` says.
 pub fn check_put_events_response(answer: &Value) -> Result<(), String> {
     super::aws_json::check_batch_answer(answer, "FailedEntryCount", "/Entries/0", "entry")
@@ -67,6 +79,24 @@ impl AlertSink for EventBridgeSink {
             )
             .await
             .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+    }
+
+    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+        let body = notice_request(notice, &self.bus).to_string();
+        let what = format!("EventBridge PutEvents to {}", self.bus);
+        self.api
+            .call_one(
+                "PutEvents",
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "AWSEvents.PutEvents"),
+                ],
+                body.as_bytes(),
+                check_put_events_response,
+            )
+            .await
+            .map_err(|e| SinkError::notice(SINK_NAME, notice, Context::new(what, e)))
     }
 }
 

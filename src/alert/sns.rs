@@ -3,6 +3,7 @@
 //! for filter policies (docs/DESIGN.md, "The alert").
 
 use super::{Alert, AlertSink, SinkError};
+use crate::sources::{SourceNotice, SourceStatus};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
@@ -82,6 +83,43 @@ impl AlertSink for SnsSink {
                 SinkError::new(
                     SINK_NAME,
                     alert,
+                    crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(attribute_value(v))
+                .build()
+                .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
+        };
+        let severity = match notice.status {
+            SourceStatus::Silent => "warning",
+            SourceStatus::Resumed => "informational",
+        };
+        let message = serde_json::json!({
+            "default": notice.to_json(),
+            "email": notice.email_text(),
+        });
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(message.to_string())
+            .subject(notice.subject())
+            .message_attributes("severity", attr(severity)?)
+            .message_attributes("cloud.account.id", attr(&notice.account_id)?)
+            .message_attributes("notice", attr(crate::sources::detail_type(notice.status))?)
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::notice(
+                    SINK_NAME,
+                    notice,
                     crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
                 )
             })?;

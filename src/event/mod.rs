@@ -54,7 +54,7 @@ pub enum Invocation {
 }
 
 /// What the sweep's schedule sends: `{"sweep": {"bucket": ..., "prefix": ...,
-/// "lookback_hours": ...}}`.
+/// "lookback_hours": ..., "silent_after_hours": ..., "quiet_accounts": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Sweep {
     pub bucket: String,
@@ -62,6 +62,13 @@ pub struct Sweep {
     pub prefix: String,
     #[serde(default = "default_lookback_hours")]
     pub lookback_hours: u32,
+    /// An account that delivered logs but none for this many hours is silent; 0 (the
+    /// default) watches no account (docs/DESIGN.md, "Log sources").
+    #[serde(default)]
+    pub silent_after_hours: u32,
+    /// Comma-separated accounts (`*` patterns) expected to be quiet: never silent.
+    #[serde(default)]
+    pub quiet_accounts: String,
 }
 
 fn default_sweep_prefix() -> String {
@@ -128,10 +135,16 @@ pub fn parse_invocation(event: &Value) -> Invocation {
     }
     if let Some(sweep) = event.get("sweep") {
         return match Sweep::deserialize(sweep) {
-            Ok(s) if !s.bucket.is_empty() && s.lookback_hours > 0 && s.lookback_hours <= 168 => {
+            Ok(s)
+                if !s.bucket.is_empty()
+                    && (1..=168).contains(&s.lookback_hours)
+                    && s.silent_after_hours <= 24 * 7 =>
+            {
                 Invocation::Sweep(s)
             }
-            Ok(_) => Invocation::Malformed("sweep needs a bucket and 1 to 168 hours".into()),
+            Ok(_) => Invocation::Malformed(
+                "sweep needs a bucket, 1 to 168 lookback hours and at most 168 silent hours".into(),
+            ),
             Err(e) => Invocation::Malformed(format!("malformed sweep request: {e}")),
         };
     }
@@ -462,7 +475,9 @@ mod tests {
             Invocation::Sweep(Sweep {
                 bucket: "logs".into(),
                 prefix: "AWSLogs/".into(),
-                lookback_hours: 3
+                lookback_hours: 3,
+                silent_after_hours: 0,
+                quiet_accounts: String::new(),
             })
         );
         assert!(matches!(

@@ -9,6 +9,7 @@ use crate::alert::sns::SnsSink;
 use crate::alert::{Alert, AlertSink, SinkError};
 use crate::detector::Detector;
 use crate::source::s3::S3Source;
+use crate::sources::SourceNotice;
 use crate::store::dynamodb::DynamoStore;
 use aws_config::timeout::TimeoutConfig;
 use std::time::Duration;
@@ -45,6 +46,25 @@ impl AlertSink for AwsSink {
                 Err(SinkError::new(
                     self.name(),
                     alert,
+                    format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+                ))
+            })
+    }
+
+    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+        let delivery = async {
+            match self {
+                AwsSink::Sns(s) => s.notify(notice).await,
+                AwsSink::EventBridge(s) => s.notify(notice).await,
+                AwsSink::SecurityHub(s) => s.notify(notice).await,
+            }
+        };
+        tokio::time::timeout(CALL_TIMEOUT, delivery)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError::notice(
+                    self.name(),
+                    notice,
                     format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
                 ))
             })

@@ -174,7 +174,13 @@ pub struct Handler<S, A, O> {
     source: O,
     function_name: String,
     region: String,
+    /// When this process last recorded each account as seen: the store is asked at
+    /// most once an hour per account (docs/DESIGN.md, "Log sources").
+    seen_accounts: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
+
+/// Accounts remembered by one process before it starts afresh.
+const SEEN_ACCOUNTS_KEPT: usize = 10_000;
 
 impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
     pub fn new(detector: Detector<S, A>, source: O, function_name: impl Into<String>) -> Self {
@@ -183,6 +189,30 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             source,
             function_name: function_name.into(),
             region: "us-east-1".into(),
+            seen_accounts: Default::default(),
+        }
+    }
+
+    /// Records that a log object of `account` arrived, at most once an hour per
+    /// account and process. Only the silence check depends on it: a failure is logged.
+    async fn account_seen(&self, account: &str) {
+        let now = chrono::Utc::now().timestamp();
+        {
+            let mut seen = crate::errors::lock(&self.seen_accounts);
+            if seen
+                .get(account)
+                .is_some_and(|at| *at > now - crate::sources::SEEN_EVERY_SECONDS)
+            {
+                return;
+            }
+            if seen.len() >= SEEN_ACCOUNTS_KEPT {
+                seen.clear();
+            }
+            seen.insert(account.to_string(), now);
+        }
+        if let Err(e) = self.detector.store().account_seen(account, now).await {
+            crate::errors::lock(&self.seen_accounts).remove(account);
+            warn!(account, error = %error_chain(&e), "could not record the account's logs as seen");
         }
     }
 
@@ -304,6 +334,9 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
 
     /// Reads, counts and alerts for one object.
     pub async fn process_object(&self, object: &ObjectRef) -> Result<ObjectOutcome, HandlerError> {
+        if let Some(account) = crate::layout::folder_account(&object.key) {
+            self.account_seen(account).await;
+        }
         if let Some(reason) = skip_reason(&object.key, object.size.unwrap_or(u64::MAX)) {
             info!(bucket = %object.bucket, key = %object.key, reason, "object skipped");
             return Ok(ObjectOutcome::Skipped(reason));
@@ -344,6 +377,9 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         &self,
         payload: &LogPayload,
     ) -> Result<ObjectReport, HandlerError> {
+        if crate::layout::is_account_id(&payload.owner) {
+            self.account_seen(&payload.owner).await;
+        }
         let id = ObjectId::log_events(
             &payload.owner,
             &self.region,

@@ -5,14 +5,17 @@
 
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::alert::AlertSink;
+use crate::detector::DetectError;
 use crate::event::{skip_reason, ObjectRef, Sweep};
+use crate::key::attempt_id;
 use crate::key::object_marker;
 use crate::metrics::InvocationMetrics;
 use crate::source::{ListedObject, ObjectSource};
+use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
 use crate::store::CounterStore;
 use chrono::{DateTime, Datelike, Timelike};
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Objects one sweep processes at most; the next sweep continues.
 pub const SWEEP_MAX_OBJECTS: usize = 500;
@@ -33,6 +36,12 @@ pub struct SweepReport {
     pub failed: u64,
     /// Unseen objects beyond this sweep's share, left for the next one.
     pub left_for_next_sweep: u64,
+    /// Accounts whose log delivery is watched (not quiet, seen within the week).
+    pub sources_watched: u64,
+    /// Watched accounts known silent after this sweep.
+    pub sources_silent: u64,
+    /// Notices sent: accounts gone silent, or delivering again.
+    pub source_notices: u64,
 }
 
 /// The hour (or day) prefixes under `region_prefix` that cover `[since, now]`.
@@ -100,7 +109,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             .seen(&markers)
             .await
             .map_err(|source| {
-                HandlerError::Detect(crate::detector::DetectError::Store {
+                HandlerError::Detect(DetectError::Store {
                     object: format!("s3://{}/{}", req.bucket, req.prefix),
                     source,
                 })
@@ -130,6 +139,11 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             }
         }
         metrics.objects_swept += report.processed;
+        if req.silent_after_hours > 0 {
+            self.watch_sources(req, now, &mut report).await?;
+            metrics.log_sources_silent += report.sources_silent;
+            metrics.log_source_notices += report.source_notices;
+        }
         info!(
             bucket = %req.bucket,
             prefixes_listed = report.prefixes_listed,
@@ -138,9 +152,83 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             processed = report.processed,
             failed = report.failed,
             left_for_next_sweep = report.left_for_next_sweep,
+            sources_watched = report.sources_watched,
+            sources_silent = report.sources_silent,
+            source_notices = report.source_notices,
             "sweep done"
         );
         Ok(report)
+    }
+
+    /// Tells the team of every watched account that went silent, or delivers again
+    /// (docs/DESIGN.md, "Log sources"): one notice each, claimed in the store so that
+    /// concurrent sweeps send it once, and given back when a sink fails so the next
+    /// sweep sends it again.
+    async fn watch_sources(
+        &self,
+        req: &Sweep,
+        now: i64,
+        report: &mut SweepReport,
+    ) -> Result<(), HandlerError> {
+        let store = self.detector.store();
+        let expect = i64::from(req.silent_after_hours) * 3600;
+        let quiet = QuietAccounts::parse(&req.quiet_accounts);
+        let target = format!("log sources of s3://{}", req.bucket);
+        let store_error = |source| {
+            HandlerError::Detect(DetectError::Store {
+                object: target.clone(),
+                source,
+            })
+        };
+        let mut failed = None;
+        for source in store.log_sources().await.map_err(store_error)? {
+            if quiet.contains(&source.account) || source.last_seen < now - WATCHED_FOR_SECONDS {
+                continue;
+            }
+            report.sources_watched += 1;
+            let Some(status) = due(&source, now, expect) else {
+                report.sources_silent += u64::from(source.silent_since.is_some());
+                continue;
+            };
+            let attempt = attempt_id();
+            if !store
+                .claim_notice(&source, status, &attempt, now)
+                .await
+                .map_err(store_error)?
+            {
+                continue; // Another sweep is telling, or the account changed meanwhile.
+            }
+            let notice = SourceNotice::new(status, &source, now, expect, &req.bucket);
+            let delivered = self.detector.notify(&notice).await;
+            store
+                .finish_notice(&source, status, &attempt, delivered.is_ok())
+                .await
+                .map_err(store_error)?;
+            match delivered {
+                Ok(()) => {
+                    report.source_notices += 1;
+                    report.sources_silent += u64::from(status == SourceStatus::Silent);
+                    warn!(
+                        account = %source.account,
+                        status = ?status,
+                        last_seen = %notice.last_seen,
+                        hours_since_last_seen = notice.hours_since_last_seen,
+                        "log source notice sent"
+                    );
+                }
+                Err(e) => {
+                    report.sources_silent += u64::from(source.silent_since.is_some());
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            None => Ok(()),
+            Some(source) => Err(HandlerError::Detect(DetectError::Deliver {
+                object: target,
+                source,
+            })),
+        }
     }
 }
 

@@ -264,3 +264,65 @@ fn the_listed_variables_are_the_ones_the_settings_read() {
         .collect();
     assert_eq!(asked.into_inner(), expected);
 }
+
+fn watching(quiet: &str) -> crate::event::Sweep {
+    crate::event::Sweep {
+        bucket: "logs".into(),
+        prefix: "AWSLogs/".into(),
+        lookback_hours: 1,
+        silent_after_hours: 6,
+        quiet_accounts: quiet.into(),
+    }
+}
+
+#[tokio::test]
+async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never() {
+    let h = handler(MemorySource::new());
+    let store = h.detector().store();
+    let (watched, quiet) = ("111122223333", "444455556666");
+    store.account_seen(watched, T0).await.expect("seen");
+    store.account_seen(quiet, T0).await.expect("seen");
+    let req = watching(quiet);
+    let sweep = |now| {
+        let (h, req) = (&h, &req);
+        async move { h.sweep(req, now, &mut InvocationMetrics::default()).await }
+    };
+
+    let r = sweep(T0 + 5 * 3600).await.expect("sweep");
+    assert_eq!((r.sources_watched, r.source_notices), (1, 0), "not yet");
+    let r = sweep(T0 + 6 * 3600).await.expect("sweep");
+    assert_eq!((r.sources_silent, r.source_notices), (1, 1));
+    let notices = h.detector().sink().notices();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].account_id, watched);
+    assert_eq!(notices[0].status, crate::sources::SourceStatus::Silent);
+    let r = sweep(T0 + 9 * 3600).await.expect("sweep");
+    assert_eq!((r.sources_silent, r.source_notices), (1, 0), "told once");
+
+    store
+        .account_seen(watched, T0 + 10 * 3600)
+        .await
+        .expect("seen again");
+    let r = sweep(T0 + 10 * 3600 + 60).await.expect("sweep");
+    assert_eq!((r.sources_silent, r.source_notices), (0, 1));
+    let notices = h.detector().sink().notices();
+    assert_eq!(notices.len(), 2);
+    assert_eq!(notices[1].status, crate::sources::SourceStatus::Resumed);
+    assert!(
+        notices.iter().all(|n| n.account_id != quiet),
+        "a quiet account is never reported"
+    );
+}
+
+#[tokio::test]
+async fn objects_mark_their_folders_account_as_seen() {
+    let src = MemorySource::new();
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/14/t.json";
+    src.put("logs", key, "{\"Records\": []}");
+    let h = handler(src);
+    h.handle(s3_event(&[key])).await.expect("ok");
+    let sources = h.detector().store().log_sources().await.expect("sources");
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0].account, "111122223333");
+    assert!(sources[0].last_seen > 0);
+}

@@ -34,6 +34,10 @@ pub struct InvocationMetrics {
     pub log_sources_silent: u64,
     /// Notices sent about accounts gone silent or delivering again.
     pub log_source_notices: u64,
+    /// SQS messages left for redelivery because the invocation's time was nearly out.
+    pub messages_deferred: u64,
+    /// Objects the sweep no longer tries: it failed to process them too often.
+    pub objects_given_up: u64,
 }
 
 impl InvocationMetrics {
@@ -56,7 +60,7 @@ impl InvocationMetrics {
     }
 
     /// Every metric, by name.
-    pub fn values(&self) -> [(&'static str, u64); 22] {
+    pub fn values(&self) -> [(&'static str, u64); 24] {
         [
             ("Objects", self.objects),
             ("ObjectsSkipped", self.objects_skipped),
@@ -80,6 +84,8 @@ impl InvocationMetrics {
             ("DenialsOverLimit", self.denials_over_limit),
             ("LogSourcesSilent", self.log_sources_silent),
             ("LogSourceNotices", self.log_source_notices),
+            ("MessagesDeferred", self.messages_deferred),
+            ("ObjectsGivenUp", self.objects_given_up),
         ]
     }
 

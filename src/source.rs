@@ -66,13 +66,15 @@ pub trait ObjectSource: Send + Sync {
         object: &ObjectRef,
     ) -> impl Future<Output = Result<Option<OpenedObject>, SourceError>> + Send;
 
-    /// Every object whose key starts with `prefix`, in key order; with `folders`, the
-    /// objects directly below it and the next `/`-ended prefixes instead.
+    /// Every object whose key starts with `prefix` (and, with `start_after`, sorts
+    /// after it), in key order; with `folders`, the objects directly below it and the
+    /// next `/`-ended prefixes instead.
     fn list(
         &self,
         bucket: &str,
         prefix: &str,
         folders: bool,
+        start_after: Option<&str>,
     ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
 }
 
@@ -128,11 +130,14 @@ impl ObjectSource for MemorySource {
         bucket: &str,
         prefix: &str,
         folders: bool,
+        start_after: Option<&str>,
     ) -> Result<Listing, SourceError> {
         let objects = lock(&self.objects);
         let mut keys: Vec<(&String, &Versions)> = objects
             .iter()
-            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+            .filter(|((b, k), _)| {
+                b == bucket && k.starts_with(prefix) && start_after.is_none_or(|a| k.as_str() > a)
+            })
             .map(|((_, k), v)| (k, v))
             .collect();
         keys.sort();

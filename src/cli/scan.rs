@@ -179,7 +179,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
             #[cfg(feature = "aws")]
             if let Some(s3) = &s3 {
                 use crate::source::ObjectSource;
-                match s3.list(&bucket, &prefix, false).await {
+                match s3.list(&bucket, &prefix, false, None).await {
                     Ok(listing) => inputs.extend(listing.objects.into_iter().map(|o| Input::S3 {
                         bucket: bucket.clone(),
                         key: o.key,

@@ -31,11 +31,14 @@ use serde::Serialize;
 use serde_json::Value;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
 /// Objects of one invocation processed at once.
 pub const OBJECT_CONCURRENCY: usize = 4;
+/// SQS messages of one batch processed at once (each with its objects).
+pub const MESSAGE_CONCURRENCY: usize = 4;
 /// How long an object's marker is kept: longer than any sweep looks back.
 pub const MARKER_SECONDS: i64 = 3 * 86_400;
 
@@ -226,9 +229,22 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         &self.detector
     }
 
-    /// Handles one invocation event. S3 and EventBridge: `Err` when any object hit a
-    /// dependency failure. SQS: `Ok` with `batchItemFailures`.
+    /// Handles one invocation event with no deadline ([`handle_until`](Self::handle_until)).
     pub async fn handle(&self, event: Value) -> Result<Response, HandlerError> {
+        self.handle_until(event, None).await
+    }
+
+    /// Handles one invocation event. S3 and EventBridge: `Err` when any object hit a
+    /// dependency failure. SQS: `Ok` with `batchItemFailures`, messages processed a few
+    /// at once; when the invocation's `deadline` draws near, messages not yet counting
+    /// are returned as failures, to be redelivered, rather than let the whole batch
+    /// time out (docs/DESIGN.md, "A queue for busy buckets").
+    pub async fn handle_until(
+        &self,
+        event: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Response, HandlerError> {
+        let cutoff = deadline.map(cutoff_before);
         let mut metrics = InvocationMetrics::default();
         let result = match parse_invocation(&event) {
             Invocation::Ignored(reason) => {
@@ -242,7 +258,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             }
             Invocation::Sweep(req) => {
                 let now = chrono::Utc::now().timestamp();
-                match self.sweep(&req, now, &mut metrics).await {
+                match self.sweep(&req, now, &mut metrics, cutoff).await {
                     Ok(report) => Ok(Response::Sweep { sweep: report }),
                     Err(e) => {
                         error!(bucket = %req.bucket, error = %error_chain(&e), "sweep failed; the next one tries again");
@@ -266,7 +282,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             }
             Invocation::Objects(objects) => {
                 let total = objects.len();
-                let results = self.process_all(&objects, &mut metrics).await;
+                let results = self.process_all(&objects, &mut metrics, None).await;
                 let mut failures = results.into_iter().filter_map(Result::err);
                 match failures.next() {
                     None => Ok(Response::Objects { objects: total }),
@@ -278,18 +294,38 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
                 }
             }
             Invocation::Sqs(messages) => {
+                let results: Vec<_> = stream::iter(&messages)
+                    .map(|m| async move {
+                        let Ok(objects) = &m.objects else {
+                            return (m, None);
+                        };
+                        if cutoff.is_some_and(|c| Instant::now() >= c) {
+                            return (m, Some(Err(Deferred)));
+                        }
+                        (m, Some(Ok(self.process_objects(objects, cutoff).await)))
+                    })
+                    .buffer_unordered(MESSAGE_CONCURRENCY)
+                    .collect()
+                    .await;
                 let mut response = SqsBatchResponse::default();
-                for m in messages {
-                    let failed = match &m.objects {
-                        Err(reason) => {
+                for (m, result) in results {
+                    let failed = match (result, &m.objects) {
+                        (None, Err(reason)) => {
                             warn!(message_id = %m.message_id, reason = %reason, "SQS message acknowledged without objects");
                             false
                         }
-                        Ok(objects) => self
-                            .process_all(objects, &mut metrics)
-                            .await
-                            .iter()
-                            .any(Result::is_err),
+                        (None, Ok(_)) => false,
+                        (Some(Err(Deferred)), _) => {
+                            metrics.messages_deferred += 1;
+                            warn!(message_id = %m.message_id, "the invocation's time is nearly out: message left for redelivery");
+                            true
+                        }
+                        (Some(Ok(results)), Ok(objects)) => {
+                            let failed = results.iter().any(Result::is_err);
+                            account_objects(objects, &results, &mut metrics);
+                            failed
+                        }
+                        (Some(Ok(_)), Err(_)) => false,
                     };
                     if failed {
                         response.add_failure(m.message_id.clone());
@@ -305,35 +341,38 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         result
     }
 
+    /// Processes `objects` a few at once, adding what happened to `metrics`.
     async fn process_all(
         &self,
         objects: &[ObjectRef],
         metrics: &mut InvocationMetrics,
+        cutoff: Option<Instant>,
     ) -> Vec<Result<ObjectOutcome, HandlerError>> {
-        let results: Vec<_> = stream::iter(objects)
-            .map(|o| self.process_object(o))
-            .buffered(OBJECT_CONCURRENCY)
-            .collect()
-            .await;
-        for (o, r) in objects.iter().zip(&results) {
-            match r {
-                Ok(ObjectOutcome::Processed(report)) => metrics.add_report(report),
-                Ok(ObjectOutcome::Skipped(_)) => metrics.objects_skipped += 1,
-                Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
-                Err(e) => {
-                    metrics.objects_failed += 1;
-                    if let HandlerError::Detect(DetectError::Keys { done, .. }) = e {
-                        metrics.add_record(done);
-                    }
-                    error!(bucket = %o.bucket, key = %o.key, error = %error_chain(e), "object failed; will be retried");
-                }
-            }
-        }
+        let results = self.process_objects(objects, cutoff).await;
+        account_objects(objects, &results, metrics);
         results
     }
 
-    /// Reads, counts and alerts for one object.
-    pub async fn process_object(&self, object: &ObjectRef) -> Result<ObjectOutcome, HandlerError> {
+    /// Processes `objects` a few at once; reading stops at `cutoff`.
+    async fn process_objects(
+        &self,
+        objects: &[ObjectRef],
+        cutoff: Option<Instant>,
+    ) -> Vec<Result<ObjectOutcome, HandlerError>> {
+        stream::iter(objects)
+            .map(|o| self.process_object(o, cutoff))
+            .buffered(OBJECT_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Reads, counts and alerts for one object. A read still going at `cutoff` stops
+    /// and fails the object before anything is counted, so it is retried whole.
+    pub async fn process_object(
+        &self,
+        object: &ObjectRef,
+        cutoff: Option<Instant>,
+    ) -> Result<ObjectOutcome, HandlerError> {
         if let Some(account) = crate::layout::folder_account(&object.key) {
             self.account_seen(account).await;
         }
@@ -351,7 +390,10 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         }
         let id = ObjectId::s3(&object.bucket, &object.key, &opened.version);
         let reader = self.detector.reader().clone();
-        let body = opened.body;
+        let body = Until {
+            inner: opened.body,
+            cutoff,
+        };
         let account = crate::layout::folder_account(&object.key).map(str::to_string);
         let read = tokio::task::spawn_blocking(move || reader.read(body, account.as_deref()))
             .await
@@ -394,6 +436,59 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         let report = self.detector.count(&id, read).await?;
         log_report(&report, None);
         Ok(report)
+    }
+}
+
+/// What became of each of `objects`, into `metrics` and the log.
+fn account_objects(
+    objects: &[ObjectRef],
+    results: &[Result<ObjectOutcome, HandlerError>],
+    metrics: &mut InvocationMetrics,
+) {
+    for (o, r) in objects.iter().zip(results) {
+        match r {
+            Ok(ObjectOutcome::Processed(report)) => metrics.add_report(report),
+            Ok(ObjectOutcome::Skipped(_)) => metrics.objects_skipped += 1,
+            Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
+            Err(e) => {
+                metrics.objects_failed += 1;
+                if let HandlerError::Detect(DetectError::Keys { done, .. }) = e {
+                    metrics.add_record(done);
+                }
+                error!(bucket = %o.bucket, key = %o.key, error = %error_chain(e), "object failed; will be retried");
+            }
+        }
+    }
+}
+
+/// A message not started because the invocation's time is nearly out.
+struct Deferred;
+
+/// When to stop starting or reading objects, before `deadline`: the time left for
+/// what has started to count and deliver (a fifth of the invocation's time left at
+/// its start, between 10 s and 60 s).
+fn cutoff_before(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline
+        - (left / 5)
+            .clamp(Duration::from_secs(10), Duration::from_secs(60))
+            .min(left)
+}
+
+/// A body that stops being read at `cutoff`, as a broken-off source would.
+struct Until {
+    inner: Box<dyn std::io::Read + Send>,
+    cutoff: Option<Instant>,
+}
+
+impl std::io::Read for Until {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cutoff.is_some_and(|c| Instant::now() >= c) {
+            return Err(std::io::Error::other(
+                "stopped: the invocation's time is nearly out; retried whole",
+            ));
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -449,6 +544,14 @@ fn log_report(report: &ObjectReport, version: Option<&str>) {
     );
 }
 
+/// The invocation's deadline (milliseconds since the epoch, from the runtime) as an
+/// instant of this process.
+fn deadline_of(epoch_ms: u64) -> Option<Instant> {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(epoch_ms);
+    let left = at.duration_since(std::time::SystemTime::now()).ok()?;
+    Some(Instant::now() + left)
+}
+
 /// Serves invocations from the Lambda Runtime API until the runtime stops.
 pub fn main() -> ExitCode {
     // JSON when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT), at
@@ -475,7 +578,8 @@ pub fn main() -> ExitCode {
         let handler = Arc::new(aws_handler(settings).await);
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
             let handler = handler.clone();
-            async move { handler.handle(event.payload).await }
+            let deadline = deadline_of(event.context.deadline);
+            async move { handler.handle_until(event.payload, deadline).await }
         }))
         .await
     });

@@ -2,25 +2,39 @@
 //! log bucket in Bedrock's and CloudTrail's key layouts and process every object no
 //! notification brought, so the detector does not depend on every object raising one
 //! (replicas in an organization's central bucket, a notification removed by hand).
+//!
+//! Accounts are listed a few at once while the objects already found are processed;
+//! a sweep that runs out of time or of its share of objects records where it
+//! stopped, and the next one continues there. An object the sweep fails to process
+//! [`SWEEP_MAX_FAILURES`] times is given up (and counted), so it cannot take every
+//! later sweep's time.
 
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::alert::AlertSink;
 use crate::detector::DetectError;
 use crate::event::{skip_reason, ObjectRef, Sweep};
-use crate::key::attempt_id;
-use crate::key::object_marker;
+use crate::key::{attempt_id, object_marker};
+use crate::layout::{is_account_id, is_organization_id};
 use crate::metrics::InvocationMetrics;
-use crate::source::{ListedObject, ObjectSource};
+use crate::source::{ListedObject, ObjectSource, SourceError};
 use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
-use crate::store::CounterStore;
+use crate::store::{CounterStore, Marker, StoreError};
 use chrono::{DateTime, Datelike, Timelike};
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
+use std::time::Instant;
 use tracing::{info, warn};
 
 /// Objects one sweep processes at most; the next sweep continues.
 pub const SWEEP_MAX_OBJECTS: usize = 500;
-/// Where each service writes under `AWSLogs/<account>/`, and whether its key names the
-/// hour (`.../YYYY/MM/DD/HH/`) or only the day (`.../YYYY/MM/DD/`).
+/// Account folders listed at once.
+pub const LIST_CONCURRENCY: usize = 8;
+/// The sweep gives up an object it failed to process this many times.
+pub const SWEEP_MAX_FAILURES: u32 = 3;
+/// How long the sweep's cursor and failure counts are kept.
+const BOOKKEEPING_SECONDS: i64 = 3 * 86_400;
+/// Where each service writes below an account, and whether its key names the hour
+/// (`.../YYYY/MM/DD/HH/`) or only the day (`.../YYYY/MM/DD/`).
 const LAYOUTS: [(&str, bool); 2] = [
     ("BedrockModelInvocationLogs/", true),
     ("CloudTrail/", false),
@@ -29,13 +43,22 @@ const LAYOUTS: [(&str, bool); 2] = [
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
+    /// List requests made (every page counts).
     pub prefixes_listed: u64,
+    /// Account folders found (organization trails' included).
+    pub accounts: u64,
+    /// Account folders whose recent objects were all handled by this sweep.
+    pub accounts_swept: u64,
     pub objects_listed: u64,
     pub already_processed: u64,
     pub processed: u64,
     pub failed: u64,
-    /// Unseen objects beyond this sweep's share, left for the next one.
+    /// Objects skipped because the sweep failed to process them too often.
+    pub given_up: u64,
+    /// Unseen objects beyond this sweep's share or time, left for the next one.
     pub left_for_next_sweep: u64,
+    /// The account folder the next sweep starts from, when this one stopped early.
+    pub continues_at: Option<String>,
     /// Accounts whose log delivery is watched (not quiet, seen within the week).
     pub sources_watched: u64,
     /// Watched accounts known silent after this sweep.
@@ -68,77 +91,97 @@ pub fn time_prefixes(region_prefix: &str, since: i64, now: i64, hourly: bool) ->
     out
 }
 
+/// What listing one account folder found.
+struct AccountListing {
+    folder: String,
+    objects: Vec<ListedObject>,
+    requests: u64,
+}
+
 impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
-    /// Processes the objects of the last `lookback_hours` hours that have no marker.
+    /// Processes the objects of the last `lookback_hours` hours that have no marker,
+    /// starting at the account folder where the last sweep stopped; stops early at
+    /// `cutoff` or after [`SWEEP_MAX_OBJECTS`] objects.
     pub async fn sweep(
         &self,
         req: &Sweep,
         now: i64,
         metrics: &mut InvocationMetrics,
+        cutoff: Option<Instant>,
     ) -> Result<SweepReport, HandlerError> {
+        let store = self.detector.store();
+        let name = format!("{}/{}", req.bucket, req.prefix);
+        let store_error = |source: StoreError| {
+            HandlerError::Detect(DetectError::Store {
+                object: format!("sweep of s3://{name}"),
+                source,
+            })
+        };
         let since = now - i64::from(req.lookback_hours) * 3600;
         let mut report = SweepReport::default();
-        let mut found: Vec<ListedObject> = Vec::new();
-        let accounts = self.source.list(&req.bucket, &req.prefix, true).await?;
-        report.prefixes_listed += 1;
-        for account in &accounts.prefixes {
-            for (service, hourly) in LAYOUTS {
-                let regions = self
-                    .source
-                    .list(&req.bucket, &format!("{account}{service}"), true)
-                    .await?;
-                report.prefixes_listed += 1;
-                for region in &regions.prefixes {
-                    for prefix in time_prefixes(region, since, now, hourly) {
-                        let listing = self.source.list(&req.bucket, &prefix, false).await?;
-                        report.prefixes_listed += 1;
-                        found.extend(listing.objects);
-                    }
+        let mut folders = self.account_folders(req, &mut report).await?;
+        report.accounts = folders.len() as u64;
+        if let Some(cursor) = store.sweep_cursor(&name).await.map_err(store_error)? {
+            let at = folders.partition_point(|f| *f < cursor);
+            folders.rotate_left(at);
+        }
+
+        // Listing runs ahead, a few folders at once, while found objects are processed.
+        let (found, mut listings) = tokio::sync::mpsc::channel(LIST_CONCURRENCY);
+        let list = async move {
+            let mut listed = stream::iter(folders)
+                .map(|folder| self.list_account(req, folder, since, now))
+                .buffered(LIST_CONCURRENCY);
+            while let Some(listing) = listed.next().await {
+                // The receiver is gone when the sweep stopped early: stop listing.
+                if found.send(listing).await.is_err() {
+                    break;
                 }
             }
-        }
-        report.objects_listed = found.len() as u64;
-        found.retain(|o| skip_reason(&o.key, o.size).is_none() && o.etag.is_some());
-        let markers: Vec<String> = found
-            .iter()
-            .map(|o| object_marker(&req.bucket, &o.key, o.etag.as_deref().unwrap_or_default()))
-            .collect();
-        let seen = self
-            .detector
-            .store()
-            .seen(&markers)
-            .await
-            .map_err(|source| {
-                HandlerError::Detect(DetectError::Store {
-                    object: format!("s3://{}/{}", req.bucket, req.prefix),
-                    source,
-                })
-            })?;
-        let unseen: Vec<ObjectRef> = found
-            .into_iter()
-            .zip(&markers)
-            .filter(|(_, m)| !seen.contains(*m))
-            .map(|(o, _)| ObjectRef {
-                bucket: req.bucket.clone(),
-                raw_key: o.key.clone(),
-                key: o.key,
-                size: Some(o.size),
-                etag: o.etag,
-                version_id: None,
-            })
-            .collect();
-        report.already_processed = seen.len() as u64;
-        report.left_for_next_sweep = unseen.len().saturating_sub(SWEEP_MAX_OBJECTS) as u64;
-        let share = &unseen[..unseen.len().min(SWEEP_MAX_OBJECTS)];
-        for r in self.process_all(share, metrics).await {
-            match r {
-                Ok(ObjectOutcome::Processed(_)) => report.processed += 1,
-                Ok(_) => {}
-                // Logged by process_all; the next sweep tries again.
-                Err(_) => report.failed += 1,
+        };
+        let process = async {
+            let mut budget = SWEEP_MAX_OBJECTS;
+            let mut stopped_at = None;
+            while let Some(listing) = listings.recv().await {
+                let listing = listing?;
+                report.prefixes_listed += listing.requests;
+                report.objects_listed += listing.objects.len() as u64;
+                let out_of_time = cutoff.is_some_and(|c| Instant::now() >= c);
+                if budget == 0 || out_of_time {
+                    stopped_at = Some(listing.folder);
+                    break;
+                }
+                let done = self
+                    .sweep_objects(
+                        req,
+                        listing.objects,
+                        &mut budget,
+                        cutoff,
+                        &mut report,
+                        metrics,
+                    )
+                    .await
+                    .map_err(store_error)?;
+                if done {
+                    report.accounts_swept += 1;
+                } else {
+                    stopped_at = Some(listing.folder);
+                    break;
+                }
             }
-        }
+            listings.close();
+            Ok::<_, HandlerError>(stopped_at)
+        };
+        let ((), stopped_at) = futures_util::join!(list, process);
+        let stopped_at = stopped_at?;
+        let expires_at = now + BOOKKEEPING_SECONDS;
+        store
+            .set_sweep_cursor(&name, stopped_at.as_deref(), expires_at)
+            .await
+            .map_err(store_error)?;
+        report.continues_at = stopped_at;
         metrics.objects_swept += report.processed;
+        metrics.objects_given_up += report.given_up;
         if req.silent_after_hours > 0 {
             self.watch_sources(req, now, &mut report).await?;
             metrics.log_sources_silent += report.sources_silent;
@@ -147,17 +190,173 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         info!(
             bucket = %req.bucket,
             prefixes_listed = report.prefixes_listed,
+            accounts = report.accounts,
+            accounts_swept = report.accounts_swept,
             objects_listed = report.objects_listed,
             already_processed = report.already_processed,
             processed = report.processed,
             failed = report.failed,
+            given_up = report.given_up,
             left_for_next_sweep = report.left_for_next_sweep,
+            continues_at = report.continues_at.as_deref().unwrap_or_default(),
             sources_watched = report.sources_watched,
             sources_silent = report.sources_silent,
             source_notices = report.source_notices,
             "sweep done"
         );
         Ok(report)
+    }
+
+    /// The account folders below the sweep's prefix, sorted: `<prefix><account>/`, and
+    /// an organization trail's `<prefix><org-id>/<account>/`.
+    async fn account_folders(
+        &self,
+        req: &Sweep,
+        report: &mut SweepReport,
+    ) -> Result<Vec<String>, HandlerError> {
+        let top = self
+            .source
+            .list(&req.bucket, &req.prefix, true, None)
+            .await?;
+        report.prefixes_listed += 1;
+        let name = |folder: &str| {
+            folder
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let organizations: Vec<&String> = top
+            .prefixes
+            .iter()
+            .filter(|f| is_organization_id(&name(f)))
+            .collect();
+        let mut folders: Vec<String> = top
+            .prefixes
+            .iter()
+            .filter(|f| is_account_id(&name(f)))
+            .cloned()
+            .collect();
+        let below: Vec<Result<_, SourceError>> = stream::iter(organizations)
+            .map(|org| self.source.list(&req.bucket, org, true, None))
+            .buffered(LIST_CONCURRENCY)
+            .collect()
+            .await;
+        for listing in below {
+            report.prefixes_listed += 1;
+            folders.extend(
+                listing?
+                    .prefixes
+                    .into_iter()
+                    .filter(|f| is_account_id(&name(f))),
+            );
+        }
+        folders.sort();
+        Ok(folders)
+    }
+
+    /// The objects of `[since, now]` in one account folder: its services' folders,
+    /// their Regions, and in each Region the keys after the first hour (or day) of the
+    /// period, in one listing (keys sort by time within a Region).
+    async fn list_account(
+        &self,
+        req: &Sweep,
+        folder: String,
+        since: i64,
+        now: i64,
+    ) -> Result<AccountListing, HandlerError> {
+        let bucket = &req.bucket;
+        let mut requests = 0;
+        let services = self.source.list(bucket, &folder, true, None).await?;
+        requests += 1;
+        let mut objects = Vec::new();
+        for (service, hourly) in LAYOUTS {
+            let service_folder = format!("{folder}{service}");
+            if !services.prefixes.contains(&service_folder) {
+                continue;
+            }
+            let regions = self
+                .source
+                .list(bucket, &service_folder, true, None)
+                .await?;
+            requests += 1;
+            for region in &regions.prefixes {
+                let Some(first) = time_prefixes(region, since, now, hourly).into_iter().next()
+                else {
+                    continue;
+                };
+                // Everything after `.../YYYY/MM/DD/HH` sorts at or after that hour.
+                let after = first.trim_end_matches('/');
+                let listing = self.source.list(bucket, region, false, Some(after)).await?;
+                requests += 1;
+                objects.extend(listing.objects);
+            }
+        }
+        Ok(AccountListing {
+            folder,
+            objects,
+            requests,
+        })
+    }
+
+    /// Processes the unseen objects of one account folder within `budget`; true when
+    /// every one was handled (processed, known, given up or failed).
+    async fn sweep_objects(
+        &self,
+        req: &Sweep,
+        mut found: Vec<ListedObject>,
+        budget: &mut usize,
+        cutoff: Option<Instant>,
+        report: &mut SweepReport,
+        metrics: &mut InvocationMetrics,
+    ) -> Result<bool, StoreError> {
+        let store = self.detector.store();
+        found.retain(|o| skip_reason(&o.key, o.size).is_none() && o.etag.is_some());
+        let markers: Vec<String> = found
+            .iter()
+            .map(|o| object_marker(&req.bucket, &o.key, o.etag.as_deref().unwrap_or_default()))
+            .collect();
+        let known = store.markers(&markers).await?;
+        let mut unseen = Vec::new();
+        for (o, marker) in found.into_iter().zip(markers) {
+            match known.get(&marker) {
+                Some(Marker::Processed) => report.already_processed += 1,
+                Some(Marker::Failed(n)) if *n >= SWEEP_MAX_FAILURES => report.given_up += 1,
+                _ => unseen.push((
+                    ObjectRef {
+                        bucket: req.bucket.clone(),
+                        raw_key: o.key.clone(),
+                        key: o.key,
+                        size: Some(o.size),
+                        etag: o.etag,
+                        version_id: None,
+                    },
+                    marker,
+                )),
+            }
+        }
+        let share = unseen.len().min(*budget);
+        report.left_for_next_sweep += (unseen.len() - share) as u64;
+        *budget -= share;
+        let objects: Vec<ObjectRef> = unseen[..share].iter().map(|(o, _)| o.clone()).collect();
+        let results = self.process_all(&objects, metrics, cutoff).await;
+        let expires_at = chrono::Utc::now().timestamp() + BOOKKEEPING_SECONDS;
+        for (r, (object, marker)) in results.iter().zip(&unseen) {
+            match r {
+                Ok(ObjectOutcome::Processed(_)) => report.processed += 1,
+                Ok(_) => {}
+                // Logged by process_all; the next sweep tries again, a few times.
+                Err(_) => {
+                    report.failed += 1;
+                    let failures = store.mark_failed(marker, expires_at).await?;
+                    if failures >= SWEEP_MAX_FAILURES {
+                        warn!(bucket = %object.bucket, key = %object.key, failures, "the sweep failed to process this object too often and gives it up; replay it once the cause is fixed (README, Runbook)");
+                    }
+                }
+            }
+        }
+        Ok(share == unseen.len())
     }
 
     /// Tells the team of every watched account that went silent, or delivers again

@@ -6,6 +6,7 @@ use crate::source::{MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
 use crate::testing::{answer, denials, record, ACCOUNT, DENIED, MALLORY, MODEL, T0};
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 fn s3_event(keys: &[&str]) -> Value {
     json!({"Records": keys.iter().map(|k| json!({
@@ -208,8 +209,9 @@ impl ObjectSource for PartlyFailing {
         bucket: &str,
         prefix: &str,
         folders: bool,
+        start_after: Option<&str>,
     ) -> Result<crate::source::Listing, SourceError> {
-        self.0.list(bucket, prefix, folders).await
+        self.0.list(bucket, prefix, folders, start_after).await
     }
 }
 
@@ -285,7 +287,10 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let req = watching(quiet);
     let sweep = |now| {
         let (h, req) = (&h, &req);
-        async move { h.sweep(req, now, &mut InvocationMetrics::default()).await }
+        async move {
+            h.sweep(req, now, &mut InvocationMetrics::default(), None)
+                .await
+        }
     };
 
     let r = sweep(T0 + 5 * 3600).await.expect("sweep");
@@ -325,4 +330,248 @@ async fn objects_mark_their_folders_account_as_seen() {
     assert_eq!(sources.len(), 1);
     assert_eq!(sources[0].account, "111122223333");
     assert!(sources[0].last_seen > 0);
+}
+
+/// A sweep request over the last `hours` hours, watching no account.
+fn sweep_of(hours: u32) -> crate::event::Sweep {
+    crate::event::Sweep {
+        lookback_hours: hours,
+        silent_after_hours: 0,
+        ..watching("")
+    }
+}
+
+/// `AWSLogs/<account>/BedrockModelInvocationLogs/us-east-1/<hour of now>/<name>`.
+fn recent_key(folder: &str, name: &str) -> String {
+    let t = chrono::Utc::now();
+    format!(
+        "{folder}BedrockModelInvocationLogs/us-east-1/{}/{name}",
+        t.format("%Y/%m/%d/%H")
+    )
+}
+
+#[tokio::test]
+async fn a_sweep_that_stops_early_continues_where_it_left_off() {
+    let src = MemorySource::new();
+    let accounts = ["111111111111", "222222222222", "333333333333"];
+    for account in accounts {
+        for i in 0..200 {
+            let key = recent_key(&format!("AWSLogs/{account}/"), &format!("{i:03}.json"));
+            src.put("logs", &key, denials(MALLORY, &[T0]));
+        }
+    }
+    let h = handler(src);
+    let now = chrono::Utc::now().timestamp();
+    let mut metrics = InvocationMetrics::default();
+    let first = h
+        .sweep(&sweep_of(1), now, &mut metrics, None)
+        .await
+        .expect("sweep");
+    assert_eq!(first.accounts, 3);
+    assert_eq!(first.processed as usize, sweep::SWEEP_MAX_OBJECTS);
+    assert_eq!((first.accounts_swept, first.left_for_next_sweep), (2, 100));
+    assert_eq!(first.continues_at.as_deref(), Some("AWSLogs/333333333333/"));
+    let second = h
+        .sweep(&sweep_of(1), now, &mut metrics, None)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        second.processed, 100,
+        "the rest, from where the first stopped"
+    );
+    assert_eq!(second.already_processed, 500);
+    assert_eq!(second.continues_at, None, "went through");
+    // Out of time before anything: nothing processed, and the next sweep starts where
+    // this one would have.
+    let src = MemorySource::new();
+    src.put(
+        "logs",
+        &recent_key("AWSLogs/111111111111/", "a.json"),
+        denials(MALLORY, &[T0]),
+    );
+    let h = handler(src);
+    let past = Instant::now();
+    let r = h
+        .sweep(&sweep_of(1), now, &mut metrics, Some(past))
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (r.processed, r.continues_at.as_deref()),
+        (0, Some("AWSLogs/111111111111/"))
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_lists_organization_trails_too() {
+    let src = MemorySource::new();
+    let day = chrono::Utc::now().format("%Y/%m/%d");
+    let key = format!("AWSLogs/o-a1b2c3d4e5/{ACCOUNT}/CloudTrail/us-east-1/{day}/trail.json");
+    let trail = json!({"Records": [crate::testing::cloudtrail_record(MALLORY, MODEL, T0, "InvokeModel", Some("AccessDenied"), "c")]});
+    src.put("logs", &key, trail.to_string());
+    let h = handler(src);
+    let now = chrono::Utc::now().timestamp();
+    let r = h
+        .sweep(&sweep_of(1), now, &mut InvocationMetrics::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!((r.accounts, r.processed), (1, 1), "{r:?}");
+    let key = DenialKey::new(MALLORY, MODEL, ACCOUNT);
+    assert_eq!(
+        h.detector()
+            .store()
+            .count(&key, crate::testing::bucket_of(T0)),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_object_the_sweep_keeps_failing_on_is_given_up_after_three_tries() {
+    let src = MemorySource::new();
+    let folder = format!("AWSLogs/{ACCOUNT}/");
+    src.put(
+        "logs",
+        &recent_key(&folder, "fail-x.json"),
+        denials(MALLORY, &[T0]),
+    );
+    src.put(
+        "logs",
+        &recent_key(&folder, "ok.json"),
+        denials(MALLORY, &[T0]),
+    );
+    let h = handler(FailingKeys(src, "fail-x"));
+    let now = chrono::Utc::now().timestamp();
+    let mut metrics = InvocationMetrics::default();
+    for attempt in 1..=3 {
+        let r = h
+            .sweep(&sweep_of(1), now, &mut metrics, None)
+            .await
+            .expect("sweep");
+        assert_eq!((r.failed, r.given_up), (1, 0), "attempt {attempt}");
+    }
+    let r = h
+        .sweep(&sweep_of(1), now, &mut metrics, None)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (r.failed, r.given_up, r.processed, r.already_processed),
+        (0, 1, 0, 1),
+        "given up, not tried again"
+    );
+    assert_eq!(metrics.objects_given_up, 1);
+}
+
+/// Fails to open keys that contain a given text.
+struct FailingKeys(MemorySource, &'static str);
+
+impl ObjectSource for FailingKeys {
+    async fn open(&self, o: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
+        if o.key.contains(self.1) {
+            return Err(SourceError {
+                operation: "GetObject",
+                bucket: o.bucket.clone(),
+                key: o.key.clone(),
+                source: Box::new(Context::new("AccessDenied", "Access Denied")),
+            });
+        }
+        self.0.open(o).await
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+        start_after: Option<&str>,
+    ) -> Result<crate::source::Listing, SourceError> {
+        self.0.list(bucket, prefix, folders, start_after).await
+    }
+}
+
+#[tokio::test]
+async fn messages_not_started_before_the_deadline_are_left_for_redelivery() {
+    let src = MemorySource::new();
+    src.put("logs", "ok.json", denials(MALLORY, &[T0, T0]));
+    let h = handler(src);
+    let sqs = json!({"Records": (0..6).map(|i| json!({
+        "messageId": format!("m{i}"), "eventSource": "aws:sqs",
+        "body": s3_event(&["ok.json"]).to_string()})).collect::<Vec<_>>()});
+    // The deadline has come: every message is returned, none is counted.
+    let out = h
+        .handle_until(sqs.clone(), Some(Instant::now()))
+        .await
+        .expect("answers");
+    let failures = answer(out)["batchItemFailures"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(failures, 6);
+    assert!(h.detector().store().snapshot().is_empty());
+    // With time enough, all are processed.
+    let out = h
+        .handle_until(sqs, Some(Instant::now() + Duration::from_secs(300)))
+        .await
+        .expect("answers");
+    assert_eq!(answer(out), json!({"batchItemFailures": []}));
+}
+
+/// A body that yields a little at a time, slowly: a large object still being read.
+struct Slow(usize);
+
+impl std::io::Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        self.0 -= 1;
+        let line = b"{\"a\":1}\n";
+        let n = line.len().min(buf.len());
+        buf[..n].copy_from_slice(&line[..n]);
+        Ok(n)
+    }
+}
+
+struct SlowSource;
+
+impl ObjectSource for SlowSource {
+    async fn open(&self, _: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
+        Ok(Some(OpenedObject {
+            body: Box::new(Slow(10_000)),
+            version: "v1".into(),
+            etag: None,
+            size: None,
+        }))
+    }
+
+    async fn list(
+        &self,
+        _: &str,
+        _: &str,
+        _: bool,
+        _: Option<&str>,
+    ) -> Result<crate::source::Listing, SourceError> {
+        Ok(crate::source::Listing::default())
+    }
+}
+
+#[tokio::test]
+async fn a_read_still_going_near_the_deadline_stops_and_its_message_is_redelivered() {
+    let h = handler(SlowSource);
+    let sqs = json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs",
+        "body": s3_event(&["big.json"]).to_string()}]});
+    let started = Instant::now();
+    // 12 s left: the cutoff leaves 10 s for counting, so reading stops after ~2 s
+    // (the body would take 200 s).
+    let out = h
+        .handle_until(sqs, Some(started + Duration::from_secs(12)))
+        .await
+        .expect("answers");
+    assert_eq!(
+        answer(out),
+        json!({"batchItemFailures": [{"itemIdentifier": "m1"}]})
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 }

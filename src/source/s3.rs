@@ -91,12 +91,14 @@ impl ObjectSource for S3Source {
         bucket: &str,
         prefix: &str,
         folders: bool,
+        start_after: Option<&str>,
     ) -> Result<Listing, SourceError> {
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
             .set_delimiter(folders.then(|| "/".to_string()))
             .into_paginator()
             .send();

@@ -3,9 +3,9 @@
 //! the ConditionExpressions are checked against the policy they encode
 //! ([`decide_claim`](super::decide_claim)), edge by edge.
 
-use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, WindowCounts, WindowRead};
+use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, Marker, WindowCounts, WindowRead};
 use crate::key::{DenialKey, ObjectId};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const SUPPRESS: i64 = 3600;
 const LEASE: i64 = 60;
@@ -325,13 +325,59 @@ pub async fn object_markers_are_remembered<S: CounterStore>(store: &S) {
     let markers: Vec<String> = (0..250)
         .map(|i| crate::key::object_marker("logs", &format!("k-{i}"), &case))
         .collect();
-    assert!(store.seen(&markers).await.expect("seen").is_empty());
+    assert!(store.markers(&markers).await.expect("markers").is_empty());
     for m in markers.iter().step_by(7) {
         store.mark_seen(m, T + 86_400).await.expect("mark");
     }
-    let seen = store.seen(&markers).await.expect("seen");
-    let expected: BTreeSet<String> = markers.iter().step_by(7).cloned().collect();
-    assert_eq!(seen, expected, "more markers than one batch request takes");
+    let known = store.markers(&markers).await.expect("markers");
+    let expected: BTreeMap<String, Marker> = markers
+        .iter()
+        .step_by(7)
+        .map(|m| (m.clone(), Marker::Processed))
+        .collect();
+    assert_eq!(known, expected, "more markers than one batch request takes");
+    // Failures are counted until the object is processed, and never after.
+    let failing = &markers[1];
+    for n in 1..=3 {
+        assert_eq!(
+            store
+                .mark_failed(failing, T + 86_400)
+                .await
+                .expect("failed"),
+            n
+        );
+    }
+    let known = store
+        .markers(std::slice::from_ref(failing))
+        .await
+        .expect("markers");
+    assert_eq!(known.get(failing), Some(&Marker::Failed(3)));
+    store.mark_seen(failing, T + 86_400).await.expect("mark");
+    assert_eq!(
+        store
+            .mark_failed(failing, T + 86_400)
+            .await
+            .expect("failed"),
+        0
+    );
+    let known = store
+        .markers(std::slice::from_ref(failing))
+        .await
+        .expect("markers");
+    assert_eq!(known.get(failing), Some(&Marker::Processed));
+    // A sweep's cursor, set and cleared.
+    let name = format!("logs/{case}");
+    assert_eq!(store.sweep_cursor(&name).await.expect("cursor"), None);
+    store
+        .set_sweep_cursor(&name, Some("AWSLogs/111122223333/"), T + 86_400)
+        .await
+        .expect("set");
+    assert_eq!(
+        store.sweep_cursor(&name).await.expect("cursor").as_deref(),
+        Some("AWSLogs/111122223333/")
+    );
+    store.set_sweep_cursor(&name, None, T).await.expect("clear");
+    assert_eq!(store.sweep_cursor(&name).await.expect("cursor"), None);
 }
 
 pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &S) {

@@ -17,7 +17,10 @@
 //!   UpdateItem whose condition is [`decide_claim`](super::decide_claim) written as a
 //!   ConditionExpression; the conformance suite runs both against the same cases.
 //! - Object marker: `pk = "O#" + marker`, `sk = 0`: an object already processed, which
-//!   the sweep need not read again.
+//!   the sweep need not read again, or (with `failures`) one the sweep failed to
+//!   process that many times.
+//! - Sweep cursor: `pk = "W#" + bucket/prefix`, `sk = 0`, `cursor`: the account
+//!   prefix a sweep that stopped early continues from.
 //! - Log source per account: `pk = "L#log-sources"`, `sk = account id` (as a number;
 //!   the exact id is in `account`), `last_seen`, `silent_since`, and while a notice is
 //!   delivered `notice_attempt`, `notice_claimed_at` (docs/DESIGN.md, "Log sources").
@@ -25,8 +28,8 @@
 //! Every request asks for its consumed capacity, kept in [`Usage`] for the benchmark.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
-    StoreError, WindowCounts, WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, Marker,
+    PendingClaim, StoreError, WindowCounts, WindowRead,
 };
 use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
@@ -67,6 +70,8 @@ pub mod attr {
     pub const SILENT_SINCE: &str = "silent_since";
     pub const NOTICE_ATTEMPT: &str = "notice_attempt";
     pub const NOTICE_CLAIMED_AT: &str = "notice_claimed_at";
+    pub const FAILURES: &str = "failures";
+    pub const CURSOR: &str = "cursor";
 }
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
 
@@ -127,6 +132,10 @@ fn alert_pk(key: &DenialKey) -> String {
 
 fn marker_pk(marker: &str) -> String {
     format!("O#{marker}")
+}
+
+fn cursor_pk(name: &str) -> String {
+    format!("W#{name}")
 }
 
 /// The one partition of every account's log-source item.
@@ -575,8 +584,12 @@ impl DynamoStore {
         }
     }
 
-    /// The markers of one batch that exist, fetching what DynamoDB left unprocessed.
-    async fn seen_batch(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
+    /// What is recorded of one batch of markers, fetching what DynamoDB left
+    /// unprocessed.
+    async fn markers_batch(
+        &self,
+        markers: &[String],
+    ) -> Result<BTreeMap<String, Marker>, StoreError> {
         const OPERATION: &str = "BatchGetItem (object markers)";
         let mut keys: Vec<HashMap<String, AttributeValue>> = markers
             .iter()
@@ -587,7 +600,7 @@ impl DynamoStore {
                 ])
             })
             .collect();
-        let mut found = BTreeSet::new();
+        let mut found = BTreeMap::new();
         let mut backoff = std::time::Duration::from_millis(50);
         for _ in 0..6 {
             if keys.is_empty() {
@@ -596,8 +609,9 @@ impl DynamoStore {
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut keys)))
                 .consistent_read(true)
-                .projection_expression("#pk")
+                .projection_expression("#pk, #failures")
                 .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#failures", attr::FAILURES)
                 .build()
                 .map_err(|e| self.table_error(OPERATION, e))?;
             let out = self
@@ -628,11 +642,18 @@ impl DynamoStore {
                 .into_iter()
                 .flatten()
             {
-                if let Some(m) = text(item, PARTITION_KEY)
+                let Some(m) = text(item, PARTITION_KEY)
                     .and_then(|pk| pk.strip_prefix("O#").map(str::to_string))
-                {
-                    found.insert(m);
-                }
+                else {
+                    continue;
+                };
+                // A marker without failures is a processed object (as every marker
+                // written before failures were kept).
+                let state = match number(item, attr::FAILURES) {
+                    Some(n) => Marker::Failed(u32::try_from(n).unwrap_or(u32::MAX)),
+                    None => Marker::Processed,
+                };
+                found.insert(m, state);
             }
             keys = out
                 .unprocessed_keys()
@@ -837,12 +858,105 @@ impl CounterStore for DynamoStore {
             .await
     }
 
-    async fn seen(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
-        let mut found = BTreeSet::new();
+    async fn markers(&self, markers: &[String]) -> Result<BTreeMap<String, Marker>, StoreError> {
+        let mut found = BTreeMap::new();
         for batch in markers.chunks(BATCH_GET_KEYS) {
-            found.extend(self.seen_batch(batch).await?);
+            found.extend(self.markers_batch(batch).await?);
         }
         Ok(found)
+    }
+
+    async fn mark_failed(&self, marker: &str, expires_at: i64) -> Result<u32, StoreError> {
+        const OPERATION: &str = "UpdateItem (object failed)";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(marker_pk(marker)))
+            .key(SORT_KEY, n(0))
+            .update_expression("ADD #failures :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#pk) OR attribute_exists(#failures)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#failures", attr::FAILURES)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
+                Ok(out
+                    .attributes()
+                    .and_then(|a| number(a, attr::FAILURES))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(1))
+            }
+            // Processed meanwhile: nothing to count.
+            Err(e) if condition_failed(&e) => {
+                self.account(OPERATION, Units::Write, None, true);
+                Ok(0)
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Write, None, false);
+                Err(self.table_error(OPERATION, e))
+            }
+        }
+    }
+
+    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        const OPERATION: &str = "GetItem (sweep cursor)";
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(cursor_pk(name)))
+            .key(SORT_KEY, n(0))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
+                Ok(out.item().and_then(|i| text(i, attr::CURSOR)))
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Read, None, false);
+                Err(self.table_error(OPERATION, e))
+            }
+        }
+    }
+
+    async fn set_sweep_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        const OPERATION: &str = "UpdateItem (sweep cursor)";
+        let update = self.update(cursor_pk(name), 0);
+        let update = match cursor {
+            Some(c) => update
+                .update_expression("SET #cursor = :cursor, #exp = :exp")
+                .expression_attribute_names("#exp", attr::EXPIRES_AT)
+                .expression_attribute_values(":cursor", s(c))
+                .expression_attribute_values(":exp", n(expires_at)),
+            None => update.update_expression("REMOVE #cursor"),
+        }
+        .expression_attribute_names("#cursor", attr::CURSOR);
+        match update.send().await {
+            Ok(out) => {
+                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
+                Ok(())
+            }
+            Err(e) => {
+                self.account(OPERATION, Units::Write, None, false);
+                Err(self.table_error(OPERATION, e))
+            }
+        }
     }
 
     async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {

@@ -2,14 +2,14 @@
 //! tests can check how many store requests an object costs.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, PendingClaim,
-    StoreError, WindowCounts, WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, Marker,
+    PendingClaim, StoreError, WindowCounts, WindowRead,
 };
 use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
 use crate::sources::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -33,7 +33,8 @@ pub struct StoreOps {
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
-    seen: Mutex<HashSet<String>>,
+    seen: Mutex<HashMap<String, Marker>>,
+    cursors: Mutex<HashMap<String, String>>,
     sources: Mutex<BTreeMap<String, LogSource>>,
     adds: AtomicU64,
     queries: AtomicU64,
@@ -194,17 +195,46 @@ impl CounterStore for MemoryStore {
         Ok(())
     }
 
-    async fn seen(&self, markers: &[String]) -> Result<BTreeSet<String>, StoreError> {
+    async fn markers(&self, markers: &[String]) -> Result<BTreeMap<String, Marker>, StoreError> {
         let seen = lock(&self.seen);
         Ok(markers
             .iter()
-            .filter(|m| seen.contains(*m))
-            .cloned()
+            .filter_map(|m| seen.get(m).map(|state| (m.clone(), *state)))
             .collect())
     }
 
     async fn mark_seen(&self, marker: &str, _expires_at: i64) -> Result<(), StoreError> {
-        lock(&self.seen).insert(marker.to_string());
+        lock(&self.seen).insert(marker.to_string(), Marker::Processed);
+        Ok(())
+    }
+
+    async fn mark_failed(&self, marker: &str, _expires_at: i64) -> Result<u32, StoreError> {
+        let mut seen = lock(&self.seen);
+        let state = seen.entry(marker.to_string()).or_insert(Marker::Failed(0));
+        Ok(match state {
+            Marker::Processed => 0,
+            Marker::Failed(n) => {
+                *n += 1;
+                *n
+            }
+        })
+    }
+
+    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.cursors).get(name).cloned())
+    }
+
+    async fn set_sweep_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut cursors = lock(&self.cursors);
+        match cursor {
+            Some(c) => cursors.insert(name.to_string(), c.to_string()),
+            None => cursors.remove(name),
+        };
         Ok(())
     }
 

@@ -61,6 +61,15 @@ pub struct WindowCounts {
     pub complete: bool,
 }
 
+/// What is recorded of an object marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// The object was processed, however it arrived.
+    Processed,
+    /// The sweep failed to process it this many times.
+    Failed(u32),
+}
+
 /// An attempt to become the one that delivers the alert for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertClaim {
@@ -224,23 +233,54 @@ pub trait CounterStore: Send + Sync {
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Which of these object markers are recorded (docs/DESIGN.md, "The sweep").
-    /// A store that keeps none knows none.
-    fn seen(
+    /// What is recorded of these object markers (docs/DESIGN.md, "The sweep"); a
+    /// marker with nothing recorded is absent. A store that keeps none knows none.
+    fn markers(
         &self,
         markers: &[String],
-    ) -> impl Future<Output = Result<BTreeSet<String>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<BTreeMap<String, Marker>, StoreError>> + Send {
         let _ = markers;
-        async { Ok(BTreeSet::new()) }
+        async { Ok(BTreeMap::new()) }
     }
 
-    /// Records an object marker until `expires_at`.
+    /// Records an object marker as processed until `expires_at`.
     fn mark_seen(
         &self,
         marker: &str,
         expires_at: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = (marker, expires_at);
+        async { Ok(()) }
+    }
+
+    /// Records one more failure of the sweep to process the object, unless it was
+    /// processed; the failures so far (0 when processed).
+    fn mark_failed(
+        &self,
+        marker: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        let _ = (marker, expires_at);
+        async { Ok(0) }
+    }
+
+    /// Where the sweep named `name` stopped early, to continue from.
+    fn sweep_cursor(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let _ = name;
+        async { Ok(None) }
+    }
+
+    /// Records where the sweep named `name` stopped (`None`: it went through).
+    fn set_sweep_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (name, cursor, expires_at);
         async { Ok(()) }
     }
 

@@ -175,7 +175,7 @@ async fn one_object_delivered_four_times_at_once_counts_once_and_alerts_once() {
                 bedrock_denied_models::event::Invocation::Objects(o) => o[0].clone(),
                 other => panic!("{other:?}"),
             };
-        let runs = (0..4).map(|_| h.process_object(&object));
+        let runs = (0..4).map(|_| h.process_object(&object, None));
         let mut sum = bedrock_denied_models::detector::RecordReport::default();
         for r in futures_util::future::join_all(runs).await {
             match r.expect("every delivery succeeds") {

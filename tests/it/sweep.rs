@@ -125,7 +125,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
     let sweep = |at: i64| {
         let (h, req) = (&h, &req);
         async move {
-            h.sweep(req, at, &mut InvocationMetrics::default())
+            h.sweep(req, at, &mut InvocationMetrics::default(), None)
                 .await
                 .expect("sweep")
         }

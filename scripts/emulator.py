@@ -12,6 +12,11 @@ returns it, and answers a bucket without notifications with an element the AWS S
 do not expect; the response below is AWS's, so reading a configuration back shows
 what was written.
 
+CloudFormation tags every bucket a stack creates with `aws:cloudformation:stack-name`,
+`aws:cloudformation:stack-id` and `aws:cloudformation:logical-id`, tags no requester
+may set; moto's CloudFormation sets none. Buckets moto creates from a stack get them
+here, so a test can tell a stack-managed bucket as a user's tools would.
+
 usage: python scripts/emulator.py HOST PORT
 """
 import os
@@ -53,6 +58,30 @@ def get_bucket_notification(self):
 
 
 S3Response.get_bucket_notification = get_bucket_notification
+
+from moto.s3.models import FakeBucket, s3_backends  # noqa: E402
+from moto.utilities.utils import get_partition  # noqa: E402
+
+_create_from_cloudformation = FakeBucket.create_from_cloudformation_json.__func__
+
+
+def create_with_stack_tags(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    bucket = _create_from_cloudformation(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    backend = s3_backends[account_id][get_partition(region_name)]
+    tags = {t["Key"]: t["Value"] for t in backend.get_bucket_tagging(bucket.name)["Tags"]}
+    stack_id = kwargs.get("StackId", "")
+    tags.update({
+        "aws:cloudformation:stack-name": stack_id.split("/")[1] if "/" in stack_id else "",
+        "aws:cloudformation:stack-id": stack_id,
+        "aws:cloudformation:logical-id": kwargs.get("LogicalId", ""),
+    })
+    backend.put_bucket_tagging(bucket.name, tags)
+    return bucket
+
+
+FakeBucket.create_from_cloudformation_json = classmethod(create_with_stack_tags)
 
 app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()

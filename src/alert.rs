@@ -504,6 +504,9 @@ pub enum StdoutFormat {
 #[derive(Debug, Default)]
 pub struct StdoutSink {
     pub format: StdoutFormat,
+    /// The alerts are shown only, never delivered anywhere: say so on each
+    /// (`"delivered": false`, a `[NOT DELIVERED]` subject).
+    pub not_delivered: bool,
 }
 
 impl AlertSink for StdoutSink {
@@ -512,10 +515,24 @@ impl AlertSink for StdoutSink {
     }
 
     async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let text = match self.format {
-            StdoutFormat::Json => alert.to_json(),
-            StdoutFormat::Email => {
-                format!("Subject: {}\n\n{}", alert.subject(), alert.email_text())
+        let text = match (self.format, self.not_delivered) {
+            (StdoutFormat::Json, false) => alert.to_json(),
+            (StdoutFormat::Json, true) => {
+                let mut v = serde_json::to_value(alert).unwrap_or_default();
+                v["delivered"] = serde_json::Value::Bool(false);
+                v.to_string()
+            }
+            (StdoutFormat::Email, not_delivered) => {
+                let mark = if not_delivered {
+                    "[NOT DELIVERED] "
+                } else {
+                    ""
+                };
+                format!(
+                    "Subject: {mark}{}\n\n{}",
+                    alert.subject(),
+                    alert.email_text()
+                )
             }
         };
         let mut out = std::io::stdout().lock();

@@ -103,6 +103,14 @@ pub struct RecordReport {
     pub alerts_excepted: u64,
     /// Keys whose alert another attempt was delivering: this one waited for it.
     pub alerts_in_progress: u64,
+    /// Alerts shown but not delivered (a replay that counts only).
+    pub alerts_not_delivered: u64,
+}
+
+/// Why showing an alert failed.
+enum Preview {
+    Store(StoreError),
+    Sink(SinkError),
 }
 
 impl RecordReport {
@@ -114,6 +122,7 @@ impl RecordReport {
         self.alerts_suppressed += o.alerts_suppressed;
         self.alerts_excepted += o.alerts_excepted;
         self.alerts_in_progress += o.alerts_in_progress;
+        self.alerts_not_delivered += o.alerts_not_delivered;
     }
 }
 
@@ -139,6 +148,9 @@ pub struct Detector<S, A> {
     sinks: Vec<A>,
     clock: Clock,
     claim_wait: Duration,
+    /// Set when alerts are shown, not delivered ([`Detector::previewing`]): the window
+    /// end of the last alert shown per key in this run.
+    previews: Option<std::sync::Mutex<std::collections::HashMap<DenialKey, i64>>>,
 }
 
 impl<S: CounterStore, A: AlertSink> Detector<S, A> {
@@ -155,7 +167,17 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             sinks,
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
             claim_wait: CLAIM_WAIT,
+            previews: None,
         }
+    }
+
+    /// Counts only, and shows the alerts that would be raised to the sinks without
+    /// claiming them: the store's alert state is read (so what it suppresses stays
+    /// suppressed) but never written, so a replay into a deployed table cannot
+    /// silence the deployed function's next alert (docs/DESIGN.md, "Scan and backfill").
+    pub fn previewing(mut self) -> Self {
+        self.previews = Some(Default::default());
+        self
     }
 
     /// Replaces the wall clock (used for claim leases, expiry and exceptions) in tests.
@@ -365,13 +387,26 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         }
 
         let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
+        let window_end = spec.window_bounds(window.end).1;
+        if let Some(previews) = &self.previews {
+            self.preview(previews, key, &alert, window_end, &mut report)
+                .await
+                .map_err(|e| match e {
+                    Preview::Store(source) => store_err(source),
+                    Preview::Sink(source) => DetectError::Deliver {
+                        object: object.uri.clone(),
+                        source,
+                    },
+                })?;
+            return Ok(report);
+        }
         // The claim's time is read when it is written: counting and reading may have
         // taken a while, and the lease is measured from the claim.
         let now = (self.clock)();
         let claim = AlertClaim {
             object_token: object.token.clone(),
             attempt: attempt.to_string(),
-            window_end: spec.window_bounds(window.end).1,
+            window_end,
             suppress_seconds: self.config.suppress_seconds(),
             lease_seconds: CLAIM_LEASE_SECONDS,
             now,
@@ -380,6 +415,37 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         self.deliver(object, key, &alert, claim, &mut report)
             .await?;
         Ok(report)
+    }
+
+    /// Shows `alert` to the sinks unless the store's alert state, or an alert already
+    /// shown in this run, suppresses it; writes nothing to the store.
+    async fn preview(
+        &self,
+        previews: &std::sync::Mutex<std::collections::HashMap<DenialKey, i64>>,
+        key: &DenialKey,
+        alert: &Alert,
+        window_end: i64,
+        report: &mut RecordReport,
+    ) -> Result<(), Preview> {
+        let stored = self.store.alert_state(key).await.map_err(Preview::Store)?;
+        let shown = crate::errors::lock(previews).get(key).copied();
+        let state = crate::store::AlertState {
+            last_sent_end: stored.and_then(|s| s.last_sent_end).max(shown),
+            ..Default::default()
+        };
+        if state.suppresses(window_end, self.config.suppress_seconds()) {
+            report.alerts_suppressed += 1;
+            return Ok(());
+        }
+        crate::errors::lock(previews)
+            .entry(key.clone())
+            .and_modify(|end| *end = (*end).max(window_end))
+            .or_insert(window_end);
+        for sink in &self.sinks {
+            sink.publish(alert).await.map_err(Preview::Sink)?;
+        }
+        report.alerts_not_delivered += 1;
+        Ok(())
     }
 
     /// Claims the alert and delivers it to every sink that does not have it yet; waits

@@ -5,7 +5,7 @@
 mod inputs;
 mod scan;
 #[cfg(feature = "aws")]
-mod wire;
+pub mod wire;
 
 use crate::config::{Config, ConfigError};
 use clap::{Args, Parser, Subcommand};

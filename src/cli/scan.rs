@@ -215,7 +215,10 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         Output::Json => StdoutFormat::Json,
         Output::Email => StdoutFormat::Email,
     };
-    let stdout = StdoutSink { format };
+    let stdout = StdoutSink {
+        format,
+        not_delivered: false,
+    };
 
     let not_selected = (listed - inputs.len()) as u64;
     #[cfg(not(feature = "aws"))]
@@ -235,7 +238,13 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         };
         let sinks = crate::lambda::sinks(sdk, &region, targets);
         let mut summary = if sinks.is_empty() {
-            let d = Detector::new(config, store, stdout);
+            // No destination: count only, and show what would be alerted without
+            // claiming it in the deployed table (docs/DESIGN.md, "Scan and backfill").
+            let stdout = StdoutSink {
+                not_delivered: true,
+                ..stdout
+            };
+            let d = Detector::new(config, store, stdout).previewing();
             scan_with(&d, &opener, &inputs, jobs).await
         } else {
             let d = Detector::with_sinks(config, store, sinks);
@@ -399,6 +408,11 @@ impl Summary {
             .map(|k| format!(", keys with denials: {k}"))
             .unwrap_or_default();
         let r = &self.record;
+        let not_delivered = if r.alerts_not_delivered > 0 {
+            format!(", {} shown but not delivered", r.alerts_not_delivered)
+        } else {
+            String::new()
+        };
         let over_limit = if self.over_limit > 0 {
             format!(
                 "\ndenials over the per-object limits (not counted): {}",
@@ -412,7 +426,7 @@ impl Summary {
              records: {} ({} bytes of log), denials: {}{keys}\n\
              skipped lines: {} (invalid_json {}, missing_fields {}, bad_timestamp {}, oversized_line {}, account_mismatch {})\n\
              counters: {} added, {} already counted\n\
-             alerts: {} published, {} suppressed, {} excepted{over_limit}",
+             alerts: {} published, {} suppressed, {} excepted{not_delivered}{over_limit}",
             self.objects,
             kinds.join(", "),
             self.housekeeping,

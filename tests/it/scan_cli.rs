@@ -386,14 +386,15 @@ async fn backfill_from_s3_into_the_table_twice_adds_nothing_the_second_time() {
         err.contains("counters: 2 added, 0 already counted"),
         "{err}"
     );
-    assert_eq!(
-        alerts(&first).len(),
-        1,
-        "printed, not published, without --topic"
-    );
+    let shown = alerts(&first);
+    assert_eq!(shown.len(), 1, "printed, not published, without --topic");
+    assert_eq!(shown[0]["delivered"], false, "and marked as not delivered");
+    assert!(err.contains("1 shown but not delivered"), "{err}");
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);
+    assert!(s.alerts().await.is_empty());
 
-    // Replaying is safe: the second run adds nothing and alerts nothing.
+    // Replaying with the topic counts nothing again; the alert the first run only
+    // showed is delivered now, once.
     let second = run(&["--topic", s.topic_arn.as_str()]);
     assert!(second.status.success(), "{}", stderr(&second));
     let err = stderr(&second);
@@ -401,6 +402,10 @@ async fn backfill_from_s3_into_the_table_twice_adds_nothing_the_second_time() {
         err.contains("counters: 0 added, 2 already counted"),
         "{err}"
     );
+    assert!(err.contains("alerts: 1 published, 1 suppressed"), "{err}");
+    assert_eq!(s.alerts().await.len(), 1);
+    let third = run(&["--topic", s.topic_arn.as_str()]);
+    let err = stderr(&third);
     assert!(err.contains("alerts: 0 published, 2 suppressed"), "{err}");
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);
     assert!(s.alerts().await.is_empty());
@@ -411,4 +416,31 @@ async fn backfill_from_s3_into_the_table_twice_adds_nothing_the_second_time() {
         .await
         .expect("handled");
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_replay_without_a_destination_never_silences_the_functions_next_alert() {
+    let s = Stack::new("replay").await;
+    // An incident: the team replays the hour into the deployed table, printing only.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("replay.json");
+    std::fs::write(&file, denials(MALLORY, &[T0, T0 + 1, T0 + 2, T0 + 3])).expect("write");
+    let out = scan(&["--table", &s.table, &file.to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = alerts(&out);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["delivered"], false);
+    assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4, "counted");
+    // The deployed function's next object on the key alerts, through SNS.
+    let key = "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/next.json";
+    s.put(key, denials(MALLORY, &[T0 + 4]).into_bytes()).await;
+    s.handler()
+        .await
+        .handle(s.s3_event(&[key]))
+        .await
+        .expect("handled");
+    let sent = s.alerts().await;
+    assert_eq!(sent.len(), 1, "not silenced by the replay");
+    assert_eq!(sent[0]["Alert"]["total_denials"], 5);
 }

@@ -219,3 +219,128 @@ async fn an_object_written_to_a_wired_bucket_reaches_the_detector_through_eventb
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);
     assert_eq!(s.alerts().await.len(), 1);
 }
+
+/// Creates a CloudFormation stack (on the emulator) holding one bucket, as a team's
+/// own stack would; returns the bucket's name.
+async fn bucket_of_a_stack(s: &Stack, stack: &str) -> String {
+    let bucket = unique("stack-bucket");
+    let template = json!({"Resources": {"Logs": {"Type": "AWS::S3::Bucket",
+        "Properties": {"BucketName": bucket}}}});
+    let form = format!(
+        "Action=CreateStack&Version=2010-05-15&StackName={stack}&TemplateBody={}",
+        url_encode(&template.to_string())
+    );
+    bedrock_denied_models::alert::aws_json::JsonApi::new(&s.sdk, "cloudformation", "us-east-1")
+        .call(
+            "CreateStack",
+            "/",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+        .await
+        .expect("create stack");
+    bucket
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_bucket_a_stack_manages_is_refused_without_force() {
+    let s = Stack::new("stackbucket").await;
+    let stack = unique("team-logs");
+    let bucket = bucket_of_a_stack(&s, &stack).await;
+    let status = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bedrock-denied-models"))
+            .args(["enable-eventbridge", "--bucket", &bucket])
+            .args(extra)
+            .output()
+            .expect("run enable-eventbridge");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let eventbridge_on = || async {
+        s.s3.get_bucket_notification_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("read")
+            .event_bridge_configuration()
+            .is_some()
+    };
+    let (code, out) = status(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("managed by CloudFormation stack {stack:?}")),
+        "{out}"
+    );
+    let (code, out) = status(&[]);
+    assert_eq!(code, Some(3), "refused: {out}");
+    assert!(
+        out.contains(&stack) && out.contains("EventBridgeEnabled: true"),
+        "{out}"
+    );
+    assert!(out.contains("--force"), "{out}");
+    assert!(!eventbridge_on().await, "nothing written");
+    let (code, out) = status(&["--force"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(eventbridge_on().await);
+}
+
+/// S3, with another writer that replaces the configuration right after each write.
+struct AnotherWriter<'a>(&'a aws_sdk_s3::Client);
+
+impl bedrock_denied_models::cli::wire::BucketConfig for AnotherWriter<'_> {
+    async fn managing_stack(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<String>, bedrock_denied_models::cli::wire::WireError> {
+        self.0.managing_stack(bucket).await
+    }
+
+    async fn read(
+        &self,
+        bucket: &str,
+    ) -> Result<
+        bedrock_denied_models::cli::wire::Notifications,
+        bedrock_denied_models::cli::wire::WireError,
+    > {
+        self.0.read(bucket).await
+    }
+
+    async fn write(
+        &self,
+        bucket: &str,
+        config: &bedrock_denied_models::cli::wire::Notifications,
+    ) -> Result<(), bedrock_denied_models::cli::wire::WireError> {
+        self.0.write(bucket, config).await?;
+        // Another tool writes its own configuration, as it knew it before.
+        self.0
+            .write(
+                bucket,
+                &bedrock_denied_models::cli::wire::Notifications::default(),
+            )
+            .await
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_configuration_changed_by_another_writer_meanwhile_is_reported() {
+    use bedrock_denied_models::cli::wire::{enable, WireError};
+    let s = Stack::new("concurrent").await;
+    let err = enable(&AnotherWriter(&s.s3), &s.bucket, false, false)
+        .await
+        .expect_err("the read-back differs from what was written");
+    assert!(matches!(err, WireError::ConcurrentChange { .. }), "{err}");
+    assert!(
+        err.to_string().contains("EventBridge delivery OFF"),
+        "{err}"
+    );
+    // Without another writer the same run succeeds.
+    enable(&s.s3, &s.bucket, false, false)
+        .await
+        .expect("enabled");
+}

@@ -311,7 +311,7 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
                             note(
                                 &progress,
                                 &format!(
-                                    "{}: over the per-object limits, {} denials of the {} least denied keys not counted",
+                                    "{}: over the per-object limits: {} denials not counted ({} least denied keys let go)",
                                     input.name(),
                                     report.over_limit.denials,
                                     report.over_limit.keys

@@ -1,0 +1,277 @@
+//! What counting costs in DynamoDB, against the strict emulator (dynalite, which
+//! enforces the 400 KB item limit): the counter contributions of this version beside
+//! the earlier layout (one item per (key, bucket) holding the set of the tokens of
+//! every object counted into it), measured in the same run (docs/DESIGN.md,
+//! "Exactly-once counting").
+//!
+//! `scripts/bench state [--hot N] [--mix N]` starts the emulators and runs it. Two
+//! workloads, each through the detector (counting, window reads, claims):
+//! - hot: `--hot` objects (default 20,000) of one principal denied once each, all in
+//!   one 10-minute bucket (a fleet denied without pause, one CloudWatch Logs payload
+//!   per second);
+//! - mix: `--mix` objects (default 2,000) of a few principals out of 200, over a day.
+//!
+//! It prints, per design and workload: objects counted (and where the earlier layout
+//! failed), requests and consumed capacity (`ReturnConsumedCapacity`) per object, and
+//! the largest item in the table.
+
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
+mod support;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use bedrock_denied_models::aggregate::{Aggregate, KeyDenials};
+use bedrock_denied_models::alert::MemorySink;
+use bedrock_denied_models::config::Config;
+use bedrock_denied_models::detector::Detector;
+use bedrock_denied_models::key::{DenialKey, ObjectId};
+use bedrock_denied_models::lambda::dynamo_store;
+use bedrock_denied_models::testing::T0;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use support::{item_size, Stack};
+
+/// One object's denials: (principal, bucket, count).
+type Object = Vec<(String, i64, u64)>;
+
+const MODEL: &str = "anthropic.claude-3-opus-20240229-v1:0";
+const ACCOUNT: &str = "111122223333";
+
+fn hot(n: usize) -> Vec<Object> {
+    let bucket = T0 / 600;
+    (0..n)
+        .map(|_| {
+            vec![(
+                "arn:aws:sts::111122223333:assumed-role/Fleet/worker".to_string(),
+                bucket,
+                1,
+            )]
+        })
+        .collect()
+}
+
+fn mix(n: usize) -> Vec<Object> {
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move |m: u64| {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_F491_4F6C_DD1D) % m
+    };
+    (0..n)
+        .map(|i| {
+            let bucket = (T0 + (i as i64 * 86_400) / n as i64) / 600;
+            (0..1 + next(4))
+                .map(|_| {
+                    (
+                        format!("arn:aws:iam::111122223333:user/dev-{}", next(200)),
+                        bucket,
+                        1 + next(3),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn aggregate(object: &Object) -> Aggregate {
+    let mut agg = Aggregate::default();
+    for (user, bucket, count) in object {
+        let k = agg
+            .keys
+            .entry(DenialKey::new(user, MODEL, ACCOUNT))
+            .or_insert_with(KeyDenials::default);
+        *k.buckets.entry(*bucket).or_insert(0) += count;
+    }
+    agg
+}
+
+/// What one design cost on one workload.
+#[derive(Default)]
+struct Cost {
+    objects: usize,
+    failed_at: Option<(usize, String)>,
+    requests: u64,
+    read_units: f64,
+    write_units: f64,
+    largest_item: usize,
+    seconds: f64,
+}
+
+/// This version: the detector over the DynamoDB store.
+async fn contributions(s: &Stack, objects: &[Object]) -> Cost {
+    let store = dynamo_store(&s.sdk, &s.table);
+    let d = Detector::new(Config::default(), store, MemorySink::new());
+    let t = Instant::now();
+    let mut cost = Cost::default();
+    for (i, object) in objects.iter().enumerate() {
+        let id = ObjectId::s3("logs", &format!("o-{i}.json.gz"), "v1");
+        if let Err(e) = d.record(&id, &aggregate(object)).await {
+            cost.failed_at = Some((i, bedrock_denied_models::error_chain(&e)));
+            break;
+        }
+        cost.objects += 1;
+    }
+    cost.seconds = t.elapsed().as_secs_f64();
+    for u in d.store().usage().values() {
+        cost.requests += u.requests;
+        cost.read_units += u.read_units;
+        // A write refused by its condition is charged, but its answer says nothing:
+        // count it at one unit (the items it reads are under 1 KB).
+        cost.write_units += u.write_units + u.conditions_failed as f64;
+    }
+    cost.largest_item = largest_item(s).await;
+    cost
+}
+
+/// The earlier layout, as it counted: per (key, bucket) one conditional UpdateItem
+/// adding the count and the object's token to the item's set, then per key one
+/// Query of the window's items.
+async fn earlier_layout(s: &Stack, objects: &[Object]) -> Cost {
+    let t = Instant::now();
+    let mut cost = Cost::default();
+    'objects: for (i, object) in objects.iter().enumerate() {
+        let token = ObjectId::s3("logs", &format!("o-{i}.json.gz"), "v1").token;
+        for (key, denials) in aggregate(object).keys {
+            let pk = format!("C#{}", key.digest());
+            for (bucket, count) in &denials.buckets {
+                let out = s
+                    .ddb
+                    .update_item()
+                    .table_name(&s.table)
+                    .key("pk", AttributeValue::S(pk.clone()))
+                    .key("sk", AttributeValue::N(bucket.to_string()))
+                    .update_expression("ADD denials :count, objects :tokens")
+                    .condition_expression("NOT contains(objects, :token)")
+                    .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
+                    .expression_attribute_values(":tokens", AttributeValue::Ss(vec![token.clone()]))
+                    .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await;
+                cost.requests += 1;
+                match out {
+                    Ok(o) => {
+                        cost.write_units += o
+                            .consumed_capacity()
+                            .and_then(|c| c.capacity_units())
+                            .unwrap_or(0.0)
+                    }
+                    Err(e) => {
+                        cost.failed_at = Some((i, bedrock_denied_models::error_chain(&e)));
+                        break 'objects;
+                    }
+                }
+            }
+            let first = denials.buckets.keys().next().copied().unwrap_or_default() - 5;
+            let last = denials.buckets.keys().last().copied().unwrap_or_default() + 5;
+            let q = s
+                .ddb
+                .query()
+                .table_name(&s.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":lo", AttributeValue::N(first.to_string()))
+                .expression_attribute_values(":hi", AttributeValue::N(last.to_string()))
+                .projection_expression("sk, denials")
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .expect("query");
+            cost.requests += 1;
+            cost.read_units += q
+                .consumed_capacity()
+                .and_then(|c| c.capacity_units())
+                .unwrap_or(0.0);
+        }
+        cost.objects += 1;
+    }
+    cost.seconds = t.elapsed().as_secs_f64();
+    cost.largest_item = largest_item(s).await;
+    cost
+}
+
+/// The largest item in the stack's table, in bytes as DynamoDB counts them.
+async fn largest_item(s: &Stack) -> usize {
+    let mut largest = 0;
+    let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+    loop {
+        let out = s
+            .ddb
+            .scan()
+            .table_name(&s.table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan");
+        largest = out.items().iter().map(item_size).fold(largest, usize::max);
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return largest,
+        }
+    }
+}
+
+fn row(design: &str, workload: &str, asked: usize, c: &Cost) {
+    let per = |x: f64| x / c.objects.max(1) as f64;
+    let failed = match &c.failed_at {
+        Some((i, e)) => format!(
+            "failed at object {i}: {}",
+            e.chars().take(120).collect::<String>()
+        ),
+        None => "-".to_string(),
+    };
+    println!(
+        "| {design} | {workload} | {} of {asked} | {:.2} | {:.2} | {:.2} | {:.1} KB | {:.0} s | {failed} |",
+        c.objects,
+        per(c.requests as f64),
+        per(c.write_units),
+        per(c.read_units),
+        c.largest_item as f64 / 1024.0,
+        c.seconds,
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (hot_n, mix_n) = (value("--hot", 20_000), value("--mix", 2_000));
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB must name the strict emulator: run scripts/bench state")
+    });
+    println!("DynamoDB at {endpoint}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let workloads: [(&str, Vec<Object>); 2] = [("hot", hot(hot_n)), ("mix", mix(mix_n))];
+    let mut rows = BTreeMap::new();
+    for (name, objects) in &workloads {
+        let asked = objects.len();
+        let s = rt.block_on(Stack::new("state-new"));
+        rows.insert((0, *name), (asked, rt.block_on(contributions(&s, objects))));
+        let s = rt.block_on(Stack::new("state-old"));
+        rows.insert(
+            (1, *name),
+            (asked, rt.block_on(earlier_layout(&s, objects))),
+        );
+    }
+    println!();
+    println!("| design | workload | objects counted | requests / object | write units / object | read units / object | largest item | time | |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for ((design, workload), (asked, cost)) in &rows {
+        let name = if *design == 0 {
+            "contributions (this version)"
+        } else {
+            "token set per (key, bucket) (earlier)"
+        };
+        row(name, workload, *asked, cost);
+    }
+}

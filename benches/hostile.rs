@@ -59,11 +59,14 @@ fn write_object(path: &Path, bytes: u64, mut line: impl FnMut(u64) -> String) ->
     n
 }
 
+/// Makes line `i` of an object.
+type LineMaker = Box<dyn Fn(u64) -> String>;
+
 /// The hostile objects of `mb` MB of log each, generated once.
 fn objects(dir: &Path, mb: u64) -> Vec<(&'static str, PathBuf)> {
     let bytes = mb * 1_000_000;
     let mib = |n: usize, c: char| c.to_string().repeat(n << 20);
-    let specs: Vec<(&'static str, Box<dyn Fn(u64) -> String>)> = vec![
+    let specs: Vec<(&'static str, LineMaker)> = vec![
         (
             "long ids (1 MiB principal and request id per line)",
             Box::new({

@@ -14,7 +14,7 @@
 mod support;
 
 use bedrock_denied_models::event::Sweep;
-use bedrock_denied_models::metrics::InvocationMetrics;
+use bedrock_denied_models::lambda::metrics::InvocationMetrics;
 use std::time::{Duration, Instant};
 use support::{denials_gz, Stack, MALLORY, T0};
 

@@ -5,15 +5,7 @@
 //! what JSON needs), the text renderings escape control and bidirectional-formatting
 //! characters and are bounded.
 
-#[cfg(feature = "aws")]
-pub mod aws_json;
-#[cfg(feature = "aws")]
-pub mod eventbridge;
 pub mod finding;
-#[cfg(feature = "aws")]
-pub mod securityhub;
-#[cfg(feature = "aws")]
-pub mod sns;
 
 use crate::aggregate::{ContextValues, KeyDenials};
 use crate::errors::{lock, BoxError};

@@ -4,11 +4,16 @@
 //! and why it is so, is in docs/DESIGN.md.
 //!
 //! The pure core (`logs`, `window`, `aggregate`, `alert` building, `config`,
-//! `exceptions`, `event`) holds no AWS types; the counter store, the alert sinks and
-//! the object source are traits with an in-memory and an AWS implementation.
+//! `exceptions`, `event`, `layout`, `sources`) holds no AWS types; the counter store,
+//! the alert sinks and the object source are traits with an in-memory and an AWS
+//! implementation. `aws` is the one place AWS is wired up; `lambda` (the function)
+//! and `cli` (`scan`, `enable-eventbridge`) are built on it (docs/DESIGN.md,
+//! "Layers").
 
 pub mod aggregate;
 pub mod alert;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod detector;
@@ -20,7 +25,6 @@ pub mod key;
 pub mod lambda;
 pub mod layout;
 pub mod logs;
-pub mod metrics;
 pub mod source;
 pub mod sources;
 pub mod store;

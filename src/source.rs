@@ -1,13 +1,10 @@
 //! Where log objects come from: the [`ObjectSource`] seam with an in-memory
-//! implementation (tests) and S3 ([`s3`]).
+//! implementation (tests) and S3 (`aws::s3`).
 //!
 //! An object is read exactly as the event names it: the version the event names, or
 //! the current one when it names none; [`OpenedObject::version`] says which was read,
 //! and that is what the object's identity is made of (docs/DESIGN.md, "Object
 //! identity").
-
-#[cfg(feature = "aws")]
-pub mod s3;
 
 use crate::errors::{lock, BoxError};
 use crate::event::ObjectRef;

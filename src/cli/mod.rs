@@ -1,6 +1,7 @@
 //! Command line: `scan INPUT...` runs the detector over local files and folders (and,
-//! in the AWS build, S3 objects); with no arguments and `AWS_LAMBDA_RUNTIME_API` set,
-//! the binary serves as the Lambda function.
+//! in the AWS build, S3 objects); `enable-eventbridge` wires an existing bucket (AWS
+//! build). With no arguments and `AWS_LAMBDA_RUNTIME_API` set, the AWS build serves as
+//! the Lambda function instead (`main.rs`).
 
 mod inputs;
 mod scan;
@@ -151,10 +152,10 @@ pub fn main() -> ExitCode {
             eprintln!("bedrock-denied-models: enable-eventbridge: {AWS_BUILD_HINT}");
             ExitCode::from(2)
         }
-        #[cfg(feature = "aws")]
-        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => crate::lambda::main(),
-        #[cfg(not(feature = "aws"))]
+        // The AWS build serves as the function before the command line is parsed
+        // (`main.rs`); only this build gets here with a runtime API set.
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            #[cfg(not(feature = "aws"))]
             eprintln!("bedrock-denied-models: serving as the Lambda function: {AWS_BUILD_HINT}");
             ExitCode::from(2)
         }

@@ -67,7 +67,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
 /// Opens inputs: local files, and S3 objects in the AWS build.
 struct Opener {
     #[cfg(feature = "aws")]
-    s3: Option<crate::source::s3::S3Source>,
+    s3: Option<crate::aws::s3::S3Source>,
 }
 
 /// An input ready to be read, or why it is not read.
@@ -166,14 +166,14 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     // One SDK configuration and one S3 client, when anything needs AWS.
     #[cfg(feature = "aws")]
     let sdk = if args.table.is_some() || args.inputs.iter().any(|a| parse_s3_uri(a).is_some()) {
-        Some(crate::lambda::sdk_config().await)
+        Some(crate::aws::sdk_config().await)
     } else {
         None
     };
     #[cfg(feature = "aws")]
     let s3 = sdk
         .as_ref()
-        .map(|s| crate::source::s3::S3Source::new(crate::lambda::s3_client(s)));
+        .map(|s| crate::aws::s3::S3Source::new(crate::aws::s3_client(s)));
     for arg in &args.inputs {
         if let Some((bucket, prefix)) = parse_s3_uri(arg) {
             #[cfg(feature = "aws")]
@@ -227,16 +227,14 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     let opener = Opener { s3 };
     #[cfg(feature = "aws")]
     if let (Some(table), Some(sdk)) = (&args.table, &sdk) {
-        let store = crate::lambda::dynamo_store(sdk, table);
-        let region = sdk
-            .region()
-            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
-        let targets = crate::lambda::SinkTargets {
+        let store = crate::aws::dynamo_store(sdk, table);
+        let region = crate::aws::region(sdk);
+        let targets = crate::aws::SinkTargets {
             topic_arn: args.topic.as_deref(),
             event_bus: args.event_bus.as_deref(),
             security_hub_account: args.security_hub.as_deref(),
         };
-        let sinks = crate::lambda::sinks(sdk, &region, targets);
+        let sinks = crate::aws::sinks(sdk, &region, targets);
         let mut summary = if sinks.is_empty() {
             // No destination: count only, and show what would be alerted without
             // claiming it in the deployed table (docs/DESIGN.md, "Scan and backfill").

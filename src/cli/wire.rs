@@ -163,8 +163,8 @@ pub fn run(args: &WireArgs) -> ExitCode {
         Err(status) => return status,
     };
     runtime.block_on(async {
-        let sdk = crate::lambda::sdk_config().await;
-        let client = crate::lambda::s3_client(&sdk);
+        let sdk = crate::aws::sdk_config().await;
+        let client = crate::aws::s3_client(&sdk);
         match enable(&client, &args.bucket, args.dry_run, args.force).await {
             Ok(report) => {
                 println!("{report}");

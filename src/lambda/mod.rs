@@ -1,32 +1,31 @@
-//! The Lambda function: settings from the environment, AWS clients built once, and
-//! the [`Handler`] that turns one invocation event into processed objects.
+//! The Lambda function: settings from the environment, the deployed handler built
+//! once from `crate::aws`, the runtime entry, and the [`Handler`] that turns one
+//! invocation event into processed objects; the scheduled [`sweep`] and the
+//! invocation's [`metrics`].
 //!
 //! Failure policy (docs/DESIGN.md, "Failure policy"): bad input (corrupt, truncated,
 //! missing or housekeeping objects, malformed payloads) is logged, counted and
 //! acknowledged; dependency failures (S3, DynamoDB, the alert sinks) fail the
 //! invocation, or for SQS only the messages they hit.
 
-mod aws;
+pub mod metrics;
 pub mod sweep;
 
-pub use aws::{
-    aws_handler, aws_handler_with, dynamo_store, eventbridge_sink, s3_client, sdk_config,
-    sdk_loader, securityhub_sink, sinks, sns_sink, AwsHandler, AwsSink, SinkTargets,
-};
-pub(crate) use aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT};
-
 use crate::alert::AlertSink;
+use crate::aws::s3::S3Source;
+use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, AwsSink, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
 use crate::key::{object_marker, ObjectId};
-use crate::metrics::InvocationMetrics;
 use crate::source::{ObjectSource, SourceError};
+use crate::store::dynamodb::DynamoStore;
 use crate::store::CounterStore;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use metrics::InvocationMetrics;
 use serde::Serialize;
 use serde_json::Value;
 use std::process::ExitCode;
@@ -99,7 +98,7 @@ impl LambdaSettings {
             config: Config::from_vars(&var)?,
             function_name: var("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "bedrock-denied-models".into()),
-            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            region: var("AWS_REGION").unwrap_or_else(|| crate::aws::FALLBACK_REGION.into()),
             event_bus: optional("EVENT_BUS_NAME"),
             security_hub_account,
         })
@@ -191,7 +190,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             detector: Arc::new(detector),
             source,
             function_name: function_name.into(),
-            region: "us-east-1".into(),
+            region: crate::aws::FALLBACK_REGION.into(),
             seen_accounts: Default::default(),
         }
     }
@@ -542,6 +541,33 @@ fn log_report(report: &ObjectReport, version: Option<&str>) {
         alerts_in_progress = k.alerts_in_progress,
         "object processed"
     );
+}
+
+/// The deployed handler: DynamoDB counters, alerts to the configured sinks, S3 objects.
+pub type AwsHandler = Handler<DynamoStore, AwsSink, S3Source>;
+
+/// The deployed handler, with AWS clients from the standard SDK configuration (so
+/// `AWS_ENDPOINT_URL` redirects all of them).
+pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
+    aws_handler_with(&sdk_config().await, settings)
+}
+
+/// The deployed handler over a given SDK configuration: SNS always; EventBridge and
+/// Security Hub when set.
+pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
+    let targets = SinkTargets {
+        topic_arn: Some(&settings.topic_arn),
+        event_bus: settings.event_bus.as_deref(),
+        security_hub_account: settings.security_hub_account.as_deref(),
+    };
+    let sinks = sinks(sdk, &settings.region, targets);
+    let detector = Detector::with_sinks(settings.config, dynamo_store(sdk, &settings.table), sinks);
+    Handler::new(
+        detector,
+        S3Source::new(s3_client(sdk)),
+        settings.function_name,
+    )
+    .with_region(settings.region)
 }
 
 /// The invocation's deadline (milliseconds since the epoch, from the runtime) as an

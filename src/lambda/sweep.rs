@@ -9,13 +9,13 @@
 //! [`SWEEP_MAX_FAILURES`] times is given up (and counted), so it cannot take every
 //! later sweep's time.
 
+use super::metrics::InvocationMetrics;
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::alert::AlertSink;
 use crate::detector::DetectError;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
-use crate::metrics::InvocationMetrics;
 use crate::source::{ListedObject, ObjectSource, SourceError};
 use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
 use crate::store::{CounterStore, Marker, StoreError};

@@ -2,9 +2,9 @@
 //! counters, SNS alerts read back through a subscribed SQS queue.
 
 use crate::support::*;
+use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::key::{bounded_id, DenialKey};
-use bedrock_denied_models::lambda::dynamo_store;
 use serde_json::json;
 
 #[tokio::test]

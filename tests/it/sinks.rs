@@ -4,8 +4,8 @@
 //! exceptions through the deployed handler.
 
 use crate::support::*;
-use bedrock_denied_models::alert::aws_json::JsonApi;
-use bedrock_denied_models::alert::eventbridge::{DETAIL_TYPE, SOURCE};
+use bedrock_denied_models::aws::eventbridge::{DETAIL_TYPE, SOURCE};
+use bedrock_denied_models::aws::json::JsonApi;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::exceptions::Exceptions;
 use bedrock_denied_models::lambda::{aws_handler, LambdaSettings};
@@ -219,8 +219,7 @@ async fn an_alert_becomes_one_security_hub_finding_however_often_imported() {
     let alert: bedrock_denied_models::alert::Alert =
         serde_json::from_str(s.alerts().await[0]["Message"].as_str().expect("message"))
             .expect("alert");
-    let hub =
-        bedrock_denied_models::lambda::securityhub_sink(&s.sdk, EMULATOR_ACCOUNT, "us-east-1");
+    let hub = bedrock_denied_models::aws::securityhub_sink(&s.sdk, EMULATOR_ACCOUNT, "us-east-1");
     use bedrock_denied_models::alert::AlertSink;
     hub.publish(&alert).await.expect("second import");
     assert_eq!(findings_of(&s, &user).await.len(), 1, "still one finding");
@@ -241,17 +240,17 @@ async fn an_unreachable_security_hub_fails_the_invocation_and_the_retry_imports(
     let down = unreachable_sdk().await;
     let set = settings(&s, None, true);
     let sinks = vec![
-        bedrock_denied_models::lambda::sns_sink(&s.sdk, &s.topic_arn),
-        bedrock_denied_models::lambda::securityhub_sink(&down, EMULATOR_ACCOUNT, "us-east-1"),
+        bedrock_denied_models::aws::sns_sink(&s.sdk, &s.topic_arn),
+        bedrock_denied_models::aws::securityhub_sink(&down, EMULATOR_ACCOUNT, "us-east-1"),
     ];
     let detector = bedrock_denied_models::detector::Detector::with_sinks(
         set.config.clone(),
-        bedrock_denied_models::lambda::dynamo_store(&s.sdk, &s.table),
+        bedrock_denied_models::aws::dynamo_store(&s.sdk, &s.table),
         sinks,
     );
     let h = bedrock_denied_models::lambda::Handler::new(
         detector,
-        bedrock_denied_models::source::s3::S3Source::new(bedrock_denied_models::lambda::s3_client(
+        bedrock_denied_models::aws::s3::S3Source::new(bedrock_denied_models::aws::s3_client(
             &s.sdk,
         )),
         "down",

@@ -2,8 +2,8 @@
 //! in-memory store: its ConditionExpressions decide exactly as `decide_claim` does.
 
 use crate::support::*;
+use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
-use bedrock_denied_models::lambda::dynamo_store;
 use bedrock_denied_models::store::{conformance, CounterStore};
 
 #[tokio::test]

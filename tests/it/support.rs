@@ -11,15 +11,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
+use bedrock_denied_models::aws::s3::S3Source;
+use bedrock_denied_models::aws::{
+    dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink, AwsSink,
+};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::key::ObjectId;
-use bedrock_denied_models::lambda::{
-    aws_handler_with, dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink, AwsHandler,
-    AwsSink, Handler, LambdaSettings,
-};
-use bedrock_denied_models::source::s3::S3Source;
+use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
 use bedrock_denied_models::store::dynamodb::{DynamoStore, PARTITION_KEY, SORT_KEY};
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
@@ -461,7 +461,7 @@ pub fn mallory() -> DenialKey {
 /// One EventBridge API call (the detector's signed JSON client; the tests need no SDK
 /// crate for EventBridge either).
 pub async fn events_call(sdk: &aws_config::SdkConfig, target: &'static str, body: Value) -> Value {
-    let events = bedrock_denied_models::alert::aws_json::JsonApi::new(sdk, "events", "us-east-1");
+    let events = bedrock_denied_models::aws::json::JsonApi::new(sdk, "events", "us-east-1");
     events
         .call(
             "test",

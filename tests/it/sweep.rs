@@ -3,7 +3,7 @@
 //! processed are not read again, and a second sweep does nothing.
 
 use crate::support::*;
-use bedrock_denied_models::lambda::dynamo_store;
+use bedrock_denied_models::aws::dynamo_store;
 use chrono::{Datelike, Timelike};
 use serde_json::{json, Value};
 
@@ -94,8 +94,8 @@ async fn notices_bus(s: &Stack, bus: &str) -> String {
 #[ignore = "needs the emulator"]
 async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resumes() {
     use bedrock_denied_models::event::Sweep;
+    use bedrock_denied_models::lambda::metrics::InvocationMetrics;
     use bedrock_denied_models::lambda::{aws_handler, LambdaSettings};
-    use bedrock_denied_models::metrics::InvocationMetrics;
     use bedrock_denied_models::store::CounterStore;
 
     let s = Stack::new("silent").await;

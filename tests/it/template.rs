@@ -3,8 +3,8 @@
 //! stays least-privilege.
 
 use bedrock_denied_models::config::Config;
+use bedrock_denied_models::lambda::metrics::{metric_names, DIMENSION, NAMESPACE};
 use bedrock_denied_models::lambda::LambdaSettings;
-use bedrock_denied_models::metrics::{metric_names, DIMENSION, NAMESPACE};
 use bedrock_denied_models::store::dynamodb::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 use serde_yaml_ng::Value;
 use std::cell::RefCell;

@@ -230,7 +230,7 @@ async fn bucket_of_a_stack(s: &Stack, stack: &str) -> String {
         "Action=CreateStack&Version=2010-05-15&StackName={stack}&TemplateBody={}",
         url_encode(&template.to_string())
     );
-    bedrock_denied_models::alert::aws_json::JsonApi::new(&s.sdk, "cloudformation", "us-east-1")
+    bedrock_denied_models::aws::json::JsonApi::new(&s.sdk, "cloudformation", "us-east-1")
         .call(
             "CreateStack",
             "/",

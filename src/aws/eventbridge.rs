@@ -3,8 +3,8 @@
 //! `bedrock-denied-models`, detail type `Repeated Denied Bedrock Model Invocations`,
 //! detail the alert JSON (docs/DESIGN.md, "Alert sinks").
 
-use super::aws_json::JsonApi;
-use super::{Alert, AlertSink, SinkError};
+use super::json::JsonApi;
+use crate::alert::{Alert, AlertSink, SinkError};
 use crate::sources::SourceNotice;
 use crate::Context;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ pub fn notice_request(notice: &SourceNotice, bus: &str) -> Value {
 
 /// PutEvents answers 200 even when an entry failed: `FailedEntryCount` says.
 pub fn check_put_events_response(answer: &Value) -> Result<(), String> {
-    super::aws_json::check_batch_answer(answer, "FailedEntryCount", "/Entries/0", "entry")
+    super::json::check_batch_answer(answer, "FailedEntryCount", "/Entries/0", "entry")
 }
 
 impl AlertSink for EventBridgeSink {

@@ -2,7 +2,7 @@
 //! `default` and the text rendering as `email`, the subject, and message attributes
 //! for filter policies (docs/DESIGN.md, "The alert").
 
-use super::{Alert, AlertSink, SinkError};
+use crate::alert::{Alert, AlertSink, SinkError};
 use crate::sources::{SourceNotice, SourceStatus};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;

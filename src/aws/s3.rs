@@ -1,8 +1,8 @@
 //! [`ObjectSource`] over S3 GetObject: pinned to the version the event names, the body
 //! streamed, never held whole.
 
-use super::{ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::event::ObjectRef;
+use crate::source::{ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::Client;

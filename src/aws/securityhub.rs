@@ -2,9 +2,9 @@
 //! BatchImportFindings (docs/DESIGN.md, "Alert sinks"). The finding id depends on the
 //! key and the window only, so a retried import updates the same finding.
 
-use super::aws_json::JsonApi;
-use super::finding::finding;
-use super::{rfc3339, Alert, AlertSink, SinkError};
+use super::json::JsonApi;
+use crate::alert::finding::finding;
+use crate::alert::{rfc3339, Alert, AlertSink, SinkError};
 use crate::Context;
 use serde_json::{json, Value};
 
@@ -28,7 +28,7 @@ impl SecurityHubSink {
 
 /// BatchImportFindings answers 200 even when a finding failed: `FailedCount` says.
 pub fn check_import_response(answer: &Value) -> Result<(), String> {
-    super::aws_json::check_batch_answer(answer, "FailedCount", "/FailedFindings/0", "finding")
+    super::json::check_batch_answer(answer, "FailedCount", "/FailedFindings/0", "finding")
 }
 
 impl AlertSink for SecurityHubSink {

@@ -1,18 +1,28 @@
-//! The AWS side of the function: SDK configuration, clients with bounded timeouts,
-//! and the deployed handler (DynamoDB counters, the alert sinks, S3 objects).
+//! The one place AWS is wired up (feature `aws`): the SDK configuration and its
+//! timeouts, the clients, the signed JSON client ([`json`]), the alert sinks ([`sns`],
+//! [`eventbridge`], [`securityhub`]), the S3 object source ([`s3`]) and the DynamoDB
+//! store's construction. The function (`lambda`) and the command line (`cli`) build
+//! on it; nothing here knows either.
 
-use super::{Handler, LambdaSettings};
-use crate::alert::aws_json::JsonApi;
-use crate::alert::eventbridge::EventBridgeSink;
-use crate::alert::securityhub::SecurityHubSink;
-use crate::alert::sns::SnsSink;
+pub mod eventbridge;
+pub mod json;
+pub mod s3;
+pub mod securityhub;
+pub mod sns;
+
 use crate::alert::{Alert, AlertSink, SinkError};
-use crate::detector::Detector;
-use crate::source::s3::S3Source;
 use crate::sources::SourceNotice;
 use crate::store::dynamodb::DynamoStore;
 use aws_config::timeout::TimeoutConfig;
+use eventbridge::EventBridgeSink;
+use json::JsonApi;
+use securityhub::SecurityHubSink;
+use sns::SnsSink;
 use std::time::Duration;
+
+/// The region used when the configuration names none (the SDK's own default region
+/// for endpoints is not guessed).
+pub const FALLBACK_REGION: &str = "us-east-1";
 
 /// Every alert sink of the deployed function.
 #[derive(Debug, Clone)]
@@ -71,14 +81,11 @@ impl AlertSink for AwsSink {
     }
 }
 
-/// The deployed handler: DynamoDB counters, alerts to the configured sinks, S3 objects.
-pub type AwsHandler = Handler<DynamoStore, AwsSink, S3Source>;
-
 /// A call to DynamoDB or to an alert sink gives up after this long, retries included,
 /// so an attempt holding an alert claim always finishes well within its lease.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The standard SDK configuration (environment, profile, container or instance
 /// credentials; `AWS_ENDPOINT_URL`) over rustls with the ring provider.
@@ -119,12 +126,6 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
             .force_path_style(path_style)
             .build(),
     )
-}
-
-/// AWS clients from the standard SDK configuration (so `AWS_ENDPOINT_URL` redirects
-/// all of them).
-pub async fn aws_handler(settings: LambdaSettings) -> AwsHandler {
-    aws_handler_with(&sdk_config().await, settings)
 }
 
 /// The counter store on `table`, with bounded call timeouts.
@@ -181,20 +182,8 @@ pub fn sinks(sdk: &aws_config::SdkConfig, region: &str, to: SinkTargets<'_>) -> 
     topic.into_iter().chain(bus).chain(hub).collect()
 }
 
-/// The deployed handler over a given SDK configuration.
-pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -> AwsHandler {
-    // SNS always; EventBridge and Security Hub when set.
-    let targets = SinkTargets {
-        topic_arn: Some(&settings.topic_arn),
-        event_bus: settings.event_bus.as_deref(),
-        security_hub_account: settings.security_hub_account.as_deref(),
-    };
-    let sinks = sinks(sdk, &settings.region, targets);
-    let detector = Detector::with_sinks(settings.config, dynamo_store(sdk, &settings.table), sinks);
-    Handler::new(
-        detector,
-        S3Source::new(s3_client(sdk)),
-        settings.function_name,
-    )
-    .with_region(settings.region)
+/// The region the configuration names, else [`FALLBACK_REGION`].
+pub fn region(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region()
+        .map_or_else(|| FALLBACK_REGION.to_string(), |r| r.to_string())
 }

@@ -107,8 +107,8 @@ impl JsonApi {
         let credentials = sdk.credentials_provider();
         let connector_settings =
             aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder()
-                .connect_timeout(crate::lambda::CONNECT_TIMEOUT)
-                .read_timeout(crate::lambda::ATTEMPT_TIMEOUT)
+                .connect_timeout(super::CONNECT_TIMEOUT)
+                .read_timeout(super::ATTEMPT_TIMEOUT)
                 .build();
         let http = aws_smithy_http_client::Connector::builder()
             .connector_settings(connector_settings)

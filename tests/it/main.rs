@@ -11,6 +11,7 @@ mod lambda;
 mod outages;
 mod runtime_api;
 mod scan_cli;
+mod signing;
 mod sinks;
 mod store;
 mod support;

@@ -231,7 +231,7 @@ async fn bucket_of_a_stack(s: &Stack, stack: &str) -> String {
         url_encode(&template.to_string())
     );
     bedrock_denied_models::aws::json::JsonApi::new(&s.sdk, "cloudformation", "us-east-1")
-        .call(
+        .call_raw(
             "CreateStack",
             "/",
             &[("content-type", "application/x-www-form-urlencoded")],

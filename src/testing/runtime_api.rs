@@ -26,6 +26,9 @@ pub struct Answered {
     pub answer: Answer,
     /// From handing out the event to receiving the answer.
     pub took: Duration,
+    /// When the event was handed out and when the answer came.
+    pub handed_out: Instant,
+    pub answered: Instant,
 }
 
 type Queue = Arc<(Mutex<VecDeque<(usize, Value)>>, Condvar)>;
@@ -36,6 +39,8 @@ pub struct RuntimeApi {
     answers: mpsc::Receiver<Answered>,
     queue: Queue,
     pushed: Mutex<usize>,
+    /// `next` requests waiting for an event: a function ready for one.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RuntimeApi {
@@ -50,12 +55,15 @@ impl RuntimeApi {
         let (tx, rx) = mpsc::channel();
         let served = queue.clone();
         let handed_out = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let waiters = waiting.clone();
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let queue = served.clone();
                 let tx = tx.clone();
                 let handed_out = handed_out.clone();
-                thread::spawn(move || serve(conn, &queue, &tx, &handed_out));
+                let waiters = waiters.clone();
+                thread::spawn(move || serve(conn, &queue, &tx, &handed_out, &waiters));
             }
         });
         RuntimeApi {
@@ -63,7 +71,13 @@ impl RuntimeApi {
             answers: rx,
             queue,
             pushed: Mutex::new(count),
+            waiting,
         }
+    }
+
+    /// Functions waiting for an event (their `next` request is open).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Queues another event; returns its request id.
@@ -88,6 +102,7 @@ fn serve(
     queue: &Queue,
     tx: &mpsc::Sender<Answered>,
     handed_out: &Mutex<std::collections::HashMap<String, Instant>>,
+    waiting: &std::sync::atomic::AtomicUsize,
 ) {
     let Ok(read_half) = conn.try_clone() else {
         return;
@@ -128,12 +143,15 @@ fn serve(
             let (i, event) = {
                 let (q, ready) = &**queue;
                 let mut q = q.lock().expect("queue");
-                loop {
+                waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let next = loop {
                     if let Some(next) = q.pop_front() {
                         break next;
                     }
                     q = ready.wait(q).expect("queue");
-                }
+                };
+                waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                next
             };
             let payload = event.to_string();
             let deadline = std::time::SystemTime::now()
@@ -156,11 +174,12 @@ fn serve(
         } else {
             let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let request_id = path.split('/').nth(4).unwrap_or_default().to_string();
-            let took = handed_out
+            let answered = Instant::now();
+            let handed = handed_out
                 .lock()
                 .expect("handed out")
                 .remove(&request_id)
-                .map_or(Duration::ZERO, |t| t.elapsed());
+                .unwrap_or(answered);
             let answer = if path.ends_with("/response") {
                 Answer::Response(value)
             } else {
@@ -169,7 +188,9 @@ fn serve(
             let _ = tx.send(Answered {
                 request_id,
                 answer,
-                took,
+                took: answered - handed,
+                handed_out: handed,
+                answered,
             });
             let _ = conn.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}");
         }

@@ -205,17 +205,38 @@ async fn four_processes_given_the_same_event_at_once_alert_once() {
         s.put(&key, denials_gz(&user, &[T0, T0 + 1, T0 + 2, T0 + 3]))
             .await;
         let event = s.s3_event(&[key.as_str()]);
-        let apis: Vec<RuntimeApi> = (0..4)
-            .map(|_| RuntimeApi::start(vec![event.clone()]))
-            .collect();
+        let apis: Vec<RuntimeApi> = (0..4).map(|_| RuntimeApi::start(Vec::new())).collect();
         let functions: Vec<Function> = apis.iter().map(|api| s.function(bin(), api)).collect();
-        for api in &apis {
-            let answer = next_answer(api, 60);
+        // Every process is up and asking for an event before any gets one.
+        let ready = std::time::Instant::now();
+        while apis.iter().any(|api| api.waiting() == 0) {
             assert!(
-                matches!(answer, Answer::Response(ref v) if *v == json!({"objects": 1})),
-                "round {round}: {answer:?}"
+                ready.elapsed() < Duration::from_secs(30),
+                "round {round}: functions not ready"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for api in &apis {
+            api.push(event.clone());
+        }
+        let answered: Vec<_> = apis
+            .iter()
+            .map(|api| api.recv(Duration::from_secs(60)).expect("an answer"))
+            .collect();
+        for a in &answered {
+            assert!(
+                matches!(a.answer, Answer::Response(ref v) if *v == json!({"objects": 1})),
+                "round {round}: {:?}",
+                a.answer
             );
         }
+        // They ran at the same time: every one started before any finished.
+        let last_start = answered.iter().map(|a| a.handed_out).max().expect("four");
+        let first_end = answered.iter().map(|a| a.answered).min().expect("four");
+        assert!(
+            last_start < first_end,
+            "round {round}: the four invocations did not overlap, so this round shows nothing"
+        );
         let logs: String = functions.into_iter().map(Function::stop).collect();
         assert_eq!(
             logs.matches("\"counters_added\":1").count(),

@@ -99,12 +99,17 @@ async fn the_readme_rule_pattern_routes_by_account_and_count() {
     let s = Stack::new("eventbridge-route").await;
     let bus = unique("route-bus");
     events_call(&s.sdk, "AWSEvents.CreateEventBus", json!({"Name": bus})).await;
-    // The pattern the README shows.
-    let pattern = json!({
-        "source": ["bedrock-denied-models"],
-        "detail-type": ["Repeated Denied Bedrock Model Invocations"],
-        "detail": {"cloud.account.id": ["111122223333"], "total_denials": [{"numeric": [">", 10]}]}
-    });
+    // The pattern exactly as the README shows it, read from the README.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let quoted = readme
+        .split("--event-pattern '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the README's put-rule command has an --event-pattern");
+    let pattern: Value = serde_json::from_str(quoted).expect("the README's pattern is JSON");
+    assert_eq!(pattern["source"], json!([SOURCE]), "{pattern}");
+    assert_eq!(pattern["detail-type"], json!([DETAIL_TYPE]), "{pattern}");
     let queue = rule_to_queue(&s, &bus, &pattern).await;
     let h = aws_handler(settings(&s, Some(&bus), false)).await;
     s.put("few.json.gz", denials_gz(MALLORY, &[T0; 5])).await;

@@ -1,0 +1,239 @@
+//! The alert (docs/DESIGN.md, "The alert"): the model and its JSON, bounded to what
+//! each destination takes. Its text renderings are in [`text`], the sinks it is
+//! delivered through in [`sink`], its Security Hub finding in [`finding`].
+//!
+//! Ids come from logs and are untrusted: the JSON carries them as read (serde escapes
+//! what JSON needs), the text renderings escape control and bidirectional-formatting
+//! characters and are bounded.
+
+pub mod finding;
+pub mod sink;
+pub mod text;
+
+pub use sink::{AlertSink, MemorySink, SinkError, StdoutFormat, StdoutSink};
+pub use text::{ascii_escape, text_escape, MAX_SUBJECT_CHARS};
+
+use crate::aggregate::{ContextValues, KeyDenials};
+use crate::key::{DenialKey, ObjectId};
+use crate::window::{WindowSpec, WindowTotal};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const RULE_ID: &str = "17261da3-a6d0-463c-aac8-ea1718afcd20";
+pub const RULE_NAME: &str =
+    "AWS Bedrock Detected Multiple Attempts to use Denied Models by a Single User";
+pub const SEVERITY: &str = "high";
+pub const RISK_SCORE: u32 = 73;
+pub const THREATS: [&str; 2] = ["AML.T0015", "AML.T0034"];
+/// What to do about an alert: in the email and in the Security Hub finding.
+pub const NEXT_STEPS: &str = "Confirm who uses this principal, review its IAM and SCP denials \
+     for Bedrock, and check CloudTrail for other activity by it.";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub name: String,
+    pub severity: String,
+    pub risk_score: u32,
+    pub threat: Vec<String>,
+}
+
+impl Default for RuleInfo {
+    fn default() -> Self {
+        Self {
+            id: RULE_ID.into(),
+            name: RULE_NAME.into(),
+            severity: SEVERITY.into(),
+            risk_score: RISK_SCORE,
+            threat: THREATS.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCount {
+    pub start: String,
+    pub denials: u64,
+}
+
+/// What the object that completed the burst says about this key's denials: the
+/// object (or log stream), request ids, and distinct context values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub objects: Vec<String>,
+    pub request_ids: Vec<String>,
+    #[serde(default)]
+    pub source_ips: Vec<String>,
+    #[serde(default)]
+    pub user_agents: Vec<String>,
+    #[serde(default)]
+    pub error_messages: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub operations: Vec<String>,
+}
+
+impl Evidence {
+    fn new(object: &ObjectId, denials: &KeyDenials) -> Self {
+        let ContextValues {
+            source_ips,
+            user_agents,
+            error_messages,
+            regions,
+            operations,
+        } = denials.context.clone();
+        Self {
+            objects: vec![object.uri.clone()],
+            request_ids: denials.request_ids.clone(),
+            source_ips,
+            user_agents,
+            error_messages,
+            regions,
+            operations,
+        }
+    }
+
+    /// Drops one value, the least useful first; false when nothing is left to drop.
+    fn drop_one(&mut self) -> bool {
+        [
+            &mut self.request_ids,
+            &mut self.user_agents,
+            &mut self.error_messages,
+            &mut self.source_ips,
+            &mut self.operations,
+            &mut self.regions,
+            &mut self.objects,
+        ]
+        .into_iter()
+        .any(|list| list.pop().is_some())
+    }
+}
+
+/// One alert. The four rule-row fields keep the rule's names exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub rule: RuleInfo,
+    #[serde(rename = "user.id")]
+    pub user_id: String,
+    #[serde(rename = "gen_ai.request.model.id")]
+    pub model_id: String,
+    #[serde(rename = "cloud.account.id")]
+    pub account_id: String,
+    pub total_denials: u64,
+    pub threshold: u64,
+    pub window: TimeRange,
+    pub buckets: Vec<BucketCount>,
+    pub evidence: Evidence,
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-03-14T09:00:00Z`.
+pub fn rfc3339(epoch_seconds: i64) -> String {
+    match DateTime::from_timestamp(epoch_seconds, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => format!("@{epoch_seconds}"),
+    }
+}
+
+impl Alert {
+    /// The alert for `key` over `window` (above `threshold`), from the stored `counts`
+    /// and this object's evidence.
+    pub fn build(
+        key: &DenialKey,
+        window: &WindowTotal,
+        counts: &BTreeMap<i64, u64>,
+        spec: &WindowSpec,
+        threshold: u64,
+        object: &ObjectId,
+        denials: &KeyDenials,
+    ) -> Self {
+        let (start, end) = spec.window_bounds(window.end);
+        Alert {
+            rule: RuleInfo::default(),
+            user_id: key.user_id.clone(),
+            model_id: key.model_id.clone(),
+            account_id: key.account_id.clone(),
+            total_denials: window.total,
+            threshold,
+            window: TimeRange {
+                start: rfc3339(start),
+                end: rfc3339(end),
+            },
+            buckets: spec
+                .buckets_in_window(counts, window.end)
+                .into_iter()
+                .map(|(b, n)| BucketCount {
+                    start: rfc3339(spec.bucket_start(b)),
+                    denials: n,
+                })
+                .collect(),
+            evidence: Evidence::new(object, denials),
+        }
+    }
+
+    pub fn key(&self) -> DenialKey {
+        DenialKey::new(&self.user_id, &self.model_id, &self.account_id)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The JSON, dropping evidence (request ids first) until it fits in `max_bytes`.
+    pub fn to_json_within(&self, max_bytes: usize) -> String {
+        let json = self.to_json();
+        if json.len() <= max_bytes {
+            return json;
+        }
+        let mut a = self.clone();
+        loop {
+            let json = a.to_json();
+            if json.len() <= max_bytes {
+                return json;
+            }
+            if a.evidence.drop_one() {
+                continue;
+            }
+            if !a.buckets.is_empty() {
+                a.buckets.clear();
+                continue;
+            }
+            // Ids alone exceed the limit: an alert cut short beats one never delivered.
+            let mut each = max_bytes / 4;
+            loop {
+                for id in [&mut a.user_id, &mut a.model_id, &mut a.account_id] {
+                    truncate_id(id, each);
+                }
+                let json = a.to_json();
+                if json.len() <= max_bytes || each <= 64 {
+                    return json;
+                }
+                each /= 2;
+            }
+        }
+    }
+}
+
+const TRUNCATED: &str = "...[truncated]";
+
+fn truncate_id(id: &mut String, max_bytes: usize) {
+    if id.len() <= max_bytes {
+        return;
+    }
+    let mut cut = max_bytes.saturating_sub(TRUNCATED.len());
+    while !id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    id.truncate(cut);
+    id.push_str(TRUNCATED);
+}
+
+#[cfg(test)]
+mod tests;

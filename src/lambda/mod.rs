@@ -120,6 +120,15 @@ pub enum HandlerError {
         total: usize,
         first: Box<HandlerError>,
     },
+    /// The sweep's own bookkeeping (markers, cursor, log sources) or a notice failed.
+    #[error("the sweep of s3://{bucket}/{prefix}: {step} failed")]
+    Sweep {
+        bucket: String,
+        prefix: String,
+        step: &'static str,
+        #[source]
+        source: crate::errors::BoxError,
+    },
 }
 
 impl HandlerError {
@@ -135,6 +144,7 @@ impl HandlerError {
             },
             HandlerError::Reader { .. } => "ReaderError",
             HandlerError::Objects { .. } => "ObjectsFailed",
+            HandlerError::Sweep { .. } => "SweepFailed",
         }
     }
 }

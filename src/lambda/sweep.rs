@@ -12,7 +12,6 @@
 use super::metrics::InvocationMetrics;
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::alert::AlertSink;
-use crate::detector::DetectError;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
@@ -91,6 +90,20 @@ pub fn time_prefixes(region_prefix: &str, since: i64, now: i64, hourly: bool) ->
     out
 }
 
+/// A failure of the sweep of `req`'s bucket and prefix, at `step`.
+fn sweep_error(
+    req: &Sweep,
+    step: &'static str,
+    source: impl Into<crate::errors::BoxError>,
+) -> HandlerError {
+    HandlerError::Sweep {
+        bucket: req.bucket.clone(),
+        prefix: req.prefix.clone(),
+        step,
+        source: source.into(),
+    }
+}
+
 /// What listing one account folder found.
 struct AccountListing {
     folder: String,
@@ -111,12 +124,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
     ) -> Result<SweepReport, HandlerError> {
         let store = self.detector.store();
         let name = format!("{}/{}", req.bucket, req.prefix);
-        let store_error = |source: StoreError| {
-            HandlerError::Detect(DetectError::Store {
-                object: format!("sweep of s3://{name}"),
-                source,
-            })
-        };
+        let store_error = |source: StoreError| sweep_error(req, "its bookkeeping", source);
         let since = now - i64::from(req.lookback_hours) * 3600;
         let mut report = SweepReport::default();
         let mut folders = self.account_folders(req, &mut report).await?;
@@ -372,13 +380,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         let store = self.detector.store();
         let expect = i64::from(req.silent_after_hours) * 3600;
         let quiet = QuietAccounts::parse(&req.quiet_accounts);
-        let target = format!("log sources of s3://{}", req.bucket);
-        let store_error = |source| {
-            HandlerError::Detect(DetectError::Store {
-                object: target.clone(),
-                source,
-            })
-        };
+        let store_error = |source: StoreError| sweep_error(req, "reading the log sources", source);
         let mut failed = None;
         for source in store.log_sources().await.map_err(store_error)? {
             if quiet.contains(&source.account) || source.last_seen < now - WATCHED_FOR_SECONDS {
@@ -423,10 +425,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         }
         match failed {
             None => Ok(()),
-            Some(source) => Err(HandlerError::Detect(DetectError::Deliver {
-                object: target,
-                source,
-            })),
+            Some(source) => Err(sweep_error(req, "telling of a log source", source)),
         }
     }
 }

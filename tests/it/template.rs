@@ -385,11 +385,26 @@ fn no_wildcard_resources_for_data_plane_actions() {
             );
         }
     }
-    // The function's own grants are exactly these.
+    // The function's own grants are exactly these: its policies, and the policies
+    // attached to its role.
     let t = template();
     let f = function(&t);
     let mut own = Vec::new();
     walk(f, "DetectorFunction", &mut own);
+    for (name, policy) in resources_of_type(&t, "AWS::IAM::Policy") {
+        let roles = &policy["Properties"]["Roles"];
+        let to_function = roles.as_sequence().is_some_and(|r| {
+            r.iter().any(|role| match role {
+                Value::Tagged(tag) => {
+                    tag.tag == "!Ref" && tag.value.as_str() == Some("DetectorFunctionRole")
+                }
+                _ => false,
+            })
+        });
+        if to_function {
+            walk(policy, name, &mut own);
+        }
+    }
     let granted: BTreeSet<String> = own
         .into_iter()
         .filter(|(_, s)| s["Effect"].as_str() == Some("Allow"))
@@ -403,6 +418,7 @@ fn no_wildcard_resources_for_data_plane_actions() {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
+        "dynamodb:DeleteItem",
         "s3:ListBucket",
         "sns:Publish",
         "kms:GenerateDataKey",

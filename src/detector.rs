@@ -27,7 +27,7 @@ pub const KEY_CONCURRENCY: usize = 16;
 /// raised at all: the windows of a key that many objects counted toward (a principal
 /// denied without pause) are read whole only when an alert may follow
 /// (docs/DESIGN.md, "Exactly-once counting").
-pub const WINDOW_READ_CONTRIBUTIONS: usize = 100;
+pub const WINDOW_READ_CONTRIBUTIONS: usize = 30;
 /// A claim never marked sent can be taken over after this long: longer than an
 /// attempt can take to deliver (sinks are called at once, each bounded by its client's
 /// timeout), and no longer than Lambda's one-minute wait before its first retry.

@@ -189,7 +189,13 @@ pub struct Handler<S, A, O> {
     /// When this process last recorded each account as seen: the store is asked at
     /// most once an hour per account (docs/DESIGN.md, "Log sources").
     seen_accounts: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// The sweep's Region folders per account folder, and when they were listed.
+    region_folders: std::sync::Mutex<RegionFolders>,
 }
+
+/// Per account folder: when its Region folders were listed, and each with whether its
+/// keys name the hour.
+type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bool)>)>;
 
 /// Accounts remembered by one process before it starts afresh.
 const SEEN_ACCOUNTS_KEPT: usize = 10_000;
@@ -202,6 +208,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
             function_name: function_name.into(),
             region: crate::aws::FALLBACK_REGION.into(),
             seen_accounts: Default::default(),
+            region_folders: Default::default(),
         }
     }
 

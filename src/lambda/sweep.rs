@@ -30,6 +30,10 @@ pub const SWEEP_MAX_OBJECTS: usize = 500;
 pub const LIST_CONCURRENCY: usize = 8;
 /// The sweep gives up an object it failed to process this many times.
 pub const SWEEP_MAX_FAILURES: u32 = 3;
+/// How long a process remembers an account's Region folders.
+pub const REGIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Account folders whose Regions a process remembers at most.
+const REGION_FOLDERS_KEPT: usize = 20_000;
 /// How long the sweep's cursor and failure counts are kept.
 const BOOKKEEPING_SECONDS: i64 = 3 * 86_400;
 /// Where each service writes below an account, and whether its key names the hour
@@ -275,37 +279,66 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         now: i64,
     ) -> Result<AccountListing, HandlerError> {
         let bucket = &req.bucket;
-        let mut requests = 0;
-        let services = self.source.list(bucket, &folder, true, None).await?;
-        requests += 1;
+        let (regions, mut requests) = self.region_folders(bucket, &folder).await?;
         let mut objects = Vec::new();
-        for (service, hourly) in LAYOUTS {
-            let service_folder = format!("{folder}{service}");
-            if !services.prefixes.contains(&service_folder) {
+        for (region, hourly) in regions {
+            let Some(first) = time_prefixes(&region, since, now, hourly)
+                .into_iter()
+                .next()
+            else {
                 continue;
-            }
-            let regions = self
+            };
+            // Everything after `.../YYYY/MM/DD/HH` sorts at or after that hour.
+            let after = first.trim_end_matches('/');
+            let listing = self
                 .source
-                .list(bucket, &service_folder, true, None)
+                .list(bucket, &region, false, Some(after))
                 .await?;
             requests += 1;
-            for region in &regions.prefixes {
-                let Some(first) = time_prefixes(region, since, now, hourly).into_iter().next()
-                else {
-                    continue;
-                };
-                // Everything after `.../YYYY/MM/DD/HH` sorts at or after that hour.
-                let after = first.trim_end_matches('/');
-                let listing = self.source.list(bucket, region, false, Some(after)).await?;
-                requests += 1;
-                objects.extend(listing.objects);
-            }
+            objects.extend(listing.objects);
         }
         Ok(AccountListing {
             folder,
             objects,
             requests,
         })
+    }
+
+    /// The Region folders of each service below an account folder, with whether its
+    /// keys name the hour; and the list requests it took. Remembered by this process
+    /// for [`REGIONS_KEPT`]: an account's Regions rarely change, and a new one's objects
+    /// are found within the lookback all the same.
+    async fn region_folders(
+        &self,
+        bucket: &str,
+        folder: &str,
+    ) -> Result<(Vec<(String, bool)>, u64), HandlerError> {
+        let key = format!("{bucket}/{folder}");
+        if let Some((at, regions)) = crate::errors::lock(&self.region_folders).get(&key) {
+            if at.elapsed() < REGIONS_KEPT {
+                return Ok((regions.clone(), 0));
+            }
+        }
+        let mut requests = 1;
+        let services = self.source.list(bucket, folder, true, None).await?;
+        let mut regions = Vec::new();
+        for (service, hourly) in LAYOUTS {
+            let service_folder = format!("{folder}{service}");
+            if services.prefixes.contains(&service_folder) {
+                let listed = self
+                    .source
+                    .list(bucket, &service_folder, true, None)
+                    .await?;
+                requests += 1;
+                regions.extend(listed.prefixes.into_iter().map(|r| (r, hourly)));
+            }
+        }
+        let mut kept = crate::errors::lock(&self.region_folders);
+        if kept.len() >= REGION_FOLDERS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, (Instant::now(), regions.clone()));
+        Ok((regions, requests))
     }
 
     /// Processes the unseen objects of one account folder within `budget`; true when

@@ -422,6 +422,17 @@ async fn the_sweep_lists_organization_trails_too() {
             .count(&key, crate::testing::bucket_of(T0)),
         1
     );
+    // The next sweep knows the account's Region folders: it lists only their objects.
+    let again = h
+        .sweep(&sweep_of(1), now, &mut InvocationMetrics::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!((again.processed, again.already_processed), (0, 1));
+    assert_eq!(
+        r.prefixes_listed, 5,
+        "top, organization, account, service, Region"
+    );
+    assert_eq!(again.prefixes_listed, 3, "top, organization, Region");
 }
 
 #[tokio::test]

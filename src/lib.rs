@@ -20,6 +20,7 @@ pub mod key;
 pub mod lambda;
 pub mod logs;
 pub mod metrics;
+pub mod report;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -277,7 +277,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
             collector,
             now: chrono::Utc::now().timestamp(),
         };
-        if let Err(e) = file.write(&input) {
+        if let Err(e) = file.write(&input).await {
             eprintln!("bedrock-denied-models: {}", error_chain(&e));
             written = false;
         }

@@ -3,8 +3,9 @@
 //! below, with the threshold as a dashed line and the alerts marked on their windows.
 //!
 //! A long range is drawn in at most [`MAX_BARS`] bars of several buckets each (a bar
-//! holds their sum, the line the largest window sum among them), so a chart's size is
-//! bounded whatever the range.
+//! holds their sum, the line the largest window sum among them), the bars as one
+//! path, and at most [`MAX_MARKS`] alerts, so a chart's size is bounded whatever the
+//! range and however many alerts.
 
 use crate::window::{Bucket, WindowSpec};
 use chrono::{DateTime, Timelike};
@@ -14,6 +15,8 @@ use std::fmt::Write as _;
 
 /// Bars per chart at most.
 pub const MAX_BARS: i64 = 288;
+/// Alerts marked per chart at most (the largest; one per bar).
+pub const MAX_MARKS: usize = 60;
 /// Alerts labelled with their total at most (more are marked only).
 const MAX_LABELLED_ALERTS: usize = 30;
 
@@ -135,13 +138,52 @@ pub fn chart(c: &Chart) -> Markup {
         round1(LEFT)
     );
 
-    let alerts: Vec<(Bucket, u64)> = c
-        .alerts
-        .iter()
-        .copied()
-        .filter(|(end, _)| *end >= c.first && *end <= c.last)
+    // One mark per bar (its largest alert), the largest MAX_MARKS of them, and their
+    // windows as bands, merged where they overlap.
+    let mut by_bin: BTreeMap<usize, (Bucket, u64)> = BTreeMap::new();
+    for &(end, total) in c.alerts {
+        if end >= c.first && end <= c.last {
+            let m = by_bin.entry(bin_of(end)).or_insert((end, total));
+            if total > m.1 {
+                *m = (end, total);
+            }
+        }
+    }
+    let mut marks: Vec<(usize, Bucket, u64)> = by_bin
+        .into_iter()
+        .map(|(bin, (end, total))| (bin, end, total))
         .collect();
-    let labelled = alerts.len() <= MAX_LABELLED_ALERTS;
+    if marks.len() > MAX_MARKS {
+        marks.sort_by_key(|m| (std::cmp::Reverse(m.2), m.0));
+        marks.truncate(MAX_MARKS);
+        marks.sort_unstable();
+    }
+    let mut bands: Vec<(usize, usize)> = Vec::new();
+    for &(bin, end, _) in &marks {
+        let from = bin_of(spec.window_first(end).max(c.first));
+        match bands.last_mut() {
+            Some(last) if from <= last.1 + 1 => last.1 = last.1.max(bin),
+            _ => bands.push((from, bin)),
+        }
+    }
+    let labelled = marks.len() <= MAX_LABELLED_ALERTS;
+
+    // The bars, as one path of rectangles.
+    let bars_base = BARS_TOP + BARS_HEIGHT;
+    let gap = if bar_w > 3.0 { 1.0 } else { 0.0 };
+    let width = round1((bar_w - gap).max(0.8));
+    let mut bar_path = String::new();
+    for (i, v) in bars.iter().enumerate() {
+        if *v > 0 {
+            let h = round1((*v as f64 / bars_max as f64 * BARS_HEIGHT).max(1.5));
+            let _ = write!(
+                bar_path,
+                "M{} {}h{width}v-{h}h-{width}z",
+                round1(x_of_bin(i)),
+                round1(bars_base)
+            );
+        }
+    }
 
     // Time labels.
     let bucket_seconds = spec.bucket_seconds();
@@ -182,11 +224,9 @@ pub fn chart(c: &Chart) -> Markup {
             " (each step the largest in its bar)"
         }
     );
-    let bars_base = BARS_TOP + BARS_HEIGHT;
     let sums_base = SUMS_TOP + SUMS_HEIGHT;
     let y_threshold = round1(y_sum(c.threshold));
     let plot_right = round1(LEFT + plot);
-    let gap = if bar_w > 3.0 { 1.0 } else { 0.0 };
 
     html! {
         svg.chart viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH) height=(HEIGHT)
@@ -197,22 +237,14 @@ pub fn chart(c: &Chart) -> Markup {
                 text.tick x=(x) y=(HEIGHT - 8.0) text-anchor="middle" { (label) }
             }
             // Alert windows, across both panels.
-            @for (end, _) in &alerts {
-                @let from = bin_of(spec.window_first(*end).max(c.first));
-                @let to = bin_of(*end);
-                rect.band x=(round1(x_of_bin(from))) y=(BARS_TOP) width=(round1(x_of_bin(to) + bar_w - x_of_bin(from)))
-                    height=(sums_base - BARS_TOP) {}
+            @for (from, to) in &bands {
+                rect.band x=(round1(x_of_bin(*from))) y=(BARS_TOP)
+                    width=(round1(x_of_bin(*to) + bar_w - x_of_bin(*from))) height=(sums_base - BARS_TOP) {}
             }
             text.panel x=(LEFT) y=(BARS_TOP - 8.0) { (bar_label) }
             text.axis x=(LEFT - 6.0) y=(BARS_TOP + 4.0) text-anchor="end" { (bars_max) }
             text.axis x=(LEFT - 6.0) y=(bars_base) text-anchor="end" { "0" }
-            @for (i, v) in bars.iter().enumerate() {
-                @if *v > 0 {
-                    @let h = (*v as f64 / bars_max as f64 * BARS_HEIGHT).max(1.5);
-                    rect.bar x=(round1(x_of_bin(i))) y=(round1(bars_base - h))
-                        width=(round1((bar_w - gap).max(0.8))) height=(round1(h)) {}
-                }
-            }
+            path.bar d=(bar_path) {}
             line.base x1=(LEFT) x2=(plot_right) y1=(bars_base) y2=(bars_base) {}
 
             text.panel x=(LEFT) y=(SUMS_TOP - 8.0) { (sum_label) }
@@ -225,8 +257,8 @@ pub fn chart(c: &Chart) -> Markup {
             text.threshold x=(plot_right) y=(y_threshold - 4.0) text-anchor="end" {
                 "threshold " (c.threshold) " (alerts above)"
             }
-            @for (end, total) in &alerts {
-                @let x = round1(x_of_bin(bin_of(*end)) + bar_w / 2.0);
+            @for (bin, _, total) in &marks {
+                @let x = round1(x_of_bin(*bin) + bar_w / 2.0);
                 @let y = round1(y_sum(*total));
                 circle.alert cx=(x) cy=(y) r="4.5" {}
                 @if labelled {

@@ -147,10 +147,12 @@ fn span(start: i64, end: i64) -> String {
     }
 }
 
-/// One piece of an escaped value: text as it is, or a character written out.
+/// One piece of an escaped value: text as it is, a character written out, or a place
+/// where the line may break.
 enum Piece<'a> {
     Text(&'a str),
     Escape(&'a str),
+    Break,
 }
 
 /// Splits [`text_escape`] output into text and `\u{..}` escapes (it escapes `\`
@@ -174,27 +176,79 @@ fn pieces(escaped: &str) -> Vec<Piece<'_>> {
     out
 }
 
+/// Characters after the cut counted at most: an id may be megabytes long.
+const COUNT_REST_BYTES: usize = 1 << 20;
+
+/// Text between two optional line breaks at least (ARNs and paths break after `/` and
+/// `:`; runs of separators get one break, so a hostile id cannot multiply them).
+const MIN_BREAK_SPACING: usize = 6;
+
 /// An untrusted value as inert text: HTML-escaped by the template, control and
-/// bidirectional-formatting characters written out and marked, cut at `max_chars`.
+/// bidirectional-formatting characters written out and marked, and cut so that at
+/// most `max_chars` characters show, escapes included.
 pub fn shown(value: &str, max_chars: usize) -> Markup {
-    let kept = prefix_chars(value, max_chars);
-    let more = value[kept.len()..].chars().count();
-    let escaped = text_escape(kept);
-    html! {
-        @for piece in pieces(&escaped) {
-            @match piece {
-                // ARNs and paths may break after their separators.
-                Piece::Text(t) => {
-                    @for part in t.split_inclusive(['/', ':']) {
-                        (part)
-                        @if part.ends_with(['/', ':']) { wbr; }
+    let escaped = text_escape(prefix_chars(value, max_chars));
+    let mut budget = max_chars;
+    let mut used_bytes = 0;
+    let mut kept = Vec::new();
+    for piece in pieces(&escaped) {
+        match piece {
+            Piece::Text(t) => {
+                let part = prefix_chars(t, budget);
+                budget -= part.chars().count();
+                used_bytes += part.len();
+                kept.push(Piece::Text(part));
+                if part.len() < t.len() {
+                    break;
+                }
+            }
+            Piece::Escape(e) if e.len() <= budget => {
+                budget -= e.len();
+                used_bytes += value[used_bytes..].chars().next().map_or(0, char::len_utf8);
+                kept.push(Piece::Escape(e));
+            }
+            Piece::Escape(_) | Piece::Break => break,
+        }
+    }
+    let rest = &value[used_bytes..];
+    let mut counted = rest.len().min(COUNT_REST_BYTES);
+    while !rest.is_char_boundary(counted) {
+        counted -= 1;
+    }
+    let more = rest[..counted].chars().count();
+    // Where a line may break: after a separator, with some text since the last break.
+    let mut shown = Vec::new();
+    let mut since_break = 0;
+    for piece in kept {
+        match piece {
+            Piece::Text(t) => {
+                for part in t.split_inclusive(['/', ':']) {
+                    since_break += part.len();
+                    shown.push(Piece::Text(part));
+                    if part.ends_with(['/', ':']) && since_break >= MIN_BREAK_SPACING {
+                        shown.push(Piece::Break);
+                        since_break = 0;
                     }
-                },
-                Piece::Escape(e) => span.esc title="a control or formatting character, written out" { (e) },
+                }
+            }
+            other => {
+                since_break += 8;
+                shown.push(other);
+            }
+        }
+    }
+    html! {
+        @for piece in &shown {
+            @match piece {
+                Piece::Text(t) => (t),
+                Piece::Escape(e) => span.esc { (e) },
+                Piece::Break => wbr;,
             }
         }
         @if more > 0 {
-            span.cut { "… (" (num(more as u64)) " more characters)" }
+            span.cut {
+                "… (" @if rest.len() > COUNT_REST_BYTES { "over " } (num(more as u64)) " more characters)"
+            }
         }
     }
 }
@@ -230,10 +284,9 @@ struct Page<'a> {
 }
 
 impl<'a> Page<'a> {
-    fn new(input: &'a ReportInput<'a>) -> Self {
+    fn new(input: &'a ReportInput<'a>, tuning: Tuning) -> Self {
         let c = input.collector;
         let spec = input.config.window();
-        let tuning = Tuning::compute(c, input.config, input.now);
         let alert_keys: Vec<Option<KeyId>> =
             input.alerts.iter().map(|a| c.find(&a.key())).collect();
         let mut alerts_by_key: HashMap<KeyId, Vec<usize>> = HashMap::new();
@@ -865,7 +918,7 @@ fn cell(with: &Outcome, without: Option<&Outcome>) -> Markup {
     }
 }
 
-/// The report's HTML.
-pub fn render(input: &ReportInput) -> String {
-    Page::new(input).render()
+/// The report's HTML, with the tuning table worked out from the same scan.
+pub fn render(input: &ReportInput, tuning: Tuning) -> String {
+    Page::new(input, tuning).render()
 }

@@ -93,9 +93,11 @@ impl ReportFile {
         })
     }
 
-    /// Renders and writes the report; returns its size in bytes.
-    pub fn write(mut self, input: &ReportInput) -> Result<usize, ReportError> {
-        let html = render(input);
+    /// Replays the tuning table, renders and writes the report; returns its size in
+    /// bytes.
+    pub async fn write(mut self, input: &ReportInput<'_>) -> Result<usize, ReportError> {
+        let tuning = Tuning::compute(input.collector, input.config, input.now).await;
+        let html = render(input, tuning);
         self.file
             .write_all(html.as_bytes())
             .and_then(|()| self.file.flush())

@@ -7,14 +7,19 @@
 //! the detector decides it: [`WindowSpec::query_range`] and
 //! [`WindowSpec::alert_window`] over the counts read, the key's threshold or stop
 //! from [`Exceptions::rule_for`](crate::exceptions::Exceptions::rule_for), and the
-//! claim's suppression from [`decide_claim`]. The counters do not depend on the
-//! setting, so they are kept once; each setting keeps its own alert state.
+//! claim through the in-memory store `scan` counts in ([`MemoryStore::claim_alert`],
+//! whose policy is [`decide_claim`](crate::store::decide_claim), then
+//! [`MemoryStore::mark_alert_sent`]), so suppression, and how the last sent window
+//! is kept, are the store's own. The counters do not depend on the setting, so they
+//! are kept once; each setting has its own alert state.
 
 use super::collect::{Collector, KeyId};
 use crate::config::Config;
 use crate::detector::CLAIM_LEASE_SECONDS;
 use crate::exceptions::ExceptionRule;
-use crate::store::{decide_claim, AlertClaim, AlertState, ClaimOutcome};
+use crate::key::DenialKey;
+use crate::store::memory::MemoryStore;
+use crate::store::{AlertClaim, ClaimOutcome, CounterStore};
 use crate::window::{Bucket, WindowSpec, WindowTotal};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -56,9 +61,12 @@ pub struct Outcome {
     pub alerts: Vec<ReplayedAlert>,
 }
 
+/// The replay's one attempt: each claim it makes is marked sent at once.
+const ATTEMPT: &str = "report";
+
 /// Replays the record once for every setting; outcomes in the order of `settings`.
 /// `now` is the time exception rules are judged at (their `until`).
-pub fn replay(
+pub async fn replay(
     collector: &Collector,
     config: &Config,
     now: i64,
@@ -75,7 +83,9 @@ pub fn replay(
         .collect();
     let suppress_seconds = config.suppress_seconds();
     let mut counts: Vec<BTreeMap<Bucket, u64>> = vec![BTreeMap::new(); collector.keys().len()];
-    let mut states: Vec<HashMap<KeyId, AlertState>> = vec![HashMap::new(); settings.len()];
+    // Alert state per setting, keyed by a short stand-in for each key.
+    let states: Vec<MemoryStore> = settings.iter().map(|_| MemoryStore::new()).collect();
+    let mut alerted: Vec<BTreeSet<KeyId>> = vec![BTreeSet::new(); settings.len()];
     let mut outcomes = vec![Outcome::default(); settings.len()];
     for object in collector.record().objects() {
         for group in object.chunk_by(|a, b| a.key == b.key) {
@@ -88,6 +98,7 @@ pub fn replay(
                     *stored.entry(e.bucket).or_insert(0) += e.count;
                 }
             }
+            let stand_in = DenialKey::new(key.to_string(), "", "");
             // What the detector's query returns, once per window width.
             let mut read: HashMap<u32, BTreeMap<Bucket, u64>> = HashMap::new();
             for (i, setting) in settings.iter().enumerate() {
@@ -114,20 +125,19 @@ pub fn replay(
                 }
                 let claim = AlertClaim {
                     object_token: String::new(),
-                    attempt: String::new(),
+                    attempt: ATTEMPT.to_string(),
                     window_end: spec.window_bounds(window.end).1,
                     suppress_seconds,
                     lease_seconds: CLAIM_LEASE_SECONDS,
                     now,
                     expires_at: 0,
                 };
-                let state = &mut states[i];
-                match decide_claim(state.get(&key), &claim) {
-                    ClaimOutcome::Claimed { .. } => {
+                // The in-memory store cannot fail.
+                match states[i].claim_alert(&stand_in, &claim).await {
+                    Ok(ClaimOutcome::Claimed { .. }) => {
+                        let _ = states[i].mark_alert_sent(&stand_in, &claim).await;
                         outcome.published += 1;
-                        let sent = &mut state.entry(key).or_default().last_sent_end;
-                        // The last sent window end never moves backwards.
-                        *sent = Some(sent.map_or(claim.window_end, |e| e.max(claim.window_end)));
+                        alerted[i].insert(key);
                         if setting.list {
                             outcome.alerts.push(ReplayedAlert {
                                 key,
@@ -136,15 +146,15 @@ pub fn replay(
                             });
                         }
                     }
-                    ClaimOutcome::Suppressed { .. } => outcome.suppressed += 1,
-                    // Claims are marked sent at once here: no other attempt holds one.
-                    ClaimOutcome::Busy { .. } => {}
+                    Ok(ClaimOutcome::Suppressed { .. }) => outcome.suppressed += 1,
+                    // Every claim here is marked sent at once: none is ever pending.
+                    Ok(ClaimOutcome::Busy { .. }) | Err(_) => {}
                 }
             }
         }
     }
-    for (outcome, state) in outcomes.iter_mut().zip(&states) {
-        outcome.keys = state.len() as u64;
+    for (outcome, keys) in outcomes.iter_mut().zip(&alerted) {
+        outcome.keys = keys.len() as u64;
     }
     outcomes
 }
@@ -165,7 +175,7 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    pub fn compute(collector: &Collector, config: &Config, now: i64) -> Self {
+    pub async fn compute(collector: &Collector, config: &Config, now: i64) -> Self {
         let mut thresholds: Vec<u64> = THRESHOLDS.to_vec();
         thresholds.push(config.threshold);
         thresholds.sort_unstable();
@@ -196,7 +206,7 @@ impl Tuning {
                 }
             }
         }
-        let mut outcomes = replay(collector, config, now, &settings);
+        let mut outcomes = replay(collector, config, now, &settings).await;
         let cells = thresholds.len() * windows.len();
         let without = (outcomes.len() > cells).then(|| outcomes.split_off(cells));
         Self {

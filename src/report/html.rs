@@ -768,7 +768,8 @@ impl<'a> Page<'a> {
                             td { b { (th_) } " denials" }
                             @for w in &tn.windows {
                                 @if let Some((with, without)) = tn.cell(*th_, *w) {
-                                    td.cfg[*th_ == tn.configured_threshold && *w == tn.configured_window] {
+                                    td.cfg[*th_ == tn.configured_threshold && *w == tn.configured_window]
+                                        data-threshold=(th_) data-window-buckets=(w) {
                                         (cell(with, without))
                                     }
                                 }

@@ -25,9 +25,9 @@ const LEFT: f64 = 46.0;
 const RIGHT: f64 = 14.0;
 const BARS_TOP: f64 = 24.0;
 const BARS_HEIGHT: f64 = 60.0;
-const SUMS_TOP: f64 = 118.0;
+const SUMS_TOP: f64 = 128.0;
 const SUMS_HEIGHT: f64 = 96.0;
-const HEIGHT: f64 = 240.0;
+const HEIGHT: f64 = 250.0;
 
 /// What one chart shows.
 #[derive(Debug)]

@@ -113,6 +113,18 @@ table.tune td.cfg{outline:2px solid var(--alert);outline-offset:-2px;background:
 table.tune b{font-size:15px}
 .wo{display:block;color:var(--muted);font-size:12px}
 tr.hot td:first-child{box-shadow:inset 3px 0 0 var(--alert)}
+table.fixed{table-layout:fixed}
+table.alerts th:nth-child(1){width:34px}
+table.alerts th:nth-child(3),table.others th:nth-child(2){width:300px}
+table.alerts th:nth-child(4),table.others th:nth-child(3){width:128px}
+table.alerts th:nth-child(5){width:70px}
+table.alerts th:nth-child(6){width:178px}
+table.alerts th:nth-child(7){width:84px}
+table.others th:nth-child(4){width:76px}
+table.others th:nth-child(5){width:116px}
+table.others th:nth-child(6){width:140px}
+table.top th:nth-child(n+2){width:70px}
+table.ips th:nth-child(2){width:120px}
 footer{color:var(--muted);font-size:12px;max-width:1180px;margin:0 auto;padding:0 20px 30px}
 @media print{body{background:#fff}section{break-inside:avoid-page;border-color:#ccc}}
 "#;
@@ -128,6 +140,15 @@ fn num(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// `1 alert`, `3 alerts`.
+fn count(n: u64, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{} {one}s", num(n))
+    }
 }
 
 /// `2026-03-14 09:10` (UTC).
@@ -491,7 +512,7 @@ impl<'a> Page<'a> {
                 @if alerts.is_empty() {
                     p.note { "No window held more denials than its threshold." }
                 } @else {
-                    table {
+                    table.fixed.alerts {
                         tr {
                             th.n { "#" } th { "Principal (user.id)" } th { "Model" } th { "Account" }
                             th.n { "Denials" } th { "Window (UTC)" } th.n { "Threshold" }
@@ -537,7 +558,7 @@ impl<'a> Page<'a> {
                 }
                 @if !others.is_empty() {
                     h3 { "Other keys" small { "by denials" } }
-                    table {
+                    table.fixed.others {
                         tr { th { "Principal (user.id)" } th { "Model" } th { "Account" } th.n { "Denials" } th.n { "Busiest window" } th { "from (UTC)" } }
                         @for k in &others[..listed] {
                             @let s = c.key(*k);
@@ -708,7 +729,7 @@ impl<'a> Page<'a> {
                     @for (title, (rows, total)) in &tables {
                         div {
                             h3 { (title) small { (num(*total as u64)) " in all" } }
-                            table {
+                            table.fixed.top {
                                 tr { th { "" } th.n { "Denials" } th.n { "Keys" } th.n { "Alerts" } }
                                 @for (v, (d, k, a)) in rows {
                                     tr.hot[*a > 0] {
@@ -724,7 +745,7 @@ impl<'a> Page<'a> {
                         @if ips.is_empty() {
                             p.note { "No denial carried a source IP." }
                         } @else {
-                            table {
+                            table.fixed.top.ips {
                                 tr { th { "" } th.n { "Denials" } th.n { "Keys" } }
                                 @for (ip, st) in &ips {
                                     tr {
@@ -758,14 +779,14 @@ impl<'a> Page<'a> {
                 h2 { "Tuning" small { "alerts and distinct keys this scan would raise at each threshold and window" } }
                 table.tune {
                     tr {
-                        th { "Alert above" }
+                        th { "Alert when a window holds more than" }
                         @for w in &tn.windows {
                             th { (u64::from(*w) * u64::from(tn.bucket_minutes)) "-minute window" }
                         }
                     }
                     @for th_ in &tn.thresholds {
                         tr {
-                            td { b { (th_) } " denials" }
+                            td { b { (th_) } }
                             @for w in &tn.windows {
                                 @if let Some((with, without)) = tn.cell(*th_, *w) {
                                     td.cfg[*th_ == tn.configured_threshold && *w == tn.configured_window]
@@ -786,9 +807,9 @@ impl<'a> Page<'a> {
                 @if let Some(without) = conf_without {
                     h3 { "What the exception rules removed" }
                     p {
-                        "At the configured setting the rules leave " b { (num(conf.published)) } " alerts on " (num(conf.keys)) " keys; without them there would be "
-                        b { (num(without.published)) } " on " (num(without.keys)) " keys. "
-                        (num(conf.excepted)) " windows above the threshold were stopped by a rule."
+                        "At the configured setting the rules leave " b { (num(conf.published)) } " on " (count(conf.keys, "key")) "; without them there would be "
+                        b { (num(without.published)) } " on " (count(without.keys, "key")) ". "
+                        "Windows above the threshold of a key whose alerts a rule stops: " (num(conf.excepted)) "."
                     }
                     (self.rules_effect(conf, without))
                 }
@@ -874,11 +895,14 @@ fn rule_fields(rule: &ExceptionRule) -> Markup {
         ("gen_ai.request.model.id", &rule.model_id),
         ("cloud.account.id", &rule.account_id),
     ];
+    let named: Vec<(&str, String)> = fields
+        .into_iter()
+        .filter_map(|(name, p)| p.as_ref().map(|p| (name, p.to_string())))
+        .collect();
     html! {
-        @for (name, pattern) in fields {
-            @if let Some(p) = pattern {
-                div { (name) " = " span.id { (shown(&p.to_string(), TABLE_ID_CHARS)) } }
-            }
+        @for (n, (name, pattern)) in named.iter().enumerate() {
+            @if n > 0 { " and " }
+            (name) " = " span.id { (shown(pattern, TABLE_ID_CHARS)) }
         }
     }
 }
@@ -892,9 +916,9 @@ fn rules_list(cfg: &Config, now: i64) -> Markup {
             ul.plain {
                 @for (n, r) in rules.iter().enumerate().take(MAX_LISTED) {
                     li {
-                        (n + 1) ". " (rule_fields(r))
+                        (n + 1) ". " (rule_fields(r)) ": "
                         @match r.threshold { Some(t) => { "threshold " (t) }, None => "stops alerts" }
-                        ": " (shown(&r.reason, TABLE_ID_CHARS))
+                        " (" (shown(&r.reason, TABLE_ID_CHARS)) ")"
                         @if let Some(u) = r.until {
                             " (until " (at(u)) @if !r.is_active(now) { ", ended" } ")"
                         }
@@ -910,10 +934,11 @@ fn rules_list(cfg: &Config, now: i64) -> Markup {
 
 fn cell(with: &Outcome, without: Option<&Outcome>) -> Markup {
     html! {
-        b { (num(with.published)) } " alerts · " (num(with.keys)) " keys"
+        b { (num(with.published)) } @if with.published == 1 { " alert" } @else { " alerts" }
+        " · " (count(with.keys, "key"))
         @if let Some(w) = without {
             @if w.published != with.published || w.keys != with.keys {
-                span.wo { "without rules: " (num(w.published)) " · " (num(w.keys)) }
+                span.wo { "without rules: " (count(w.published, "alert")) " · " (count(w.keys, "key")) }
             }
         }
     }

@@ -550,7 +550,7 @@ fn the_report_shows_what_exceptions_removed() {
     let doc = scraper::Html::parse_document(&html);
     let cfg = text_of(&doc, "#tuning td.cfg");
     assert!(
-        cfg.starts_with("1 alerts · 1 keys") && cfg.contains("without rules: 3 · 3"),
+        cfg.starts_with("1 alert · 1 key") && cfg.contains("without rules: 3 alerts · 3 keys"),
         "{cfg}"
     );
     let exceptions = text_of(&doc, "#set-exceptions");

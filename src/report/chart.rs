@@ -19,6 +19,8 @@ pub const MAX_BARS: i64 = 288;
 pub const MAX_MARKS: usize = 60;
 /// Alerts labelled with their total at most (more are marked only).
 const MAX_LABELLED_ALERTS: usize = 30;
+/// Room an alert's label takes, in chart units.
+const LABEL_WIDTH: f64 = 52.0;
 
 const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 46.0;
@@ -166,7 +168,17 @@ pub fn chart(c: &Chart) -> Markup {
             _ => bands.push((from, bin)),
         }
     }
-    let labelled = marks.len() <= MAX_LABELLED_ALERTS;
+    // Labels where they do not run into the previous one.
+    let mut labelled = Vec::with_capacity(marks.len());
+    let mut last_label = f64::MIN;
+    for &(bin, _, _) in &marks {
+        let x = x_of_bin(bin) + bar_w / 2.0;
+        let room = marks.len() <= MAX_LABELLED_ALERTS && x - last_label >= LABEL_WIDTH;
+        if room {
+            last_label = x;
+        }
+        labelled.push(room);
+    }
 
     // The bars, as one path of rectangles.
     let bars_base = BARS_TOP + BARS_HEIGHT;
@@ -257,11 +269,11 @@ pub fn chart(c: &Chart) -> Markup {
             text.threshold x=(plot_right) y=(y_threshold - 4.0) text-anchor="end" {
                 "threshold " (c.threshold) " (alerts above)"
             }
-            @for (bin, _, total) in &marks {
+            @for (i, (bin, _, total)) in marks.iter().enumerate() {
                 @let x = round1(x_of_bin(*bin) + bar_w / 2.0);
                 @let y = round1(y_sum(*total));
                 circle.alert cx=(x) cy=(y) r="4.5" {}
-                @if labelled {
+                @if labelled[i] {
                     text.alert x=(x) y=(y - 8.0) text-anchor="middle" { "alert " (total) }
                 }
             }

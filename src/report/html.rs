@@ -597,6 +597,14 @@ impl<'a> Page<'a> {
             .map(|w| (w.end, w.total))
             .collect();
         let peak = self.peak(s);
+        let suppressed = self
+            .tuning
+            .configured()
+            .0
+            .suppressed_by_key
+            .get(&k)
+            .copied()
+            .unwrap_or(0);
         // The scanned range, widened to the windows that hold its first and last
         // denials.
         let (first, last) = c.span().unwrap_or((0, 0));
@@ -636,6 +644,9 @@ impl<'a> Page<'a> {
                     } @else {
                         span.pill.hot { (alerts.len()) @if alerts.len() == 1 { " alert" } @else { " alerts" } }
                     }
+                    @if suppressed > 0 {
+                        span.pill { (num(suppressed)) " suppressed" }
+                    }
                     span.pill { (num(s.denials)) " denials" }
                     @if let Some(p) = &peak {
                         span.pill { "busiest " (self.spec.window_buckets() * self.spec.bucket_seconds() / 60) " minutes: " (num(p.total)) }
@@ -667,6 +678,12 @@ impl<'a> Page<'a> {
                                 }
                                 @if alerts.len() > MAX_KEY_ALERTS {
                                     li.cut { "and " (alerts.len() - MAX_KEY_ALERTS) " more" }
+                                }
+                                @if suppressed > 0 {
+                                    li.cut {
+                                        (count(suppressed, "more window")) " above the threshold, suppressed: one alert per key per "
+                                        (self.input.config.suppress_minutes) " minutes"
+                                    }
                                 }
                             }
                         }

@@ -59,6 +59,8 @@ pub struct Outcome {
     pub keys: u64,
     /// The alerts in order, when the setting asked for them.
     pub alerts: Vec<ReplayedAlert>,
+    /// Suppressed alerts per key, when the setting asked for its alerts.
+    pub suppressed_by_key: HashMap<KeyId, u64>,
 }
 
 /// The replay's one attempt: each claim it makes is marked sent at once.
@@ -146,7 +148,12 @@ pub async fn replay(
                             });
                         }
                     }
-                    Ok(ClaimOutcome::Suppressed { .. }) => outcome.suppressed += 1,
+                    Ok(ClaimOutcome::Suppressed { .. }) => {
+                        outcome.suppressed += 1;
+                        if setting.list {
+                            *outcome.suppressed_by_key.entry(key).or_insert(0) += 1;
+                        }
+                    }
                     // Every claim here is marked sent at once: none is ever pending.
                     Ok(ClaimOutcome::Busy { .. }) | Err(_) => {}
                 }

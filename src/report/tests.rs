@@ -170,6 +170,7 @@ proptest! {
         prop_assert_eq!(replayed_alerts(&collector, &spec, &out[0]), detector_alerts(&alerts));
         prop_assert_eq!(out[0].published, report.alerts_published);
         prop_assert_eq!(out[0].suppressed, report.alerts_suppressed);
+        prop_assert_eq!(out[0].suppressed_by_key.values().sum::<u64>(), report.alerts_suppressed);
         prop_assert_eq!(out[0].excepted, report.alerts_excepted);
         let keys: BTreeSet<String> = alerts.iter().map(|a| a.user_id.clone()).collect();
         prop_assert_eq!(out[0].keys, keys.len() as u64);

@@ -521,6 +521,12 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
             .expect("a link to the key");
         assert_eq!(select(&doc, link).len(), 1, "{link}");
     }
+    // Mallory's second burst was suppressed, and her section says so.
+    let mallory = text_of(&doc, "article.key");
+    assert!(
+        mallory.contains("ContractorAccess/mallory") && mallory.contains("1 suppressed"),
+        "{mallory}"
+    );
     // The configured cell of the tuning table is this run; other cells are what
     // scans with those settings print.
     assert_eq!(cell_alerts(&doc, 3, 6), 3);

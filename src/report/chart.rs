@@ -117,7 +117,7 @@ pub fn chart(c: &Chart) -> Markup {
         .copied()
         .max()
         .unwrap_or(0)
-        .max(c.threshold + 1)
+        .max(c.threshold.saturating_add(1))
         .max(1);
     // A little headroom so the highest alert's label stays inside the chart.
     let sums_scale = sums_top as f64 * 1.15;

@@ -24,6 +24,9 @@ use std::collections::{BTreeSet, HashMap};
 /// Keys shown with a chart and their evidence: the alerted keys, then the others by
 /// denials.
 pub const MAX_KEY_SECTIONS: usize = 20;
+/// The file's size at most. The limits here keep a report well under it; should
+/// values that escape to the most bytes still take it over, fewer keys get a section.
+pub const MAX_REPORT_BYTES: usize = 3 * 1024 * 1024;
 /// Rows of the alerts table.
 pub const MAX_ALERT_ROWS: usize = 200;
 /// Rows of the table of keys without a section.
@@ -252,10 +255,11 @@ pub fn shown(value: &str, max_chars: usize) -> Markup {
                     }
                 }
             }
-            other => {
-                since_break += 8;
-                shown.push(other);
+            Piece::Escape(e) => {
+                since_break += e.len();
+                shown.push(Piece::Escape(e));
             }
+            Piece::Break => shown.push(Piece::Break),
         }
     }
     html! {
@@ -295,17 +299,19 @@ fn anchor(id: KeyId) -> String {
 struct Page<'a> {
     input: &'a ReportInput<'a>,
     spec: WindowSpec,
-    tuning: Tuning,
+    tuning: &'a Tuning,
     /// Key of each alert (as the detector published them), when the scan saw it.
     alert_keys: Vec<Option<KeyId>>,
     alerts_by_key: HashMap<KeyId, Vec<usize>>,
     sections: Vec<KeyId>,
+    /// Sections allowed: fewer than [`MAX_KEY_SECTIONS`] when the page had to shrink.
+    sections_cap: usize,
     /// Keys in the alerts table and top tables that have a section.
     with_section: BTreeSet<KeyId>,
 }
 
 impl<'a> Page<'a> {
-    fn new(input: &'a ReportInput<'a>, tuning: Tuning) -> Self {
+    fn new(input: &'a ReportInput<'a>, tuning: &'a Tuning, sections: usize) -> Self {
         let c = input.collector;
         let spec = input.config.window();
         let alert_keys: Vec<Option<KeyId>> =
@@ -325,12 +331,13 @@ impl<'a> Page<'a> {
                 *k,
             )
         });
-        order.truncate(MAX_KEY_SECTIONS);
+        order.truncate(sections);
         let with_section = order.iter().copied().collect();
         Self {
             input,
             spec,
             tuning,
+            sections_cap: sections,
             alert_keys,
             alerts_by_key,
             sections: order,
@@ -550,8 +557,11 @@ impl<'a> Page<'a> {
         html! {
             section #keys {
                 h2 { "Keys" small { "the alerted keys, then the others by denials: " (self.sections.len()) " of " (num(c.keys().len() as u64)) } }
-                @if self.sections.is_empty() {
+                @if c.keys().is_empty() {
                     p.note { "No denials." }
+                }
+                @if self.sections_cap < MAX_KEY_SECTIONS {
+                    p.note { "Fewer keys than usual have a section, to keep this file under " (MAX_REPORT_BYTES / (1024 * 1024)) " MB." }
                 }
                 @for k in &self.sections {
                     (self.key_article(*k))
@@ -961,7 +971,21 @@ fn cell(with: &Outcome, without: Option<&Outcome>) -> Markup {
     }
 }
 
-/// The report's HTML, with the tuning table worked out from the same scan.
-pub fn render(input: &ReportInput, tuning: Tuning) -> String {
-    Page::new(input, tuning).render()
+/// The report's HTML, with the tuning table worked out from the same scan: at most
+/// [`MAX_REPORT_BYTES`].
+pub fn render(input: &ReportInput, tuning: &Tuning) -> String {
+    render_within(input, tuning, MAX_REPORT_BYTES)
+}
+
+/// The page in at most `max_bytes`, halving the key sections until it fits (the rest
+/// of the page is bounded well below [`MAX_REPORT_BYTES`] by its own limits).
+pub(super) fn render_within(input: &ReportInput, tuning: &Tuning, max_bytes: usize) -> String {
+    let mut sections = MAX_KEY_SECTIONS;
+    loop {
+        let html = Page::new(input, tuning, sections).render();
+        if html.len() <= max_bytes || sections == 0 {
+            return html;
+        }
+        sections /= 2;
+    }
 }

@@ -19,7 +19,7 @@ pub use collect::{
 };
 pub use html::{
     render, shown, CSP, FULL_ID_CHARS, MAX_ALERT_ROWS, MAX_KEY_SECTIONS, MAX_LISTED,
-    MAX_OTHER_KEYS, MAX_TOP_ROWS, TABLE_ID_CHARS,
+    MAX_OTHER_KEYS, MAX_REPORT_BYTES, MAX_TOP_ROWS, TABLE_ID_CHARS,
 };
 pub use replay::{replay, Outcome, ReplayedAlert, Setting, Tuning, THRESHOLDS, WINDOW_MINUTES};
 
@@ -97,7 +97,7 @@ impl ReportFile {
     /// bytes.
     pub async fn write(mut self, input: &ReportInput<'_>) -> Result<usize, ReportError> {
         let tuning = Tuning::compute(input.collector, input.config, input.now).await;
-        let html = render(input, tuning);
+        let html = render(input, &tuning);
         self.file
             .write_all(html.as_bytes())
             .and_then(|()| self.file.flush())

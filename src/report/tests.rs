@@ -630,7 +630,7 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
         collector: &collector,
         now: T0,
     };
-    let small = super::html::render_within(&input, &tuning, html.len() / 2);
+    let small = html::render_within(&input, &tuning, html.len() / 2);
     assert!(small.len() <= html.len() / 2, "{}", small.len());
     let doc = Html::parse_document(&small);
     let kept = select(&doc, "article.key").len();

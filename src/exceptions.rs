@@ -133,6 +133,11 @@ impl Exceptions {
         Ok(Self { rules: out })
     }
 
+    /// The rules, in order.
+    pub fn rules(&self) -> &[ExceptionRule] {
+        &self.rules
+    }
+
     /// The rule that applies to `key` at `now`, if any.
     pub fn rule_for(&self, key: &DenialKey, now: i64) -> Option<&ExceptionRule> {
         self.rules

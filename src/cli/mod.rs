@@ -130,6 +130,11 @@ pub struct ScanArgs {
     /// the one the credentials belong to (AWS build).
     #[arg(long, value_name = "ACCOUNT_ID", requires = "table")]
     security_hub: Option<String>,
+    /// Also write an investigator's report to this HTML file: the scan and its
+    /// settings, the alerts, a timeline and the evidence per key, top tables, and how
+    /// many alerts other thresholds and windows would raise (in-memory counters only).
+    #[arg(long, value_name = "FILE.html", conflicts_with = "table")]
+    report: Option<std::path::PathBuf>,
     /// Log files, folders (searched recursively) and s3://BUCKET/PREFIX.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,

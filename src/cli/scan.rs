@@ -161,6 +161,21 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         eprintln!("bedrock-denied-models: {why}");
         return ExitCode::from(2);
     }
+    // --report (src/report/): the file is created before reading, so a bad path
+    // fails at once.
+    let report_file = match args
+        .report
+        .as_deref()
+        .map(crate::report::ReportFile::create)
+    {
+        Some(Err(e)) => {
+            eprintln!("bedrock-denied-models: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+        Some(Ok(file)) => Some(file),
+        None => None,
+    };
+    // --report end
     let mut notes = Vec::new();
     let mut inputs = Vec::new();
     // One SDK configuration and one S3 client, when anything needs AWS.
@@ -243,19 +258,43 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
                 ..stdout
             };
             let d = Detector::new(config, store, stdout).previewing();
-            scan_with(&d, &opener, &inputs, jobs).await
+            scan_with(&d, &opener, &inputs, jobs, None).await
         } else {
             let d = Detector::with_sinks(config, store, sinks);
-            scan_with(&d, &opener, &inputs, jobs).await
+            scan_with(&d, &opener, &inputs, jobs, None).await
         };
         summary.not_selected = not_selected;
         return summary.finish();
     }
-    let d = Detector::new(config, MemoryStore::new(), stdout);
-    let mut summary = scan_with(&d, &opener, &inputs, jobs).await;
+    // --report: the alerts are kept as printed, and every counted object recorded.
+    let sink = crate::report::Recorded::new(stdout, report_file.is_some());
+    let mut collector = report_file
+        .as_ref()
+        .map(|_| crate::report::Collector::new());
+    let d = Detector::new(config.clone(), MemoryStore::new(), sink);
+    let mut summary = scan_with(&d, &opener, &inputs, jobs, collector.as_mut()).await;
     summary.keys = Some(d.store().key_count() as u64);
     summary.not_selected = not_selected;
-    summary.finish()
+    let mut written = true;
+    if let (Some(file), Some(collector)) = (report_file, &collector) {
+        let input = crate::report::ReportInput {
+            inputs: &args.inputs,
+            config: &config,
+            totals: &summary.totals(),
+            alerts: &d.sink().alerts(),
+            collector,
+            now: chrono::Utc::now().timestamp(),
+        };
+        if let Err(e) = file.write(&input).await {
+            eprintln!("bedrock-denied-models: {}", error_chain(&e));
+            written = false;
+        }
+    }
+    match summary.finish() {
+        status if written => status,
+        _ => ExitCode::from(1),
+    }
+    // --report end
 }
 
 /// Reads up to `jobs` inputs at once and counts them in input order.
@@ -264,6 +303,7 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
     opener: &Opener,
     inputs: &[Input],
     jobs: usize,
+    mut collector: Option<&mut crate::report::Collector>,
 ) -> Summary {
     let progress =
         ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
@@ -285,8 +325,13 @@ async fn scan_with<S: CounterStore, A: AlertSink>(
         match read {
             ReadResult::Done(id, read) => {
                 let stats = read.stats;
+                // --report: what the object adds, recorded once it is counted.
+                let counted = collector.is_some().then(|| read.aggregate.clone());
                 match detector.count(&id, *read).await {
                     Ok(report) => {
+                        if let (Some(c), Some(a)) = (collector.as_deref_mut(), &counted) {
+                            c.add(&id, a);
+                        }
                         summary.add_read(&report.read);
                         summary.record.add(&report.record);
                         if let Some(e) = report.read_error {
@@ -388,14 +433,35 @@ impl Summary {
         self.read.add(r);
     }
 
-    fn render(&self) -> String {
-        let s = &self.read.skipped;
+    /// Objects by kind: `2 gzip, 1 CloudTrail`.
+    fn kinds(&self) -> Vec<String> {
         let mut kinds = vec![format!("{} gzip", self.gzip)];
         for (i, (format, name)) in FORMATS.iter().enumerate() {
             if self.formats[i] > 0 || *format == LogFormat::CloudTrail {
                 kinds.push(format!("{} {name}", self.formats[i]));
             }
         }
+        kinds
+    }
+
+    /// The summary's numbers, for --report.
+    fn totals(&self) -> crate::report::ScanTotals {
+        crate::report::ScanTotals {
+            objects: self.objects,
+            kinds: self.kinds(),
+            housekeeping: self.housekeeping,
+            not_selected: self.not_selected,
+            incomplete: self.incomplete,
+            failed: self.failed,
+            read: self.read,
+            keys: self.keys,
+            record: self.record,
+        }
+    }
+
+    fn render(&self) -> String {
+        let s = &self.read.skipped;
+        let kinds = self.kinds();
         let selected = if self.not_selected > 0 {
             format!(", {} outside --since/--until", self.not_selected)
         } else {

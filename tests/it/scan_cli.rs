@@ -444,3 +444,238 @@ async fn a_replay_without_a_destination_never_silences_the_functions_next_alert(
     assert_eq!(sent.len(), 1, "not silenced by the replay");
     assert_eq!(sent[0]["Alert"]["total_denials"], 5);
 }
+
+/// Runs `scan --report` into a temporary file; the output and the report's text.
+fn scan_with_report(args: &[&str]) -> (Output, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("report.html");
+    let mut all = vec!["--report", path.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let out = scan(&all);
+    let html = std::fs::read_to_string(&path).unwrap_or_default();
+    (out, html)
+}
+
+fn select<'a>(doc: &'a scraper::Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    let s = scraper::Selector::parse(css).expect("selector");
+    doc.select(&s).collect()
+}
+
+fn text_of(doc: &scraper::Html, css: &str) -> String {
+    select(doc, css)
+        .first()
+        .map(|e| e.text().collect::<String>())
+        .unwrap_or_default()
+}
+
+/// A number as the summary prints it: the report writes `587,932`.
+fn plain(s: &str) -> String {
+    let c: Vec<char> = s.chars().collect();
+    c.iter()
+        .enumerate()
+        .filter(|(i, ch)| {
+            !(**ch == ','
+                && *i > 0
+                && c[i - 1].is_ascii_digit()
+                && c.get(i + 1).is_some_and(char::is_ascii_digit))
+        })
+        .map(|(_, ch)| *ch)
+        .collect()
+}
+
+/// The summary line that starts with `name: `, without it.
+fn summary_line(err: &str, name: &str) -> String {
+    err.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Alerts of the tuning table's cell for (threshold, window buckets).
+fn cell_alerts(doc: &scraper::Html, threshold: u64, window: u32) -> u64 {
+    let t = text_of(
+        doc,
+        &format!(r#"td[data-threshold="{threshold}"][data-window-buckets="{window}"] b"#),
+    );
+    plain(&t).parse().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
+    let (out, html) = scan_with_report(&[&samples()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = alerts(&out);
+    assert_eq!(printed.len(), 3);
+    let doc = scraper::Html::parse_document(&html);
+    assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+    assert!(select(&doc, "script").is_empty());
+    assert_eq!(
+        select(&doc, r#"meta[http-equiv="Content-Security-Policy"]"#)[0]
+            .value()
+            .attr("content"),
+        Some(bedrock_denied_models::report::CSP)
+    );
+    // The header's numbers are the summary's.
+    let err = stderr(&out);
+    assert_eq!(
+        plain(&text_of(&doc, "#scan-objects")),
+        summary_line(&err, "objects")
+    );
+    assert_eq!(
+        plain(&text_of(&doc, "#scan-skipped")),
+        summary_line(&err, "skipped lines")
+    );
+    assert_eq!(
+        plain(&text_of(&doc, "#scan-counters")),
+        summary_line(&err, "counters")
+    );
+    assert_eq!(
+        plain(&text_of(&doc, "#scan-alerts")),
+        summary_line(&err, "alerts")
+    );
+    let records = summary_line(&err, "records");
+    assert!(
+        records.starts_with(&plain(&text_of(&doc, "#scan-records"))),
+        "{records}"
+    );
+    assert!(text_of(&doc, "#scan-denials").starts_with("17 in 3 keys"));
+    assert!(records.ends_with("denials: 17, keys with denials: 3"));
+    assert_eq!(text_of(&doc, "#card-alerts b"), "3");
+    assert_eq!(text_of(&doc, "#card-denials b"), "17");
+    // One row per printed alert, in order, linking to the key's section.
+    let rows = select(&doc, "#alerts tr.hot");
+    assert_eq!(rows.len(), printed.len());
+    for (row, alert) in rows.iter().zip(&printed) {
+        let cells: Vec<String> = row
+            .child_elements()
+            .map(|c| c.text().collect::<String>())
+            .collect();
+        assert_eq!(cells[1], alert["user.id"].as_str().unwrap_or_default());
+        assert_eq!(cells[4], alert["total_denials"].to_string());
+        let link = row
+            .descendants()
+            .filter_map(scraper::ElementRef::wrap)
+            .find_map(|e| e.value().attr("href"))
+            .expect("a link to the key");
+        assert_eq!(select(&doc, link).len(), 1, "{link}");
+    }
+    // Mallory's second burst was suppressed, and her section says so.
+    let mallory = text_of(&doc, "article.key");
+    assert!(
+        mallory.contains("ContractorAccess/mallory") && mallory.contains("1 suppressed"),
+        "{mallory}"
+    );
+    // The configured cell of the tuning table is this run; other cells are what
+    // scans with those settings print.
+    assert_eq!(cell_alerts(&doc, 3, 6), 3);
+    assert!(text_of(&doc, "#tuning td.cfg").starts_with("3 alerts · 3 keys"));
+    for (threshold, window) in [(1u64, 3u32), (2, 12), (4, 6), (5, 6), (1, 12)] {
+        let t = threshold.to_string();
+        let w = window.to_string();
+        let other = scan(&["--threshold", &t, "--window-buckets", &w, &samples()]);
+        let (_, other_html) =
+            scan_with_report(&["--threshold", &t, "--window-buckets", &w, &samples()]);
+        let other_doc = scraper::Html::parse_document(&other_html);
+        let expected = alerts(&other).len() as u64;
+        assert_eq!(cell_alerts(&other_doc, threshold, window), expected);
+        if threshold != 4 {
+            assert_eq!(cell_alerts(&doc, threshold, window), expected, "{t} {w}");
+        }
+    }
+}
+
+#[test]
+fn the_report_shows_what_exceptions_removed() {
+    let rules = r#"[{"user.id": "arn:aws:sts::*:assumed-role/LegacyApp/*", "reason": "legacy batch, ticket SEC-42"},
+                    {"user.id": "arn:aws:iam::111122223333:user/bob.smith", "threshold": 4, "reason": "QA account"}]"#;
+    let (out, html) = scan_with_report(&["--exceptions", rules, &samples()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(alerts(&out).len(), 1);
+    let doc = scraper::Html::parse_document(&html);
+    let cfg = text_of(&doc, "#tuning td.cfg");
+    assert!(
+        cfg.starts_with("1 alert · 1 key") && cfg.contains("without rules: 3 alerts · 3 keys"),
+        "{cfg}"
+    );
+    let exceptions = text_of(&doc, "#set-exceptions");
+    assert!(
+        exceptions.contains("legacy batch, ticket SEC-42"),
+        "{exceptions}"
+    );
+    let effect = text_of(&doc, "#tuning table:not(.tune)");
+    assert!(effect.contains("stops alerts") && effect.contains("threshold 4"));
+}
+
+#[test]
+fn a_hostile_principal_is_shown_as_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = "arn:aws:iam::1:user/<script>alert(1)</script>\u{202E}fdp.exe\u{2066}";
+    let body: String = (0..4)
+        .map(|i| line(hostile, MODEL, ACCOUNT, T0 + i, Some(DENIED)))
+        .collect();
+    std::fs::write(dir.path().join("log.json"), body).expect("write");
+    let (out, html) = scan_with_report(&[&dir.path().to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(alerts(&out).len(), 1);
+    let doc = scraper::Html::parse_document(&html);
+    assert!(select(&doc, "script").is_empty());
+    assert!(!html.contains("<script"));
+    let text: String = doc.root_element().text().collect();
+    assert!(!text.contains(['\u{202E}', '\u{2066}']));
+    assert!(text.contains("<script>alert(1)</script>\\u{202e}fdp.exe\\u{2066}"));
+}
+
+#[test]
+fn the_report_of_thousands_of_keys_stays_small() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut body = String::new();
+    for k in 0..5000 {
+        let who = format!(
+            "arn:aws:sts::111122223333:assumed-role/Team{}/session-{k}",
+            k % 40
+        );
+        for i in 0..(1 + k % 5) {
+            body += &line(
+                &who,
+                MODEL,
+                ACCOUNT,
+                T0 + (k * 37 % 86_400) + i,
+                Some(DENIED),
+            );
+        }
+    }
+    // Two objects: one object holds at most 4000 keys (docs/DESIGN.md, "Bounded memory").
+    let half = body.len() / 2;
+    let cut = half + body[half..].find('\n').map_or(0, |i| i + 1);
+    std::fs::write(dir.path().join("log-1.json"), &body[..cut]).expect("write");
+    std::fs::write(dir.path().join("log-2.json"), &body[cut..]).expect("write");
+    let (out, html) = scan_with_report(&[&dir.path().to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("keys with denials: 5000"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(html.len() < 2 * 1024 * 1024, "{} bytes", html.len());
+    let doc = scraper::Html::parse_document(&html);
+    assert_eq!(
+        select(&doc, "article.key").len(),
+        bedrock_denied_models::report::MAX_KEY_SECTIONS
+    );
+    assert!(text_of(&doc, "#keys").contains("more keys with"));
+}
+
+#[test]
+fn report_refuses_the_table_and_a_bad_path() {
+    let out = scan(&["--report", "r.html", "--table", "t", &samples()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--report"), "{}", stderr(&out));
+    let out = scan(&["--report", "/nonexistent/dir/r.html", &samples()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--report /nonexistent/dir/r.html"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "nothing scanned");
+}

@@ -1,0 +1,286 @@
+//! What the report keeps while `scan` counts: every counted object's per-(key,
+//! bucket) counts in counting order (the record the tuning table replays), and per key
+//! its totals per bucket and its evidence, each list bounded per key.
+
+use crate::aggregate::{Aggregate, ContextValues};
+use crate::alert::{Alert, AlertSink, SinkError};
+use crate::errors::lock;
+use crate::key::{DenialKey, ObjectId};
+use crate::window::Bucket;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Index of a key in [`Collector::keys`].
+pub type KeyId = u32;
+
+/// Distinct values kept per evidence field and key over the whole scan (the alert
+/// keeps as many per object).
+pub const MAX_EVIDENCE_VALUES: usize = crate::aggregate::MAX_CONTEXT_VALUES;
+/// Log objects named per key.
+pub const MAX_KEY_OBJECTS: usize = 5;
+
+/// One key's denials in one bucket of one object, as the detector added them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub key: KeyId,
+    pub bucket: Bucket,
+    /// 0 when the object was counted before: the store then adds nothing, but the
+    /// detector still evaluates the windows of the buckets it touched.
+    pub count: u64,
+}
+
+/// Every counted object's entries, in counting order; within an object, grouped by
+/// key in the detector's key order.
+#[derive(Debug, Default)]
+pub struct Record {
+    entries: Vec<Entry>,
+    /// End of each object's entries in `entries`.
+    ends: Vec<usize>,
+}
+
+impl Record {
+    /// Each object's entries, in counting order.
+    pub fn objects(&self) -> impl Iterator<Item = &[Entry]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let object = &self.entries[start..end];
+            start = end;
+            object
+        })
+    }
+
+    /// Objects with denials.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Distinct values, first seen first, at most a fixed number of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values {
+    pub shown: Vec<String>,
+    /// More distinct values were seen than are shown.
+    pub more: bool,
+}
+
+impl Values {
+    fn add(&mut self, value: &str, max: usize) {
+        if self.shown.iter().any(|v| v == value) {
+            return;
+        }
+        if self.shown.len() < max {
+            self.shown.push(value.to_string());
+        } else {
+            self.more = true;
+        }
+    }
+}
+
+/// What the scan saw of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStats {
+    pub key: DenialKey,
+    pub denials: u64,
+    /// Denials per bucket, as the store holds them at the end of the scan.
+    pub buckets: BTreeMap<Bucket, u64>,
+    pub source_ips: Values,
+    pub user_agents: Values,
+    pub error_messages: Values,
+    pub regions: Values,
+    pub operations: Values,
+    /// Log objects with denials of this key.
+    pub objects: Values,
+    pub object_count: u64,
+}
+
+impl KeyStats {
+    fn new(key: DenialKey) -> Self {
+        Self {
+            key,
+            denials: 0,
+            buckets: BTreeMap::new(),
+            source_ips: Values::default(),
+            user_agents: Values::default(),
+            error_messages: Values::default(),
+            regions: Values::default(),
+            operations: Values::default(),
+            objects: Values::default(),
+            object_count: 0,
+        }
+    }
+
+    fn add_context(&mut self, c: &ContextValues) {
+        for (values, seen) in [
+            (&mut self.source_ips, &c.source_ips),
+            (&mut self.user_agents, &c.user_agents),
+            (&mut self.error_messages, &c.error_messages),
+            (&mut self.regions, &c.regions),
+            (&mut self.operations, &c.operations),
+        ] {
+            for v in seen {
+                values.add(v, MAX_EVIDENCE_VALUES);
+            }
+        }
+    }
+}
+
+/// Denials by one source IP. A log object lists the distinct IPs of one key's denials
+/// (at most five) without a count per IP: the denials of a key in an object with one
+/// IP are that IP's for sure, those of a key in an object with several are shared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpStats {
+    pub exact: u64,
+    pub shared: u64,
+    pub keys: HashSet<KeyId>,
+}
+
+/// Everything the report needs from the scan, fed one counted object at a time.
+#[derive(Debug, Default)]
+pub struct Collector {
+    index: HashMap<DenialKey, KeyId>,
+    keys: Vec<KeyStats>,
+    record: Record,
+    /// Tokens of the objects counted: the store counts a token once.
+    tokens: HashSet<String>,
+    source_ips: HashMap<String, IpStats>,
+    /// First and last bucket with denials.
+    span: Option<(Bucket, Bucket)>,
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one object the detector counted (call it only once `count` succeeded: an
+    /// object that failed counts nothing).
+    pub fn add(&mut self, object: &ObjectId, aggregate: &Aggregate) {
+        if aggregate.is_empty() {
+            return;
+        }
+        let repeat = !self.tokens.insert(object.token.clone());
+        for (key, denials) in &aggregate.keys {
+            let id = self.key_id(key);
+            let stats = &mut self.keys[id as usize];
+            let mut added = 0;
+            for (&bucket, &count) in &denials.buckets {
+                let count = if repeat { 0 } else { count };
+                self.record.entries.push(Entry {
+                    key: id,
+                    bucket,
+                    count,
+                });
+                if count > 0 {
+                    *stats.buckets.entry(bucket).or_insert(0) += count;
+                    added += count;
+                    self.span = Some(match self.span {
+                        None => (bucket, bucket),
+                        Some((first, last)) => (first.min(bucket), last.max(bucket)),
+                    });
+                }
+            }
+            stats.add_context(&denials.context);
+            if repeat {
+                continue;
+            }
+            stats.denials += added;
+            stats.object_count += 1;
+            stats.objects.add(&object.uri, MAX_KEY_OBJECTS);
+            let ips = &denials.context.source_ips;
+            for ip in ips {
+                let s = self.source_ips.entry(ip.clone()).or_default();
+                if ips.len() == 1 {
+                    s.exact += added;
+                } else {
+                    s.shared += added;
+                }
+                s.keys.insert(id);
+            }
+        }
+        self.record.ends.push(self.record.entries.len());
+    }
+
+    fn key_id(&mut self, key: &DenialKey) -> KeyId {
+        if let Some(&id) = self.index.get(key) {
+            return id;
+        }
+        // More keys than u32 holds would take hundreds of GB of ids first.
+        let id = KeyId::try_from(self.keys.len()).unwrap_or(KeyId::MAX);
+        self.keys.push(KeyStats::new(key.clone()));
+        self.index.insert(key.clone(), id);
+        id
+    }
+
+    pub fn keys(&self) -> &[KeyStats] {
+        &self.keys
+    }
+
+    pub fn key(&self, id: KeyId) -> &KeyStats {
+        &self.keys[id as usize]
+    }
+
+    /// The id of a key the scan saw.
+    pub fn find(&self, key: &DenialKey) -> Option<KeyId> {
+        self.index.get(key).copied()
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    pub fn source_ips(&self) -> &HashMap<String, IpStats> {
+        &self.source_ips
+    }
+
+    /// First and last bucket with denials.
+    pub fn span(&self) -> Option<(Bucket, Bucket)> {
+        self.span
+    }
+
+    /// Denials counted (repeated objects add none, as in the store).
+    pub fn denials(&self) -> u64 {
+        self.keys.iter().map(|k| k.denials).sum()
+    }
+}
+
+/// Passes every alert on to `inner` and keeps a copy for the report.
+#[derive(Debug)]
+pub struct Recorded<A> {
+    inner: A,
+    keep: bool,
+    alerts: Mutex<Vec<Alert>>,
+}
+
+impl<A> Recorded<A> {
+    /// Keeps copies only when `keep` (without `--report`, nothing is kept).
+    pub fn new(inner: A, keep: bool) -> Self {
+        Self {
+            inner,
+            keep,
+            alerts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The alerts delivered, in delivery order.
+    pub fn alerts(&self) -> Vec<Alert> {
+        lock(&self.alerts).clone()
+    }
+}
+
+impl<A: AlertSink> AlertSink for Recorded<A> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.inner.publish(alert).await?;
+        if self.keep {
+            lock(&self.alerts).push(alert.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The tuning table: the scan's record replayed with the detector's own decisions, for
+//! many thresholds and windows in one pass (docs/DESIGN.md, "The investigator's
+//! report").
+//!
+//! Each object's entries are applied to the counters in counting order, as the store
+//! applied them; then, for every setting, each key the object touched is decided as
+//! the detector decides it: [`WindowSpec::query_range`] and
+//! [`WindowSpec::alert_window`] over the counts read, the key's threshold or stop
+//! from [`Exceptions::rule_for`](crate::exceptions::Exceptions::rule_for), and the
+//! claim through the in-memory store `scan` counts in ([`MemoryStore::claim_alert`],
+//! whose policy is [`decide_claim`](crate::store::decide_claim), then
+//! [`MemoryStore::mark_alert_sent`]), so suppression, and how the last sent window
+//! is kept, are the store's own. The counters do not depend on the setting, so they
+//! are kept once; each setting has its own alert state.
+
+use super::collect::{Collector, KeyId};
+use crate::config::Config;
+use crate::detector::CLAIM_LEASE_SECONDS;
+use crate::exceptions::ExceptionRule;
+use crate::key::DenialKey;
+use crate::store::memory::MemoryStore;
+use crate::store::{AlertClaim, ClaimOutcome, CounterStore};
+use crate::window::{Bucket, WindowSpec, WindowTotal};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Thresholds of the tuning table (and the configured one).
+pub const THRESHOLDS: [u64; 7] = [1, 2, 3, 5, 10, 20, 50];
+/// Windows of the tuning table in minutes (and the configured one).
+pub const WINDOW_MINUTES: [u32; 3] = [30, 60, 120];
+/// The longest window the configuration accepts, in buckets.
+const MAX_WINDOW_BUCKETS: u32 = 1000;
+
+/// One setting to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub threshold: u64,
+    pub window_buckets: u32,
+    /// Apply the configured exception rules.
+    pub exceptions: bool,
+    /// Keep the list of alerts (else only their numbers).
+    pub list: bool,
+}
+
+/// An alert the replay raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedAlert {
+    pub key: KeyId,
+    pub window: WindowTotal,
+    pub threshold: u64,
+}
+
+/// What one setting gives, in the detector's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub published: u64,
+    pub suppressed: u64,
+    pub excepted: u64,
+    /// Distinct keys with an alert.
+    pub keys: u64,
+    /// The alerts in order, when the setting asked for them.
+    pub alerts: Vec<ReplayedAlert>,
+    /// Suppressed alerts per key, when the setting asked for its alerts.
+    pub suppressed_by_key: HashMap<KeyId, u64>,
+}
+
+/// The replay's one attempt: each claim it makes is marked sent at once.
+const ATTEMPT: &str = "report";
+
+/// Replays the record once for every setting; outcomes in the order of `settings`.
+/// `now` is the time exception rules are judged at (their `until`).
+pub async fn replay(
+    collector: &Collector,
+    config: &Config,
+    now: i64,
+    settings: &[Setting],
+) -> Vec<Outcome> {
+    let rules: Vec<Option<&ExceptionRule>> = collector
+        .keys()
+        .iter()
+        .map(|k| config.exceptions.rule_for(&k.key, now))
+        .collect();
+    let specs: Vec<WindowSpec> = settings
+        .iter()
+        .map(|s| WindowSpec::new(config.bucket_minutes, s.window_buckets))
+        .collect();
+    let suppress_seconds = config.suppress_seconds();
+    let mut counts: Vec<BTreeMap<Bucket, u64>> = vec![BTreeMap::new(); collector.keys().len()];
+    // Alert state per setting, keyed by a short stand-in for each key.
+    let states: Vec<MemoryStore> = settings.iter().map(|_| MemoryStore::new()).collect();
+    let mut alerted: Vec<BTreeSet<KeyId>> = vec![BTreeSet::new(); settings.len()];
+    let mut outcomes = vec![Outcome::default(); settings.len()];
+    for object in collector.record().objects() {
+        for group in object.chunk_by(|a, b| a.key == b.key) {
+            let key = group[0].key;
+            let stored = &mut counts[key as usize];
+            let mut touched = BTreeSet::new();
+            for e in group {
+                touched.insert(e.bucket);
+                if e.count > 0 {
+                    *stored.entry(e.bucket).or_insert(0) += e.count;
+                }
+            }
+            let stand_in = DenialKey::new(key.to_string(), "", "");
+            // What the detector's query returns, once per window width.
+            let mut read: HashMap<u32, BTreeMap<Bucket, u64>> = HashMap::new();
+            for (i, setting) in settings.iter().enumerate() {
+                let spec = &specs[i];
+                let Some((first, last)) = spec.query_range(&touched) else {
+                    continue;
+                };
+                let counts = read
+                    .entry(setting.window_buckets)
+                    .or_insert_with(|| stored.range(first..=last).map(|(b, n)| (*b, *n)).collect());
+                let rule = if setting.exceptions {
+                    rules[key as usize]
+                } else {
+                    None
+                };
+                let threshold = rule.and_then(|r| r.threshold).unwrap_or(setting.threshold);
+                let Some(window) = spec.alert_window(counts, &touched, threshold) else {
+                    continue;
+                };
+                let outcome = &mut outcomes[i];
+                if rule.is_some_and(|r| r.threshold.is_none()) {
+                    outcome.excepted += 1;
+                    continue;
+                }
+                let claim = AlertClaim {
+                    object_token: String::new(),
+                    attempt: ATTEMPT.to_string(),
+                    window_end: spec.window_bounds(window.end).1,
+                    suppress_seconds,
+                    lease_seconds: CLAIM_LEASE_SECONDS,
+                    now,
+                    expires_at: 0,
+                };
+                // The in-memory store cannot fail.
+                match states[i].claim_alert(&stand_in, &claim).await {
+                    Ok(ClaimOutcome::Claimed { .. }) => {
+                        let _ = states[i].mark_alert_sent(&stand_in, &claim).await;
+                        outcome.published += 1;
+                        alerted[i].insert(key);
+                        if setting.list {
+                            outcome.alerts.push(ReplayedAlert {
+                                key,
+                                window,
+                                threshold,
+                            });
+                        }
+                    }
+                    Ok(ClaimOutcome::Suppressed { .. }) => {
+                        outcome.suppressed += 1;
+                        if setting.list {
+                            *outcome.suppressed_by_key.entry(key).or_insert(0) += 1;
+                        }
+                    }
+                    // Every claim here is marked sent at once: none is ever pending.
+                    Ok(ClaimOutcome::Busy { .. }) | Err(_) => {}
+                }
+            }
+        }
+    }
+    for (outcome, keys) in outcomes.iter_mut().zip(&alerted) {
+        outcome.keys = keys.len() as u64;
+    }
+    outcomes
+}
+
+/// The tuning table: thresholds by windows, with and without the exception rules.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub thresholds: Vec<u64>,
+    /// Window widths in buckets.
+    pub windows: Vec<u32>,
+    pub bucket_minutes: u32,
+    pub configured_threshold: u64,
+    pub configured_window: u32,
+    /// Row-major: `with[t * windows.len() + w]`.
+    pub with: Vec<Outcome>,
+    /// The same without exception rules, when rules are configured.
+    pub without: Option<Vec<Outcome>>,
+}
+
+impl Tuning {
+    pub async fn compute(collector: &Collector, config: &Config, now: i64) -> Self {
+        let mut thresholds: Vec<u64> = THRESHOLDS.to_vec();
+        thresholds.push(config.threshold);
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        let minutes = config.bucket_minutes.max(1);
+        let mut windows: Vec<u32> = WINDOW_MINUTES
+            .iter()
+            .map(|m| m.div_ceil(minutes).clamp(1, MAX_WINDOW_BUCKETS))
+            .collect();
+        windows.push(config.window_buckets);
+        windows.sort_unstable();
+        windows.dedup();
+        let has_rules = !config.exceptions.rules().is_empty();
+        let mut settings = Vec::new();
+        for exceptions in [true, false] {
+            if !exceptions && !has_rules {
+                continue;
+            }
+            for &threshold in &thresholds {
+                for &window_buckets in &windows {
+                    settings.push(Setting {
+                        threshold,
+                        window_buckets,
+                        exceptions,
+                        list: threshold == config.threshold
+                            && window_buckets == config.window_buckets,
+                    });
+                }
+            }
+        }
+        let mut outcomes = replay(collector, config, now, &settings).await;
+        let cells = thresholds.len() * windows.len();
+        let without = (outcomes.len() > cells).then(|| outcomes.split_off(cells));
+        Self {
+            thresholds,
+            windows,
+            bucket_minutes: minutes,
+            configured_threshold: config.threshold,
+            configured_window: config.window_buckets,
+            with: outcomes,
+            without,
+        }
+    }
+
+    fn index(&self, threshold: u64, window: u32) -> Option<usize> {
+        let t = self.thresholds.iter().position(|x| *x == threshold)?;
+        let w = self.windows.iter().position(|x| *x == window)?;
+        Some(t * self.windows.len() + w)
+    }
+
+    /// The cell of (threshold, window): with the rules, and without them if any.
+    pub fn cell(&self, threshold: u64, window: u32) -> Option<(&Outcome, Option<&Outcome>)> {
+        let i = self.index(threshold, window)?;
+        Some((&self.with[i], self.without.as_ref().map(|w| &w[i])))
+    }
+
+    /// The configured setting: what this scan's detector did.
+    pub fn configured(&self) -> (&Outcome, Option<&Outcome>) {
+        let i = self
+            .index(self.configured_threshold, self.configured_window)
+            .unwrap_or(0);
+        (&self.with[i], self.without.as_ref().map(|w| &w[i]))
+    }
+}

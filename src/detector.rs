@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{ReadError, ReadStats};
 use crate::sources::SourceNotice;
-use crate::store::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, StoreError, WindowRead};
+use crate::store::{
+    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowRead,
+};
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -150,7 +152,7 @@ pub struct Detector<S, A> {
     claim_wait: Duration,
     /// Set when alerts are shown, not delivered ([`Detector::previewing`]): the window
     /// end of the last alert shown per key in this run.
-    previews: Option<std::sync::Mutex<std::collections::HashMap<DenialKey, i64>>>,
+    previews: Option<std::sync::Mutex<std::collections::HashMap<DenialKey, AlertState>>>,
 }
 
 impl<S: CounterStore, A: AlertSink> Detector<S, A> {
@@ -421,26 +423,24 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     /// shown in this run, suppresses it; writes nothing to the store.
     async fn preview(
         &self,
-        previews: &std::sync::Mutex<std::collections::HashMap<DenialKey, i64>>,
+        previews: &std::sync::Mutex<std::collections::HashMap<DenialKey, AlertState>>,
         key: &DenialKey,
         alert: &Alert,
         window_end: i64,
         report: &mut RecordReport,
     ) -> Result<(), Preview> {
         let stored = self.store.alert_state(key).await.map_err(Preview::Store)?;
-        let shown = crate::errors::lock(previews).get(key).copied();
-        let state = crate::store::AlertState {
-            last_sent_end: stored.and_then(|s| s.last_sent_end).max(shown),
-            ..Default::default()
-        };
-        if state.suppresses(window_end, self.config.suppress_seconds()) {
+        let suppress = self.config.suppress_seconds();
+        let mut previews = crate::errors::lock(previews);
+        let shown = previews.entry(key.clone()).or_default();
+        if stored.is_some_and(|s| s.suppresses(window_end, suppress))
+            || shown.suppresses(window_end, suppress)
+        {
             report.alerts_suppressed += 1;
             return Ok(());
         }
-        crate::errors::lock(previews)
-            .entry(key.clone())
-            .and_modify(|end| *end = (*end).max(window_end))
-            .or_insert(window_end);
+        shown.mark_sent(window_end);
+        drop(previews);
         for sink in &self.sinks {
             sink.publish(alert).await.map_err(Preview::Sink)?;
         }

@@ -183,6 +183,29 @@ pub async fn the_last_sent_window_never_moves_back<S: CounterStore>(store: &S) {
         },
         "suppression of the newer window holds"
     );
+    // The late burst evaluated again (more of its late logs): not alerted twice.
+    let late_again = claim("d", "o4", T + 600, T + 3);
+    assert!(
+        matches!(
+            claim_ok(store, &k, &late_again).await,
+            ClaimOutcome::Suppressed { .. }
+        ),
+        "the late window is remembered beside the newer one"
+    );
+    let state = store.alert_state(&k).await.expect("state").expect("exists");
+    assert_eq!(
+        (state.last_sent_end, state.earlier_sent_end),
+        (Some(T + 4 * SUPPRESS), Some(T))
+    );
+    // A newer alert again moves the last forward and remembers the one before.
+    let newest = claim("e", "o5", T + 8 * SUPPRESS, T + 4);
+    assert!(is_claimed(&claim_ok(store, &k, &newest).await));
+    store.mark_alert_sent(&k, &newest).await.expect("mark");
+    let state = store.alert_state(&k).await.expect("state").expect("exists");
+    assert_eq!(
+        (state.last_sent_end, state.earlier_sent_end),
+        (Some(T + 8 * SUPPRESS), Some(T + 4 * SUPPRESS))
+    );
 }
 
 pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(store: &S) {

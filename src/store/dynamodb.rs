@@ -60,6 +60,7 @@ pub mod attr {
     pub const MODEL_ID: &str = "model_id";
     pub const ACCOUNT_ID: &str = "account_id";
     pub const LAST_SENT_END: &str = "last_sent_end";
+    pub const EARLIER_SENT_END: &str = "earlier_sent_end";
     pub const PENDING_OBJECT: &str = "pending_object";
     pub const PENDING_ATTEMPT: &str = "pending_attempt";
     pub const PENDING_END: &str = "pending_end";
@@ -82,16 +83,30 @@ const CLAIM_UPDATE: &str = "SET #user = :user, #model = :model, #account = :acco
 /// [`decide_claim`](super::decide_claim): not suppressed, and no fresh claim of another attempt.
 const CLAIM_CONDITION: &str =
     "(attribute_not_exists(#last) OR (#last <> :end AND (#last <= :lo OR #last >= :hi))) \
+     AND (attribute_not_exists(#earlier) OR (#earlier <> :end AND (#earlier <= :lo OR #earlier >= :hi))) \
      AND (attribute_not_exists(#patt) OR #patt = :att OR #cat <= :stale)";
 
 const HOLDING: &str = "#patt = :att";
 const DELIVERY_UPDATE: &str = "ADD #delivered :sink";
 const RELEASE_UPDATE: &str = "REMOVE #pobj, #patt, #pend, #cat";
-/// Marks the alert sent, moving the last sent window end forward only.
-const MARK_UPDATE: &str = "SET #last = :end REMOVE #pobj, #patt, #pend, #cat, #delivered";
-const MARK_CONDITION: &str = "#patt = :att AND (attribute_not_exists(#last) OR #last < :end)";
-/// Marks it sent when a later alert already was: the claim is cleared, the end kept.
-const MARK_KEEPING_LAST_UPDATE: &str = "REMOVE #pobj, #patt, #pend, #cat, #delivered";
+/// Marks the alert sent, in one of three updates ([`AlertState::mark_sent`](super::AlertState::mark_sent)),
+/// each conditioned on this attempt holding the claim. A later window than the last
+/// sent: it becomes the last, the last the earlier one.
+const MARK_LATER: (&str, &str) = (
+    "SET #earlier = if_not_exists(#last, :end), #last = :end \
+     REMOVE #pobj, #patt, #pend, #cat, #delivered",
+    "#patt = :att AND (attribute_not_exists(#last) OR #last < :end)",
+);
+/// An older window than the last sent (a late log): remembered as the earlier one.
+const MARK_OLDER: (&str, &str) = (
+    "SET #earlier = :end REMOVE #pobj, #patt, #pend, #cat, #delivered",
+    "#patt = :att AND #last > :end",
+);
+/// The last sent window again: the claim is cleared.
+const MARK_SAME: (&str, &str) = (
+    "REMOVE #pobj, #patt, #pend, #cat, #delivered",
+    "#patt = :att",
+);
 
 /// Capacity consumed and requests made, per operation (from `ReturnConsumedCapacity`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -254,6 +269,7 @@ fn bucket_of_sk(sk: &str) -> Option<(Bucket, bool)> {
 fn alert_state(item: &HashMap<String, AttributeValue>) -> AlertState {
     AlertState {
         last_sent_end: number(item, attr::LAST_SENT_END),
+        earlier_sent_end: number(item, attr::EARLIER_SENT_END),
         pending: text(item, attr::PENDING_ATTEMPT).map(|attempt| PendingClaim {
             object_token: text(item, attr::PENDING_OBJECT).unwrap_or_default(),
             attempt,
@@ -782,6 +798,7 @@ impl CounterStore for DynamoStore {
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#last", attr::LAST_SENT_END)
+            .expression_attribute_names("#earlier", attr::EARLIER_SENT_END)
             .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
             .expression_attribute_values(":obj", s(&claim.object_token))
             .expression_attribute_values(":att", s(&claim.attempt))
@@ -1099,23 +1116,29 @@ impl CounterStore for DynamoStore {
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         const OPERATION: &str = "UpdateItem (alert sent)";
-        let forward = pending_names(self.update(alert_pk(key), 0))
-            .update_expression(MARK_UPDATE)
-            .condition_expression(MARK_CONDITION)
-            .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
-            .expression_attribute_names("#last", attr::LAST_SENT_END)
-            .expression_attribute_names("#delivered", attr::DELIVERED)
-            .expression_attribute_values(":att", s(&claim.attempt))
-            .expression_attribute_values(":end", n(claim.window_end));
-        if self.send_update(OPERATION, key, forward).await? {
-            return Ok(());
+        // The usual case, a later window, takes one request; a condition that fails
+        // because of the stored ends leads to the next case, and one that fails
+        // because the claim was taken over to none (the last case is conditioned on
+        // holding alone).
+        for (i, (update, condition)) in [MARK_LATER, MARK_OLDER, MARK_SAME].into_iter().enumerate()
+        {
+            let mut request = pending_names(self.update(alert_pk(key), 0))
+                .update_expression(update)
+                .condition_expression(condition)
+                .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
+                .expression_attribute_names("#delivered", attr::DELIVERED)
+                .expression_attribute_values(":att", s(&claim.attempt));
+            if i < 2 {
+                request = request
+                    .expression_attribute_names("#last", attr::LAST_SENT_END)
+                    .expression_attribute_names("#earlier", attr::EARLIER_SENT_END)
+                    .expression_attribute_values(":end", n(claim.window_end));
+            }
+            if self.send_update(OPERATION, key, request).await? {
+                return Ok(());
+            }
         }
-        // Not holding any more (nothing to do), or a later alert was already sent:
-        // clear the claim and keep the later end.
-        let keep = pending_names(self.update(alert_pk(key), 0))
-            .update_expression(MARK_KEEPING_LAST_UPDATE)
-            .expression_attribute_names("#delivered", attr::DELIVERED);
-        self.while_holding(OPERATION, key, claim, keep).await
+        Ok(())
     }
 }
 

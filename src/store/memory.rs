@@ -299,7 +299,7 @@ impl CounterStore for MemoryStore {
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.if_holding(key, claim, |state| {
-            state.last_sent_end = state.last_sent_end.max(Some(claim.window_end));
+            state.mark_sent(claim.window_end);
             state.pending = None;
             state.delivered.clear();
         });

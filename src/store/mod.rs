@@ -106,8 +106,11 @@ pub enum ClaimOutcome {
 /// The per-key alert state, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertState {
-    /// Window end of the last alert that was delivered and marked sent.
+    /// Window end of the latest window whose alert was delivered and marked sent.
     pub last_sent_end: Option<i64>,
+    /// Window end of the alert sent before it, or of a late alert for an older window
+    /// sent after it: a late burst re-evaluated is not alerted twice.
+    pub earlier_sent_end: Option<i64>,
     /// A claim not (yet) marked sent.
     pub pending: Option<PendingClaim>,
     /// Sinks that have an alert, as `(sink, window end)`: kept across attempts until
@@ -116,11 +119,28 @@ pub struct AlertState {
 }
 
 impl AlertState {
-    /// Whether the alert of the window ending at `window_end` is suppressed: the last
-    /// sent window ends within `suppress_seconds` of it, or is the same window.
+    /// Whether the alert of the window ending at `window_end` is suppressed: one of
+    /// the two sent windows it remembers ends within `suppress_seconds` of it, or is
+    /// the same window.
     pub fn suppresses(&self, window_end: i64, suppress_seconds: i64) -> bool {
-        self.last_sent_end
-            .is_some_and(|last| last == window_end || (window_end - last).abs() < suppress_seconds)
+        [self.last_sent_end, self.earlier_sent_end]
+            .into_iter()
+            .flatten()
+            .any(|sent| sent == window_end || (window_end - sent).abs() < suppress_seconds)
+    }
+
+    /// Records the alert of the window ending at `window_end` as sent: the latest
+    /// window end moves forward only; the one before it, or a late older window, is
+    /// remembered beside it.
+    pub fn mark_sent(&mut self, window_end: i64) {
+        match self.last_sent_end {
+            Some(last) if window_end < last => self.earlier_sent_end = Some(window_end),
+            Some(last) if window_end == last => {}
+            last => {
+                self.earlier_sent_end = last.or(Some(window_end));
+                self.last_sent_end = Some(window_end);
+            }
+        }
     }
 
     /// The sinks that have the alert of the window ending at `window_end`.
@@ -142,8 +162,9 @@ pub struct PendingClaim {
 }
 
 /// The claim policy (docs/DESIGN.md, "The alert claim"):
-/// - suppressed when the last sent alert's window ends within `suppress_seconds` of
-///   this one (the same window is always suppressed, even with no suppression);
+/// - suppressed when a sent alert's window ([`AlertState::suppresses`]) ends within
+///   `suppress_seconds` of this one (the same window is always suppressed, even with
+///   no suppression);
 /// - otherwise busy while another attempt holds a claim younger than the lease
 ///   (whatever its object: a concurrent delivery of this very object included);
 /// - otherwise claimed, reporting the sinks earlier attempts delivered this window to.

@@ -431,16 +431,20 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     ) -> Result<(), Preview> {
         let stored = self.store.alert_state(key).await.map_err(Preview::Store)?;
         let suppress = self.config.suppress_seconds();
-        let mut previews = crate::errors::lock(previews);
-        let shown = previews.entry(key.clone()).or_default();
-        if stored.is_some_and(|s| s.suppresses(window_end, suppress))
-            || shown.suppresses(window_end, suppress)
-        {
+        let shown_now = {
+            let mut previews = crate::errors::lock(previews);
+            let shown = previews.entry(key.clone()).or_default();
+            let suppressed = stored.is_some_and(|s| s.suppresses(window_end, suppress))
+                || shown.suppresses(window_end, suppress);
+            if !suppressed {
+                shown.mark_sent(window_end);
+            }
+            !suppressed
+        };
+        if !shown_now {
             report.alerts_suppressed += 1;
             return Ok(());
         }
-        shown.mark_sent(window_end);
-        drop(previews);
         for sink in &self.sinks {
             sink.publish(alert).await.map_err(Preview::Sink)?;
         }

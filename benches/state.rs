@@ -260,7 +260,7 @@ async fn count_all<S: CounterStore>(
     s: &Stack,
     store: S,
     objects: &[Object],
-    usage: impl Fn(&Detector<S, MemorySink>) -> (u64, f64, f64),
+    usage: impl Fn(&Detector<S>) -> (u64, f64, f64),
 ) -> Cost {
     let d = Detector::new(Config::default(), store, MemorySink::new());
     let t = Instant::now();

@@ -276,12 +276,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let detector = Detector::new(Config::default(), MemoryStore::new(), MemorySink::new());
+    let sink = MemorySink::new();
+    let detector = Detector::new(Config::default(), MemoryStore::new(), sink.clone());
     let read = last_read.expect("at least one round");
     rt.block_on(detector.record(&ObjectId::file("bench", "1"), &read.aggregate))
         .expect("record");
     let ops = detector.store().ops();
-    let alerts = detector.sink().alerts().len();
+    let alerts = sink.alerts().len();
     let agg = &read.aggregate;
 
     let size = std::fs::metadata(&bin).map_or(0, |m| m.len());

@@ -1,12 +1,12 @@
 //! The detector for one object: read (synchronous, [`Reader`]) → count per (key,
 //! bucket) in the store → evaluate windows → claim → deliver → mark sent.
 //!
-//! Generic over the [`CounterStore`] and the [`AlertSink`]s, so `scan`, the Lambda and
-//! the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
+//! Generic over the [`CounterStore`]; the sinks are any mix of [`AlertSink`]s. `scan`,
+//! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
 use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, OverLimit, Reader};
-use crate::alert::{Alert, AlertSink, SinkError};
+use crate::alert::{Alert, AlertSink, Sink, SinkError};
 use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{ReadError, ReadStats};
@@ -31,9 +31,12 @@ pub const KEY_CONCURRENCY: usize = 16;
 /// (docs/DESIGN.md, "Exactly-once counting").
 pub const WINDOW_READ_CONTRIBUTIONS: usize = 30;
 /// A claim never marked sent can be taken over after this long: longer than an
-/// attempt can take to deliver (sinks are called at once, each bounded by its client's
-/// timeout), and no longer than Lambda's one-minute wait before its first retry.
+/// attempt can take to deliver (sinks are called at once, each bounded by
+/// [`SINK_TIMEOUT`]), and no longer than Lambda's one-minute wait before its first retry.
 pub const CLAIM_LEASE_SECONDS: i64 = 60;
+/// One delivery to one sink gives up after this long, so an attempt holding a claim
+/// finishes well within its lease whatever a sink does.
+pub const SINK_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an attempt that finds another attempt delivering waits for it to finish
 /// before failing so it is retried.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(25);
@@ -143,11 +146,11 @@ pub struct ObjectReport {
     pub record: RecordReport,
 }
 
-pub struct Detector<S, A> {
+pub struct Detector<S> {
     config: Config,
     reader: Arc<Reader>,
     store: S,
-    sinks: Vec<A>,
+    sinks: Vec<Sink>,
     clock: Clock,
     claim_wait: Duration,
     /// Set when alerts are shown, not delivered ([`Detector::previewing`]): the window
@@ -155,13 +158,13 @@ pub struct Detector<S, A> {
     previews: Option<std::sync::Mutex<std::collections::HashMap<DenialKey, AlertState>>>,
 }
 
-impl<S: CounterStore, A: AlertSink> Detector<S, A> {
-    pub fn new(config: Config, store: S, sink: A) -> Self {
-        Self::with_sinks(config, store, vec![sink])
+impl<S: CounterStore> Detector<S> {
+    pub fn new(config: Config, store: S, sink: impl AlertSink + 'static) -> Self {
+        Self::with_sinks(config, store, vec![Arc::new(sink)])
     }
 
     /// A detector that delivers every alert to each of `sinks`.
-    pub fn with_sinks(config: Config, store: S, sinks: Vec<A>) -> Self {
+    pub fn with_sinks(config: Config, store: S, sinks: Vec<Sink>) -> Self {
         Self {
             reader: Arc::new(Reader::new(&config)),
             config,
@@ -202,17 +205,12 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         &self.store
     }
 
-    /// The first sink (tests with one sink).
-    pub fn sink(&self) -> &A {
-        &self.sinks[0]
-    }
-
-    pub fn sinks(&self) -> &[A] {
+    pub fn sinks(&self) -> &[Sink] {
         &self.sinks
     }
 
     /// The store and the sinks back, e.g. to continue with another configuration.
-    pub fn into_parts(self) -> (S, Vec<A>) {
+    pub fn into_parts(self) -> (S, Vec<Sink>) {
         (self.store, self.sinks)
     }
 
@@ -446,7 +444,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             return Ok(());
         }
         for sink in &self.sinks {
-            sink.publish(alert).await.map_err(Preview::Sink)?;
+            publish(sink, alert).await.map_err(Preview::Sink)?;
         }
         report.alerts_not_delivered += 1;
         Ok(())
@@ -517,7 +515,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
         let track = self.sinks.len() > 1;
         let pending = self.sinks.iter().filter(|s| !delivered.contains(s.name()));
         let results = join_all(pending.map(|sink| async move {
-            sink.publish(alert)
+            publish(sink, alert)
                 .await
                 .map_err(|source| DetectError::Deliver {
                     object: object.uri.clone(),
@@ -545,7 +543,7 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
     /// failure, after all were tried. A retry delivers to every sink again: notices
     /// are at least once, like alerts.
     pub async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
-        join_all(self.sinks.iter().map(|s| s.notify(notice)))
+        join_all(self.sinks.iter().map(|s| notify(s, notice)))
             .await
             .into_iter()
             .find_map(Result::err)
@@ -557,6 +555,24 @@ impl<S: CounterStore, A: AlertSink> Detector<S, A> {
             warn!(key = %key, error = %crate::error_chain(&e), "could not release the alert claim; it expires with its lease");
         }
     }
+}
+
+/// Delivers `alert` to `sink` within [`SINK_TIMEOUT`].
+async fn publish(sink: &Sink, alert: &Alert) -> Result<(), SinkError> {
+    tokio::time::timeout(SINK_TIMEOUT, sink.publish(alert))
+        .await
+        .unwrap_or_else(|_| Err(SinkError::new(sink.name(), alert, timed_out())))
+}
+
+/// Delivers `notice` to `sink` within [`SINK_TIMEOUT`].
+async fn notify(sink: &Sink, notice: &SourceNotice) -> Result<(), SinkError> {
+    tokio::time::timeout(SINK_TIMEOUT, sink.notify(notice))
+        .await
+        .unwrap_or_else(|_| Err(SinkError::notice(sink.name(), notice, timed_out())))
+}
+
+fn timed_out() -> String {
+    format!("no answer within {} s", SINK_TIMEOUT.as_secs())
 }
 
 #[cfg(test)]

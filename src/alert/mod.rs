@@ -10,7 +10,7 @@ pub mod finding;
 pub mod sink;
 pub mod text;
 
-pub use sink::{AlertSink, MemorySink, SinkError, StdoutFormat, StdoutSink};
+pub use sink::{AlertSink, MemorySink, Sink, SinkError, StdoutFormat, StdoutSink};
 pub use text::{ascii_escape, text_escape, MAX_SUBJECT_CHARS};
 
 use crate::aggregate::{ContextValues, KeyDenials};

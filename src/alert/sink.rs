@@ -4,9 +4,9 @@
 use super::Alert;
 use crate::errors::{lock, BoxError};
 use crate::sources::SourceNotice;
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// Delivering failed; the invocation must fail so the alert is retried.
@@ -41,26 +41,31 @@ impl SinkError {
 }
 
 /// Where alerts go: SNS, EventBridge and Security Hub when deployed, stdout for
-/// `scan`, memory in tests.
+/// `scan`, memory in tests. One type for all of them ([`Sink`]), so a detector holds
+/// any mix; the one boxed call per delivery costs nothing beside the network.
 pub trait AlertSink: Send + Sync {
     /// A short, stable name, recorded with each delivery (`sns`, `events`, ...).
     fn name(&self) -> &str;
 
-    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>>;
 
     /// Tells the team an account's logs went silent or resumed (docs/DESIGN.md, "Log
     /// sources"). Sinks for alerts only take no notices.
-    fn notify(&self, notice: &SourceNotice) -> impl Future<Output = Result<(), SinkError>> + Send {
+    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
         let _ = notice;
-        async { Ok(()) }
+        Box::pin(async { Ok(()) })
     }
 }
 
-/// Keeps alerts and notices in memory.
-#[derive(Debug, Default)]
+/// A sink of any kind.
+pub type Sink = Arc<dyn AlertSink>;
+
+/// Keeps alerts and notices in memory. Clones share them: keep one to look at what a
+/// detector given the other delivered.
+#[derive(Debug, Default, Clone)]
 pub struct MemorySink {
-    alerts: Mutex<Vec<Alert>>,
-    notices: Mutex<Vec<SourceNotice>>,
+    alerts: Arc<Mutex<Vec<Alert>>>,
+    notices: Arc<Mutex<Vec<SourceNotice>>>,
 }
 
 impl MemorySink {
@@ -82,14 +87,18 @@ impl AlertSink for MemorySink {
         "memory"
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        lock(&self.alerts).push(alert.clone());
-        Ok(())
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            lock(&self.alerts).push(alert.clone());
+            Ok(())
+        })
     }
 
-    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
-        lock(&self.notices).push(notice.clone());
-        Ok(())
+    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            lock(&self.notices).push(notice.clone());
+            Ok(())
+        })
     }
 }
 
@@ -117,7 +126,13 @@ impl AlertSink for StdoutSink {
         "stdout"
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.print(alert) })
+    }
+}
+
+impl StdoutSink {
+    fn print(&self, alert: &Alert) -> Result<(), SinkError> {
         let text = match (self.format, self.not_delivered) {
             (StdoutFormat::Json, false) => alert.to_json(),
             (StdoutFormat::Json, true) => {

@@ -7,6 +7,7 @@ use super::json::JsonApi;
 use crate::alert::{Alert, AlertSink, SinkError};
 use crate::sources::SourceNotice;
 use crate::Context;
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 pub const SINK_NAME: &str = "events";
@@ -63,40 +64,44 @@ impl AlertSink for EventBridgeSink {
         SINK_NAME
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let body = put_events_request(alert, &self.bus).to_string();
-        let what = format!("EventBridge PutEvents to {}", self.bus);
-        self.api
-            .call_one(
-                "PutEvents",
-                "/",
-                &[
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", "AWSEvents.PutEvents"),
-                ],
-                body.as_bytes(),
-                check_put_events_response,
-            )
-            .await
-            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let body = put_events_request(alert, &self.bus).to_string();
+            let what = format!("EventBridge PutEvents to {}", self.bus);
+            self.api
+                .call_one(
+                    "PutEvents",
+                    "/",
+                    &[
+                        ("content-type", "application/x-amz-json-1.1"),
+                        ("x-amz-target", "AWSEvents.PutEvents"),
+                    ],
+                    body.as_bytes(),
+                    check_put_events_response,
+                )
+                .await
+                .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+        })
     }
 
-    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
-        let body = notice_request(notice, &self.bus).to_string();
-        let what = format!("EventBridge PutEvents to {}", self.bus);
-        self.api
-            .call_one(
-                "PutEvents",
-                "/",
-                &[
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", "AWSEvents.PutEvents"),
-                ],
-                body.as_bytes(),
-                check_put_events_response,
-            )
-            .await
-            .map_err(|e| SinkError::notice(SINK_NAME, notice, Context::new(what, e)))
+    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let body = notice_request(notice, &self.bus).to_string();
+            let what = format!("EventBridge PutEvents to {}", self.bus);
+            self.api
+                .call_one(
+                    "PutEvents",
+                    "/",
+                    &[
+                        ("content-type", "application/x-amz-json-1.1"),
+                        ("x-amz-target", "AWSEvents.PutEvents"),
+                    ],
+                    body.as_bytes(),
+                    check_put_events_response,
+                )
+                .await
+                .map_err(|e| SinkError::notice(SINK_NAME, notice, Context::new(what, e)))
+        })
     }
 }
 

@@ -10,79 +10,23 @@ pub mod s3;
 pub mod securityhub;
 pub mod sns;
 
-use crate::alert::{Alert, AlertSink, SinkError};
-use crate::sources::SourceNotice;
+use crate::alert::Sink;
 use crate::store::dynamodb::DynamoStore;
 use aws_config::timeout::TimeoutConfig;
 use eventbridge::EventBridgeSink;
 use json::JsonApi;
 use securityhub::SecurityHubSink;
 use sns::SnsSink;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The region used when the configuration names none (the SDK's own default region
 /// for endpoints is not guessed).
 pub const FALLBACK_REGION: &str = "us-east-1";
 
-/// Every alert sink of the deployed function.
-#[derive(Debug, Clone)]
-pub enum AwsSink {
-    Sns(SnsSink),
-    EventBridge(EventBridgeSink),
-    SecurityHub(SecurityHubSink),
-}
-
-impl AlertSink for AwsSink {
-    fn name(&self) -> &str {
-        match self {
-            AwsSink::Sns(s) => s.name(),
-            AwsSink::EventBridge(s) => s.name(),
-            AwsSink::SecurityHub(s) => s.name(),
-        }
-    }
-
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let delivery = async {
-            match self {
-                AwsSink::Sns(s) => s.publish(alert).await,
-                AwsSink::EventBridge(s) => s.publish(alert).await,
-                AwsSink::SecurityHub(s) => s.publish(alert).await,
-            }
-        };
-        // Each client bounds its own calls; this bounds the whole delivery the same way.
-        tokio::time::timeout(CALL_TIMEOUT, delivery)
-            .await
-            .unwrap_or_else(|_| {
-                Err(SinkError::new(
-                    self.name(),
-                    alert,
-                    format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-                ))
-            })
-    }
-
-    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
-        let delivery = async {
-            match self {
-                AwsSink::Sns(s) => s.notify(notice).await,
-                AwsSink::EventBridge(s) => s.notify(notice).await,
-                AwsSink::SecurityHub(s) => s.notify(notice).await,
-            }
-        };
-        tokio::time::timeout(CALL_TIMEOUT, delivery)
-            .await
-            .unwrap_or_else(|_| {
-                Err(SinkError::notice(
-                    self.name(),
-                    notice,
-                    format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-                ))
-            })
-    }
-}
-
-/// A call to DynamoDB or to an alert sink gives up after this long, retries included,
-/// so an attempt holding an alert claim always finishes well within its lease.
+/// A call to DynamoDB or SNS gives up after this long, retries included, so an attempt
+/// holding an alert claim always finishes well within its lease (the detector bounds
+/// each delivery the same way, `detector::SINK_TIMEOUT`).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,29 +83,27 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig, table: &str) -> DynamoStore {
 }
 
 /// The SNS sink for `topic_arn`, with bounded call timeouts.
-pub fn sns_sink(sdk: &aws_config::SdkConfig, topic_arn: &str) -> AwsSink {
+pub fn sns_sink(sdk: &aws_config::SdkConfig, topic_arn: &str) -> SnsSink {
     let client = aws_sdk_sns::Client::from_conf(
         aws_sdk_sns::config::Builder::from(sdk)
             .timeout_config(call_timeouts())
             .build(),
     );
-    AwsSink::Sns(SnsSink::new(client, topic_arn))
+    SnsSink::new(client, topic_arn)
 }
 
 /// The EventBridge sink for the bus `bus` (name or ARN).
-pub fn eventbridge_sink(sdk: &aws_config::SdkConfig, bus: &str, region: &str) -> AwsSink {
-    AwsSink::EventBridge(EventBridgeSink::new(
-        JsonApi::new(sdk, "events", region),
-        bus,
-    ))
+pub fn eventbridge_sink(sdk: &aws_config::SdkConfig, bus: &str, region: &str) -> EventBridgeSink {
+    EventBridgeSink::new(JsonApi::new(sdk, "events", region), bus)
 }
 
 /// The Security Hub sink importing findings for `account` (the function's own).
-pub fn securityhub_sink(sdk: &aws_config::SdkConfig, account: &str, region: &str) -> AwsSink {
-    AwsSink::SecurityHub(SecurityHubSink::new(
-        JsonApi::new(sdk, "securityhub", region),
-        account,
-    ))
+pub fn securityhub_sink(
+    sdk: &aws_config::SdkConfig,
+    account: &str,
+    region: &str,
+) -> SecurityHubSink {
+    SecurityHubSink::new(JsonApi::new(sdk, "securityhub", region), account)
 }
 
 /// Where alerts go: an SNS topic, an EventBridge bus, the Security Hub of an account.
@@ -173,12 +115,14 @@ pub struct SinkTargets<'a> {
 }
 
 /// A sink for each target, in that order.
-pub fn sinks(sdk: &aws_config::SdkConfig, region: &str, to: SinkTargets<'_>) -> Vec<AwsSink> {
-    let topic = to.topic_arn.map(|t| sns_sink(sdk, t));
-    let bus = to.event_bus.map(|b| eventbridge_sink(sdk, b, region));
+pub fn sinks(sdk: &aws_config::SdkConfig, region: &str, to: SinkTargets<'_>) -> Vec<Sink> {
+    let topic = to.topic_arn.map(|t| Arc::new(sns_sink(sdk, t)) as Sink);
+    let bus = to
+        .event_bus
+        .map(|b| Arc::new(eventbridge_sink(sdk, b, region)) as Sink);
     let hub = to
         .security_hub_account
-        .map(|a| securityhub_sink(sdk, a, region));
+        .map(|a| Arc::new(securityhub_sink(sdk, a, region)) as Sink);
     topic.into_iter().chain(bus).chain(hub).collect()
 }
 

@@ -6,6 +6,7 @@ use super::json::JsonApi;
 use crate::alert::finding::finding;
 use crate::alert::{rfc3339, Alert, AlertSink, SinkError};
 use crate::Context;
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 pub const SINK_NAME: &str = "securityhub";
@@ -36,20 +37,23 @@ impl AlertSink for SecurityHubSink {
         SINK_NAME
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let now = rfc3339(chrono::Utc::now().timestamp());
-        let body = json!({"Findings": [finding(alert, &self.account, self.api.region(), &now)]});
-        let what = "Security Hub BatchImportFindings";
-        self.api
-            .call_one(
-                "BatchImportFindings",
-                "/findings/import",
-                &[("content-type", "application/json")],
-                body.to_string().as_bytes(),
-                check_import_response,
-            )
-            .await
-            .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let now = rfc3339(chrono::Utc::now().timestamp());
+            let body =
+                json!({"Findings": [finding(alert, &self.account, self.api.region(), &now)]});
+            let what = "Security Hub BatchImportFindings";
+            self.api
+                .call_one(
+                    "BatchImportFindings",
+                    "/findings/import",
+                    &[("content-type", "application/json")],
+                    body.to_string().as_bytes(),
+                    check_import_response,
+                )
+                .await
+                .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use crate::alert::{Alert, AlertSink, SinkError};
 use crate::sources::{SourceNotice, SourceStatus};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
+use futures_util::future::BoxFuture;
 
 /// SNS's limit is 256 KiB for the whole message; leave room for the envelope.
 pub const MAX_ALERT_JSON_BYTES: usize = 120 * 1024;
@@ -60,70 +61,74 @@ impl AlertSink for SnsSink {
         SINK_NAME
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        let attr = |v: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(attribute_value(v))
-                .build()
-                .map_err(|e| SinkError::new(SINK_NAME, alert, e))
-        };
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message_structure("json")
-            .message(message_body(alert))
-            .subject(alert.subject())
-            .message_attributes("severity", attr(&alert.rule.severity)?)
-            .message_attributes("cloud.account.id", attr(&alert.account_id)?)
-            .message_attributes("gen_ai.request.model.id", attr(&alert.model_id)?)
-            .send()
-            .await
-            .map_err(|e| {
-                SinkError::new(
-                    SINK_NAME,
-                    alert,
-                    crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
-                )
-            })?;
-        Ok(())
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let attr = |v: &str| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(attribute_value(v))
+                    .build()
+                    .map_err(|e| SinkError::new(SINK_NAME, alert, e))
+            };
+            self.client
+                .publish()
+                .topic_arn(&self.topic_arn)
+                .message_structure("json")
+                .message(message_body(alert))
+                .subject(alert.subject())
+                .message_attributes("severity", attr(&alert.rule.severity)?)
+                .message_attributes("cloud.account.id", attr(&alert.account_id)?)
+                .message_attributes("gen_ai.request.model.id", attr(&alert.model_id)?)
+                .send()
+                .await
+                .map_err(|e| {
+                    SinkError::new(
+                        SINK_NAME,
+                        alert,
+                        crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
+                    )
+                })?;
+            Ok(())
+        })
     }
 
-    async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
-        let attr = |v: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(attribute_value(v))
-                .build()
-                .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
-        };
-        let severity = match notice.status {
-            SourceStatus::Silent => "warning",
-            SourceStatus::Resumed => "informational",
-        };
-        let message = serde_json::json!({
-            "default": notice.to_json(),
-            "email": notice.email_text(),
-        });
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message_structure("json")
-            .message(message.to_string())
-            .subject(notice.subject())
-            .message_attributes("severity", attr(severity)?)
-            .message_attributes("cloud.account.id", attr(&notice.account_id)?)
-            .message_attributes("notice", attr(crate::sources::detail_type(notice.status))?)
-            .send()
-            .await
-            .map_err(|e| {
-                SinkError::notice(
-                    SINK_NAME,
-                    notice,
-                    crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
-                )
-            })?;
-        Ok(())
+    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let attr = |v: &str| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(attribute_value(v))
+                    .build()
+                    .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
+            };
+            let severity = match notice.status {
+                SourceStatus::Silent => "warning",
+                SourceStatus::Resumed => "informational",
+            };
+            let message = serde_json::json!({
+                "default": notice.to_json(),
+                "email": notice.email_text(),
+            });
+            self.client
+                .publish()
+                .topic_arn(&self.topic_arn)
+                .message_structure("json")
+                .message(message.to_string())
+                .subject(notice.subject())
+                .message_attributes("severity", attr(severity)?)
+                .message_attributes("cloud.account.id", attr(&notice.account_id)?)
+                .message_attributes("notice", attr(crate::sources::detail_type(notice.status))?)
+                .send()
+                .await
+                .map_err(|e| {
+                    SinkError::notice(
+                        SINK_NAME,
+                        notice,
+                        crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
+                    )
+                })?;
+            Ok(())
+        })
     }
 }
 

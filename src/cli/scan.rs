@@ -6,7 +6,7 @@
 use super::inputs::{collect_files, in_period, parse_s3_uri, parse_time, Input};
 use super::{flag, Output, ScanArgs};
 use crate::aggregate::{ObjectRead, Reader};
-use crate::alert::{AlertSink, StdoutFormat, StdoutSink};
+use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
 use crate::detector::{Detector, RecordReport};
 use crate::errors::error_chain;
@@ -242,37 +242,46 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     let opener = Opener { s3 };
     #[cfg(feature = "aws")]
     if let (Some(table), Some(sdk)) = (&args.table, &sdk) {
-        let store = crate::aws::dynamo_store(sdk, table);
         let region = crate::aws::region(sdk);
         let targets = crate::aws::SinkTargets {
             topic_arn: args.topic.as_deref(),
             event_bus: args.event_bus.as_deref(),
             security_hub_account: args.security_hub.as_deref(),
         };
-        let sinks = crate::aws::sinks(sdk, &region, targets);
-        let mut summary = if sinks.is_empty() {
-            // No destination: count only, and show what would be alerted without
-            // claiming it in the deployed table (docs/DESIGN.md, "Scan and backfill").
-            let stdout = StdoutSink {
+        let mut sinks = crate::aws::sinks(sdk, &region, targets);
+        // No destination: count only, and show what would be alerted without
+        // claiming it in the deployed table (docs/DESIGN.md, "Scan and backfill").
+        let preview = sinks.is_empty();
+        if preview {
+            sinks.push(Arc::new(StdoutSink {
                 not_delivered: true,
                 ..stdout
-            };
-            let d = Detector::new(config, store, stdout).previewing();
-            scan_with(&d, &opener, &inputs, jobs, None).await
-        } else {
-            let d = Detector::with_sinks(config, store, sinks);
-            scan_with(&d, &opener, &inputs, jobs, None).await
-        };
+            }));
+        }
+        let store = crate::aws::dynamo_store(sdk, table);
+        let (mut summary, _) =
+            scan_into(store, config, sinks, preview, &opener, &inputs, jobs, None).await;
         summary.not_selected = not_selected;
         return summary.finish();
     }
     // --report: the alerts are kept as printed, and every counted object recorded.
-    let sink = crate::report::Recorded::new(stdout, report_file.is_some());
-    let mut collector = report_file
-        .as_ref()
-        .map(|_| crate::report::Collector::new());
-    let d = Detector::new(config.clone(), MemoryStore::new(), sink);
-    let mut summary = scan_with(&d, &opener, &inputs, jobs, collector.as_mut()).await;
+    let kept = MemorySink::new();
+    let mut sinks: Vec<Sink> = vec![Arc::new(stdout)];
+    let mut collector = report_file.as_ref().map(|_| {
+        sinks.push(Arc::new(kept.clone()));
+        crate::report::Collector::new()
+    });
+    let (mut summary, d) = scan_into(
+        MemoryStore::new(),
+        config.clone(),
+        sinks,
+        false,
+        &opener,
+        &inputs,
+        jobs,
+        collector.as_mut(),
+    )
+    .await;
     summary.keys = Some(d.store().key_count() as u64);
     summary.not_selected = not_selected;
     let mut written = true;
@@ -281,7 +290,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
             inputs: &args.inputs,
             config: &config,
             totals: &summary.totals(),
-            alerts: &d.sink().alerts(),
+            alerts: &kept.alerts(),
             collector,
             now: chrono::Utc::now().timestamp(),
         };
@@ -297,9 +306,31 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     // --report end
 }
 
+/// The one detector of a scan, over `store`, delivering to `sinks` (or, when
+/// `preview`, only showing what it would alert: [`Detector::previewing`]); returns it
+/// with the summary of the inputs it counted.
+#[allow(clippy::too_many_arguments)]
+async fn scan_into<S: CounterStore>(
+    store: S,
+    config: Config,
+    sinks: Vec<Sink>,
+    preview: bool,
+    opener: &Opener,
+    inputs: &[Input],
+    jobs: usize,
+    collector: Option<&mut crate::report::Collector>,
+) -> (Summary, Detector<S>) {
+    let mut detector = Detector::with_sinks(config, store, sinks);
+    if preview {
+        detector = detector.previewing();
+    }
+    let summary = scan_with(&detector, opener, inputs, jobs, collector).await;
+    (summary, detector)
+}
+
 /// Reads up to `jobs` inputs at once and counts them in input order.
-async fn scan_with<S: CounterStore, A: AlertSink>(
-    detector: &Detector<S, A>,
+async fn scan_with<S: CounterStore>(
+    detector: &Detector<S>,
     opener: &Opener,
     inputs: &[Input],
     jobs: usize,

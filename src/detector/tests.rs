@@ -4,12 +4,13 @@ use crate::exceptions::Exceptions;
 use crate::store::memory::{MemoryStore, StoreOps};
 use crate::testing::{
     cloudtrail_record, denials, gzip, line, memory_detector, memory_detector_with, BarrierStore,
-    FailingSource, ACCOUNT, ALICE, DENIED, MODEL, T0,
+    FailingSource, Watched, ACCOUNT, ALICE, DENIED, MODEL, T0,
 };
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-async fn run<S: CounterStore, A: AlertSink>(
-    d: &Detector<S, A>,
+async fn run<S: CounterStore>(
+    d: &Detector<S>,
     name: &str,
     body: &str,
 ) -> Result<ObjectReport, DetectError> {
@@ -186,26 +187,25 @@ impl AlertSink for FlakySink {
         self.name
     }
 
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        if self
-            .fail
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(SinkError::new(self.name, alert, "topic unavailable"));
-        }
-        self.inner.publish(alert).await
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(SinkError::new(self.name, alert, "topic unavailable"));
+            }
+            self.inner.publish(alert).await
+        })
     }
 }
 
 #[tokio::test]
 async fn failed_publish_fails_releases_the_claim_and_the_retry_publishes() {
-    let d = Detector::new(
-        Config::default(),
-        MemoryStore::new(),
-        FlakySink::new("sns", 1),
-    )
-    .with_clock(|| T0);
+    let sns = FlakySink::new("sns", 1);
+    let delivered = sns.inner.clone();
+    let d = Detector::new(Config::default(), MemoryStore::new(), sns).with_clock(|| T0);
     let body = denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]);
     let err = run(&d, "a", &body)
         .await
@@ -227,13 +227,15 @@ async fn failed_publish_fails_releases_the_claim_and_the_retry_publishes() {
     assert_eq!(r.record.counters_already_counted, 1);
     assert_eq!(r.record.alerts_published, 1);
     assert_eq!(r.record.alerts_in_progress, 0);
-    assert_eq!(d.sink().inner.alerts().len(), 1);
-    assert_eq!(d.sink().inner.alerts()[0].total_denials, 4);
+    assert_eq!(delivered.alerts().len(), 1);
+    assert_eq!(delivered.alerts()[0].total_denials, 4);
 }
 
 #[tokio::test]
 async fn a_failing_sink_is_retried_alone_the_others_keep_their_one_copy() {
-    let sinks = vec![FlakySink::new("sns", 0), FlakySink::new("securityhub", 2)];
+    let (sns, hub) = (FlakySink::new("sns", 0), FlakySink::new("securityhub", 2));
+    let delivered = [sns.inner.clone(), hub.inner.clone()];
+    let sinks: Vec<Sink> = vec![Arc::new(sns), Arc::new(hub)];
     let d = Detector::with_sinks(Config::default(), MemoryStore::new(), sinks).with_clock(|| T0);
     let body = denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]);
     for _ in 0..2 {
@@ -242,27 +244,22 @@ async fn a_failing_sink_is_retried_alone_the_others_keep_their_one_copy() {
     }
     let r = run(&d, "a", &body).await.expect("third attempt");
     assert_eq!(r.record.alerts_published, 1);
-    assert_eq!(d.sinks()[0].inner.alerts().len(), 1, "SNS delivered once");
+    assert_eq!(delivered[0].alerts().len(), 1, "SNS delivered once");
     assert_eq!(
-        d.sinks()[1].inner.alerts().len(),
+        delivered[1].alerts().len(),
         1,
         "Security Hub delivered on the retry"
     );
     // Marked sent: a redelivery delivers nothing.
     run(&d, "a", &body).await.expect("redelivery");
-    assert_eq!(d.sinks()[0].inner.alerts().len(), 1);
-    assert_eq!(d.sinks()[1].inner.alerts().len(), 1);
+    assert_eq!(delivered[0].alerts().len(), 1);
+    assert_eq!(delivered[1].alerts().len(), 1);
 }
 
 #[tokio::test]
 async fn concurrent_deliveries_of_one_object_count_once_and_alert_once() {
     // Four invocations of the same object meet at the counter and at the claim.
-    let d = Detector::new(
-        Config::default(),
-        BarrierStore::new(MemoryStore::new(), 4),
-        MemorySink::new(),
-    )
-    .with_clock(|| T0);
+    let d = Watched::new(Config::default(), BarrierStore::new(MemoryStore::new(), 4));
     let body = denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]);
     let runs = (0..4).map(|_| run(&d, "a", &body));
     let reports: Vec<RecordReport> = join_all(runs)
@@ -295,9 +292,10 @@ async fn concurrent_deliveries_of_one_object_count_once_and_alert_once() {
 async fn a_claim_held_by_a_dead_attempt_fails_the_others_until_its_lease_ends() {
     // An attempt that dies between claiming and marking leaves a fresh claim behind.
     static NOW: AtomicI64 = AtomicI64::new(T0);
-    let d = Detector::new(Config::default(), MemoryStore::new(), MemorySink::new())
-        .with_clock(|| NOW.load(Ordering::SeqCst))
-        .with_claim_wait(Duration::from_millis(50));
+    let d = Watched::new(Config::default(), MemoryStore::new()).with(|d| {
+        d.with_clock(|| NOW.load(Ordering::SeqCst))
+            .with_claim_wait(Duration::from_millis(50))
+    });
     let key = alice();
     let held = AlertClaim {
         object_token: "dead".into(),
@@ -329,8 +327,8 @@ async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
         .expect("rules"),
         ..Config::default()
     };
-    let d = Detector::new(config, MemoryStore::new(), MemorySink::new())
-        .with_clock(|| NOW.load(Ordering::SeqCst));
+    let d = Watched::new(config, MemoryStore::new())
+        .with(|d| d.with_clock(|| NOW.load(Ordering::SeqCst)));
     let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]))
         .await
         .expect("ok");
@@ -463,7 +461,7 @@ async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all
 }
 
 /// A principal denied without pause: `n` objects of one denial each in one bucket.
-async fn hammer<S: CounterStore, A: AlertSink>(d: &Detector<S, A>, n: usize) -> RecordReport {
+async fn hammer<S: CounterStore>(d: &Detector<S>, n: usize) -> RecordReport {
     let mut total = RecordReport::default();
     for i in 0..n {
         let r = run(d, &format!("o{i}"), &denials(ALICE, &[T0 + i as i64]))

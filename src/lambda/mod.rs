@@ -11,9 +11,8 @@
 pub mod metrics;
 pub mod sweep;
 
-use crate::alert::AlertSink;
 use crate::aws::s3::S3Source;
-use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, AwsSink, SinkTargets};
+use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
@@ -181,8 +180,8 @@ pub enum ObjectOutcome {
     Missing,
 }
 
-pub struct Handler<S, A, O> {
-    detector: Arc<Detector<S, A>>,
+pub struct Handler<S, O> {
+    detector: Arc<Detector<S>>,
     source: O,
     function_name: String,
     region: String,
@@ -200,8 +199,8 @@ type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bo
 /// Accounts remembered by one process before it starts afresh.
 const SEEN_ACCOUNTS_KEPT: usize = 10_000;
 
-impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
-    pub fn new(detector: Detector<S, A>, source: O, function_name: impl Into<String>) -> Self {
+impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
+    pub fn new(detector: Detector<S>, source: O, function_name: impl Into<String>) -> Self {
         Self {
             detector: Arc::new(detector),
             source,
@@ -241,7 +240,7 @@ impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
         self
     }
 
-    pub fn detector(&self) -> &Detector<S, A> {
+    pub fn detector(&self) -> &Detector<S> {
         &self.detector
     }
 
@@ -561,7 +560,7 @@ fn log_report(report: &ObjectReport, version: Option<&str>) {
 }
 
 /// The deployed handler: DynamoDB counters, alerts to the configured sinks, S3 objects.
-pub type AwsHandler = Handler<DynamoStore, AwsSink, S3Source>;
+pub type AwsHandler = Handler<DynamoStore, S3Source>;
 
 /// The deployed handler, with AWS clients from the standard SDK configuration (so
 /// `AWS_ENDPOINT_URL` redirects all of them).

@@ -11,7 +11,6 @@
 
 use super::metrics::InvocationMetrics;
 use super::{Handler, HandlerError, ObjectOutcome};
-use crate::alert::AlertSink;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
@@ -115,7 +114,7 @@ struct AccountListing {
     requests: u64,
 }
 
-impl<S: CounterStore, A: AlertSink, O: ObjectSource> Handler<S, A, O> {
+impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
     /// Processes the objects of the last `lookback_hours` hours that have no marker,
     /// starting at the account folder where the last sweep stopped; stops early at
     /// `cutoff` or after [`SWEEP_MAX_OBJECTS`] objects.

@@ -21,10 +21,33 @@ fn versioned_event(key: &str, version: &str) -> Value {
     e
 }
 
-fn handler<O: ObjectSource>(source: O) -> Handler<MemoryStore, MemorySink, O> {
-    let d =
-        Detector::new(Config::default(), MemoryStore::new(), MemorySink::new()).with_clock(|| T0);
-    Handler::new(d, source, "test")
+/// A handler over memory, and what its one sink delivered.
+struct Tested<O> {
+    handler: Handler<MemoryStore, O>,
+    sink: MemorySink,
+}
+
+impl<O> std::ops::Deref for Tested<O> {
+    type Target = Handler<MemoryStore, O>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.handler
+    }
+}
+
+impl<O> Tested<O> {
+    fn sink(&self) -> &MemorySink {
+        &self.sink
+    }
+}
+
+fn handler<O: ObjectSource>(source: O) -> Tested<O> {
+    let sink = MemorySink::new();
+    let d = Detector::new(Config::default(), MemoryStore::new(), sink.clone()).with_clock(|| T0);
+    Tested {
+        handler: Handler::new(d, source, "test"),
+        sink,
+    }
 }
 
 #[tokio::test]
@@ -37,7 +60,7 @@ async fn s3_event_with_encoded_key_alerts() {
         .await
         .expect("ok");
     assert_eq!(answer(out), json!({"objects": 1}));
-    assert_eq!(h.detector().sink().alerts().len(), 1);
+    assert_eq!(h.sink().alerts().len(), 1);
 }
 
 #[tokio::test]
@@ -54,7 +77,7 @@ async fn each_version_is_read_as_the_event_names_it_and_counted_once() {
     let key = DenialKey::new(MALLORY, MODEL, ACCOUNT);
     let store = h.detector().store();
     assert_eq!(store.count(&key, crate::testing::bucket_of(T0 - 3600)), 3);
-    assert!(h.detector().sink().alerts().is_empty());
+    assert!(h.sink().alerts().is_empty());
 }
 
 #[tokio::test]
@@ -138,14 +161,14 @@ async fn a_record_speaks_only_for_the_account_whose_folder_holds_it() {
     src.put("logs", &real, claiming(victim));
     let h = handler(src);
     h.handle(s3_event(&[forged])).await.expect("ok");
-    assert!(h.detector().sink().alerts().is_empty(), "no forged alert");
+    assert!(h.sink().alerts().is_empty(), "no forged alert");
     assert!(
         h.detector().store().snapshot().is_empty(),
         "nothing counted"
     );
     // The victim's real burst is neither suppressed nor inflated by the forgery.
     h.handle(s3_event(&[&real])).await.expect("ok");
-    let alerts = h.detector().sink().alerts();
+    let alerts = h.sink().alerts();
     assert_eq!(alerts.len(), 1);
     assert_eq!(
         (alerts[0].account_id.as_str(), alerts[0].total_denials),
@@ -168,7 +191,7 @@ async fn a_cloudwatch_logs_payload_speaks_only_for_its_owner() {
     h.handle(json!({"awslogs": {"data": crate::testing::awslogs_data(&payload.to_string())}}))
         .await
         .expect("ok");
-    assert!(h.detector().sink().alerts().is_empty());
+    assert!(h.sink().alerts().is_empty());
     assert!(h.detector().store().snapshot().is_empty());
 }
 
@@ -297,7 +320,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     assert_eq!((r.sources_watched, r.source_notices), (1, 0), "not yet");
     let r = sweep(T0 + 6 * 3600).await.expect("sweep");
     assert_eq!((r.sources_silent, r.source_notices), (1, 1));
-    let notices = h.detector().sink().notices();
+    let notices = h.sink().notices();
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].account_id, watched);
     assert_eq!(notices[0].status, crate::sources::SourceStatus::Silent);
@@ -310,7 +333,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
         .expect("seen again");
     let r = sweep(T0 + 10 * 3600 + 60).await.expect("sweep");
     assert_eq!((r.sources_silent, r.source_notices), (0, 1));
-    let notices = h.detector().sink().notices();
+    let notices = h.sink().notices();
     assert_eq!(notices.len(), 2);
     assert_eq!(notices[1].status, crate::sources::SourceStatus::Resumed);
     assert!(

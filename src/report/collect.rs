@@ -3,12 +3,9 @@
 //! its totals per bucket and its evidence, each list bounded per key.
 
 use crate::aggregate::{Aggregate, ContextValues};
-use crate::alert::{Alert, AlertSink, SinkError};
-use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 
 /// Index of a key in [`Collector::keys`].
 pub type KeyId = u32;
@@ -244,43 +241,5 @@ impl Collector {
     /// Denials counted (repeated objects add none, as in the store).
     pub fn denials(&self) -> u64 {
         self.keys.iter().map(|k| k.denials).sum()
-    }
-}
-
-/// Passes every alert on to `inner` and keeps a copy for the report.
-#[derive(Debug)]
-pub struct Recorded<A> {
-    inner: A,
-    keep: bool,
-    alerts: Mutex<Vec<Alert>>,
-}
-
-impl<A> Recorded<A> {
-    /// Keeps copies only when `keep` (without `--report`, nothing is kept).
-    pub fn new(inner: A, keep: bool) -> Self {
-        Self {
-            inner,
-            keep,
-            alerts: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The alerts delivered, in delivery order.
-    pub fn alerts(&self) -> Vec<Alert> {
-        lock(&self.alerts).clone()
-    }
-}
-
-impl<A: AlertSink> AlertSink for Recorded<A> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn publish(&self, alert: &Alert) -> Result<(), SinkError> {
-        self.inner.publish(alert).await?;
-        if self.keep {
-            lock(&self.alerts).push(alert.clone());
-        }
-        Ok(())
     }
 }

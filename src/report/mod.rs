@@ -14,7 +14,7 @@ mod replay;
 mod tests;
 
 pub use collect::{
-    Collector, Entry, IpStats, KeyId, KeyStats, Record, Recorded, Values, MAX_EVIDENCE_VALUES,
+    Collector, Entry, IpStats, KeyId, KeyStats, Record, Values, MAX_EVIDENCE_VALUES,
     MAX_KEY_OBJECTS,
 };
 pub use html::{

@@ -564,12 +564,8 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
         ..Config::default()
     };
     let spec = config.window();
-    let d: Detector<MemoryStore, Recorded<MemorySink>> = Detector::new(
-        config.clone(),
-        MemoryStore::new(),
-        Recorded::new(MemorySink::new(), true),
-    )
-    .with_clock(|| T0);
+    let sink = MemorySink::new();
+    let d = Detector::new(config.clone(), MemoryStore::new(), sink.clone()).with_clock(|| T0);
     let mut collector = Collector::new();
     let mut total = RecordReport::default();
     let denial = |who: &str, n: i64, t: i64| Denial {
@@ -606,7 +602,7 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
             total.add(&r);
         }
     });
-    let alerts = d.sink().alerts();
+    let alerts = sink.alerts();
     assert_eq!(collector.keys().len(), 20 + 360 * 8);
     assert_eq!(alerts.len(), 20 * 360 + 360 * 4);
     let totals = totals_of(&collector, total, 360);

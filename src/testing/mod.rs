@@ -9,6 +9,7 @@ use crate::alert::{rfc3339, MemorySink};
 use crate::config::Config;
 use crate::detector::Detector;
 use crate::store::memory::MemoryStore;
+use crate::store::CounterStore;
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 
@@ -121,12 +122,49 @@ pub fn bucket_of(t: i64) -> i64 {
 }
 
 /// A detector over memory with the default configuration, its clock at [`T0`].
-pub fn memory_detector() -> Detector<MemoryStore, MemorySink> {
+pub fn memory_detector() -> Watched {
     memory_detector_with(Config::default())
 }
 
-pub fn memory_detector_with(config: Config) -> Detector<MemoryStore, MemorySink> {
-    Detector::new(config, MemoryStore::new(), MemorySink::new()).with_clock(|| T0)
+pub fn memory_detector_with(config: Config) -> Watched {
+    Watched::new(config, MemoryStore::new())
+}
+
+/// A detector whose one sink is kept in memory, to look at what it delivered.
+pub struct Watched<S = MemoryStore> {
+    pub detector: Detector<S>,
+    pub sink: MemorySink,
+}
+
+impl<S: CounterStore> Watched<S> {
+    /// Over `store`, its clock at [`T0`].
+    pub fn new(config: Config, store: S) -> Self {
+        let sink = MemorySink::new();
+        Self {
+            detector: Detector::new(config, store, sink.clone()).with_clock(|| T0),
+            sink,
+        }
+    }
+
+    /// Changes the detector (its clock, its claim wait).
+    pub fn with(self, f: impl FnOnce(Detector<S>) -> Detector<S>) -> Self {
+        Self {
+            detector: f(self.detector),
+            sink: self.sink,
+        }
+    }
+
+    pub fn sink(&self) -> &MemorySink {
+        &self.sink
+    }
+}
+
+impl<S> std::ops::Deref for Watched<S> {
+    type Target = Detector<S>;
+
+    fn deref(&self) -> &Detector<S> {
+        &self.detector
+    }
 }
 
 /// A source that fails after some bytes, like a dropped S3 connection.
@@ -216,7 +254,7 @@ impl<S> BarrierStore<S> {
     }
 }
 
-impl<S: crate::store::CounterStore> crate::store::CounterStore for BarrierStore<S> {
+impl<S: CounterStore> CounterStore for BarrierStore<S> {
     async fn add(
         &self,
         object: &crate::key::ObjectId,

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use bedrock_denied_models::aggregate::MAX_KEYS_PER_OBJECT;
-use bedrock_denied_models::alert::{MemorySink, MAX_SUBJECT_CHARS};
+use bedrock_denied_models::alert::MAX_SUBJECT_CHARS;
 use bedrock_denied_models::detector::{Detector, ObjectReport};
 use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::key::{bounded_id, MAX_ID_BYTES};
@@ -17,7 +17,7 @@ fn denial(user: &str, model: &str, ts: &str) -> String {
         + "\n"
 }
 
-async fn run(d: &Detector<MemoryStore, MemorySink>, body: &str) -> ObjectReport {
+async fn run(d: &Detector<MemoryStore>, body: &str) -> ObjectReport {
     d.process(&ObjectId::s3("b", "k", "e"), body.as_bytes())
         .await
         .expect("processed")

@@ -244,9 +244,13 @@ async fn an_unreachable_security_hub_fails_the_invocation_and_the_retry_imports(
     // Security Hub behind a closed port, SNS on the emulator.
     let down = unreachable_sdk().await;
     let set = settings(&s, None, true);
-    let sinks = vec![
-        bedrock_denied_models::aws::sns_sink(&s.sdk, &s.topic_arn),
-        bedrock_denied_models::aws::securityhub_sink(&down, EMULATOR_ACCOUNT, "us-east-1"),
+    let sinks: Vec<bedrock_denied_models::alert::Sink> = vec![
+        std::sync::Arc::new(bedrock_denied_models::aws::sns_sink(&s.sdk, &s.topic_arn)),
+        std::sync::Arc::new(bedrock_denied_models::aws::securityhub_sink(
+            &down,
+            EMULATOR_ACCOUNT,
+            "us-east-1",
+        )),
     ];
     let detector = bedrock_denied_models::detector::Detector::with_sinks(
         set.config.clone(),

@@ -12,9 +12,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use bedrock_denied_models::aws::s3::S3Source;
-use bedrock_denied_models::aws::{
-    dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink, AwsSink,
-};
+use bedrock_denied_models::aws::{dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::DenialKey;
@@ -249,7 +247,7 @@ impl Stack {
         &self,
         parties: usize,
         function_name: &str,
-    ) -> Handler<BarrierStore<DynamoStore>, AwsSink, S3Source> {
+    ) -> Handler<BarrierStore<DynamoStore>, S3Source> {
         let store = BarrierStore::new(dynamo_store(&self.sdk, &self.table), parties);
         self.handler_over(store, function_name)
     }
@@ -260,7 +258,7 @@ impl Stack {
         &self,
         store: S,
         function_name: &str,
-    ) -> Handler<S, AwsSink, S3Source> {
+    ) -> Handler<S, S3Source> {
         let detector = Detector::new(
             Config::default(),
             store,

@@ -25,6 +25,7 @@ pub mod key;
 pub mod lambda;
 pub mod layout;
 pub mod logs;
+pub mod pipeline;
 pub mod report;
 pub mod source;
 pub mod sources;

@@ -1,5 +1,5 @@
 //! Where log objects come from: the [`ObjectSource`] seam with an in-memory
-//! implementation (tests) and S3 (`aws::s3`).
+//! implementation (tests), local files (`scan`) and S3 (`aws::s3`).
 //!
 //! An object is read exactly as the event names it: the version the event names, or
 //! the current one when it names none; [`OpenedObject::version`] says which was read,
@@ -8,14 +8,20 @@
 
 use crate::errors::{lock, BoxError};
 use crate::event::ObjectRef;
+use crate::key::ObjectId;
 use std::collections::HashMap;
+use std::fs::File;
 use std::future::Future;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use thiserror::Error;
 
 /// An object opened for streaming.
 pub struct OpenedObject {
+    /// What is being read: the object's name and its identity (docs/DESIGN.md,
+    /// "Object identity"), decided by the source.
+    pub id: ObjectId,
     /// Blocking reader over the body: read it from a blocking thread.
     pub body: Box<dyn Read + Send>,
     /// Version of what is being read (version id, else ETag), for the object id.
@@ -44,15 +50,30 @@ pub struct Listing {
 
 /// Opening or listing failed for a reason a retry may fix (access, throttling, network).
 #[derive(Debug, Error)]
-#[error("{operation} s3://{bucket}/{key} failed")]
+#[error("{operation} {uri} failed")]
 pub struct SourceError {
-    /// `GetObject` or `ListObjectsV2`.
+    /// `GetObject`, `ListObjectsV2`, `open`, `list`.
     pub operation: &'static str,
-    pub bucket: String,
-    /// The key, or the prefix listed.
-    pub key: String,
+    /// The object, or the prefix listed: `s3://bucket/key`, or a path.
+    pub uri: String,
     #[source]
     pub source: BoxError,
+}
+
+impl SourceError {
+    /// A failure on the object (or prefix) `key` of the S3 bucket `bucket`.
+    pub fn s3(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self {
+            operation,
+            uri: format!("s3://{bucket}/{key}"),
+            source: source.into(),
+        }
+    }
 }
 
 pub trait ObjectSource: Send + Sync {
@@ -114,8 +135,10 @@ impl ObjectSource for MemorySource {
             None => versions.len() - 1,
         };
         let body = versions[index].clone();
+        let version = format!("v{}", index + 1);
         Ok(Some(OpenedObject {
-            version: format!("v{}", index + 1),
+            id: ObjectId::s3(&object.bucket, &object.key, &version),
+            version,
             etag: Some(memory_etag(&body)),
             size: Some(body.len() as u64),
             body: Box::new(std::io::Cursor::new(body)),
@@ -165,5 +188,189 @@ impl ObjectSource for MemorySource {
 
 /// A content digest standing in for S3's ETag.
 fn memory_etag(body: &[u8]) -> String {
-    crate::key::ObjectId::file("memory", &String::from_utf8_lossy(body)).token
+    ObjectId::file("memory", &String::from_utf8_lossy(body)).token
+}
+
+/// Local files as objects (`scan`): the "bucket" is a folder, a key is a path below
+/// it, '/'-separated with a leading '/' (what housekeeping rules and key dates are
+/// matched against, as for an S3 key). A file's identity is its real path, its size
+/// and its modification time, so an edited file counts again and a renamed link does
+/// not.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileSource;
+
+impl FileSource {
+    /// The path of `key` below the folder `bucket`.
+    pub fn path(bucket: &str, key: &str) -> PathBuf {
+        Path::new(bucket).join(key.trim_start_matches('/'))
+    }
+}
+
+impl ObjectSource for FileSource {
+    async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
+        let path = Self::path(&object.bucket, &object.key);
+        let failed = |e: std::io::Error| SourceError {
+            operation: "open",
+            uri: path.display().to_string(),
+            source: Box::new(e),
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        let meta = file.metadata().map_err(failed)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let version = format!("{}:{mtime}", meta.len());
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        Ok(Some(OpenedObject {
+            id: ObjectId::file(&real.to_string_lossy(), &version),
+            body: Box::new(file),
+            version,
+            etag: None,
+            size: Some(meta.len()),
+        }))
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        folders: bool,
+        start_after: Option<&str>,
+    ) -> Result<Listing, SourceError> {
+        let root = Path::new(bucket);
+        let failed = |e: std::io::Error| SourceError {
+            operation: "list",
+            uri: Self::path(bucket, prefix).display().to_string(),
+            source: Box::new(e),
+        };
+        let mut files = Vec::new();
+        walk_files(root, root, &mut files).map_err(failed)?;
+        files.sort();
+        let mut listing = Listing::default();
+        for (key, size, modified) in files {
+            if !key.starts_with(prefix) || start_after.is_some_and(|a| key.as_str() <= a) {
+                continue;
+            }
+            match key[prefix.len()..].find('/') {
+                Some(i) if folders => {
+                    let folder = format!("{prefix}{}", &key[prefix.len()..=prefix.len() + i]);
+                    if listing.prefixes.last() != Some(&folder) {
+                        listing.prefixes.push(folder);
+                    }
+                }
+                _ => listing.objects.push(ListedObject {
+                    key,
+                    size,
+                    etag: None,
+                    modified,
+                }),
+            }
+        }
+        Ok(listing)
+    }
+}
+
+/// Every file below `dir` as (key, size, modified), not following links to folders.
+fn walk_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, i64)>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            walk_files(root, &path, out)?;
+        } else if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.is_file() {
+                out.push((file_key(root, &path), meta.len(), modified_secs(&meta)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The key of `path` below `root`: '/'-separated, with a leading '/'.
+pub fn file_key(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<_> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Modification time, epoch seconds (0 when unknown).
+pub fn modified_secs(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_ref(root: &Path, key: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: root.to_string_lossy().into_owned(),
+            key: key.into(),
+            raw_key: key.into(),
+            size: None,
+            etag: None,
+            version_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_an_object_named_by_its_folder_and_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
+        std::fs::write(dir.path().join("a/b/x.json"), "one").expect("write");
+        std::fs::write(dir.path().join("a/y.json"), "two").expect("write");
+        std::fs::write(dir.path().join("z.json"), "three").expect("write");
+
+        let opened = FileSource
+            .open(&file_ref(dir.path(), "/a/b/x.json"))
+            .await
+            .expect("open")
+            .expect("exists");
+        assert!(opened.id.uri.ends_with("/a/b/x.json"), "{}", opened.id.uri);
+        assert_eq!(opened.size, Some(3));
+        let missing = FileSource.open(&file_ref(dir.path(), "/gone.json")).await;
+        assert!(
+            matches!(missing, Ok(None)),
+            "a missing file is gone, not an error"
+        );
+
+        // Rewritten: another identity, so it counts again.
+        std::fs::write(dir.path().join("a/b/x.json"), "changed").expect("write");
+        let again = FileSource
+            .open(&file_ref(dir.path(), "/a/b/x.json"))
+            .await
+            .expect("open")
+            .expect("exists");
+        assert_ne!(again.id.token, opened.id.token);
+
+        let root = dir.path().to_string_lossy().into_owned();
+        let all = FileSource
+            .list(&root, "/", false, None)
+            .await
+            .expect("list");
+        let keys: Vec<&str> = all.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["/a/b/x.json", "/a/y.json", "/z.json"]);
+        let top = FileSource.list(&root, "/", true, None).await.expect("list");
+        assert_eq!(top.prefixes, ["/a/"]);
+        assert_eq!(top.objects.len(), 1);
+        let after = FileSource
+            .list(&root, "/a/", false, Some("/a/b/x.json"))
+            .await
+            .expect("list");
+        assert_eq!(after.objects.len(), 1);
+        assert_eq!(after.objects[0].key, "/a/y.json");
+    }
 }

@@ -2,6 +2,7 @@
 //! streamed, never held whole.
 
 use crate::event::ObjectRef;
+use crate::key::ObjectId;
 use crate::source::{ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -40,12 +41,12 @@ impl S3Source {
                     Some(v) => format!("version {v}"),
                     None => "current version".to_string(),
                 };
-                return Err(SourceError {
-                    operation: "GetObject",
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    source: Box::new(Context::new(what, e)),
-                });
+                return Err(SourceError::s3(
+                    "GetObject",
+                    bucket,
+                    key,
+                    Context::new(what, e),
+                ));
             }
         };
         // The identity of what was read: the version id read, else the ETag read.
@@ -60,6 +61,7 @@ impl S3Source {
         // The bridge blocks on the runtime: the reader must be used on a blocking thread.
         let body = SyncIoBridge::new(out.body.into_async_read());
         Ok(Some(OpenedObject {
+            id: ObjectId::s3(bucket, key, &version),
             body: Box::new(body),
             version,
             etag,
@@ -104,12 +106,7 @@ impl ObjectSource for S3Source {
             .send();
         let mut listing = Listing::default();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| SourceError {
-                operation: "ListObjectsV2",
-                bucket: bucket.to_string(),
-                key: prefix.to_string(),
-                source: Box::new(e),
-            })?;
+            let page = page.map_err(|e| SourceError::s3("ListObjectsV2", bucket, prefix, e))?;
             listing.prefixes.extend(
                 page.common_prefixes()
                     .iter()

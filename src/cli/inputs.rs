@@ -1,18 +1,21 @@
 //! What `scan` reads: local files found under the paths given, S3 objects under the
 //! `s3://` prefixes given, and the time filter that selects among them.
 
+use crate::event::ObjectRef;
+use crate::source::{file_key, modified_secs};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 /// One input, in the order it is counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     File {
         path: PathBuf,
+        /// The folder it was found in: its "bucket" (`source::FileSource`).
+        root: String,
         /// Path below the folder it was found in, '/'-separated, with a leading '/':
-        /// what housekeeping rules and key dates are matched against.
+        /// its "key", what housekeeping rules and key dates are matched against.
         relative: String,
         size: u64,
         /// Modification time, epoch seconds.
@@ -40,6 +43,22 @@ impl Input {
         match self {
             Input::File { relative, .. } => relative,
             Input::S3 { key, .. } => key,
+        }
+    }
+
+    /// The object to read: a file below its folder, or an S3 object.
+    pub fn object(&self) -> ObjectRef {
+        let (bucket, key) = match self {
+            Input::File { root, relative, .. } => (root, relative),
+            Input::S3 { bucket, key, .. } => (bucket, key),
+        };
+        ObjectRef {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            raw_key: key.clone(),
+            size: Some(self.size()),
+            etag: None,
+            version_id: None,
         }
     }
 
@@ -104,24 +123,21 @@ fn walk(
             }
         }
     } else {
-        let rel = path.strip_prefix(root).unwrap_or(path);
-        let relative = format!(
-            "/{}",
-            rel.components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
+        // A file is named by strings, as an S3 object is: a name that is not UTF-8
+        // could not be opened again from them.
+        let (Some(root_name), Some(_)) = (root.to_str(), path.to_str()) else {
+            notes.push(format!(
+                "{}: the path is not UTF-8; skipped",
+                path.display()
+            ));
+            return Ok(());
+        };
         out.push(Input::File {
             path: path.to_path_buf(),
-            relative,
+            root: root_name.to_string(),
+            relative: file_key(root, path),
             size: meta.len(),
-            modified,
+            modified: modified_secs(&meta),
         });
     }
     Ok(())
@@ -225,6 +241,7 @@ mod tests {
     fn selection_by_key_date_else_modification_time() {
         let file = |relative: &str, modified: i64| Input::File {
             path: PathBuf::from("x"),
+            root: ".".into(),
             relative: relative.into(),
             size: 1,
             modified,

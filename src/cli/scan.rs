@@ -5,20 +5,18 @@
 
 use super::inputs::{collect_files, in_period, parse_s3_uri, parse_time, Input};
 use super::{flag, Output, ScanArgs};
-use crate::aggregate::{ObjectRead, Reader};
+use crate::aggregate::Reader;
 use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
 use crate::detector::{Detector, RecordReport};
 use crate::errors::error_chain;
-use crate::event::skip_reason;
-use crate::key::ObjectId;
 use crate::logs::{LogFormat, ReadStats};
+use crate::pipeline::{fetch, Fetched, ReadObject};
+use crate::source::FileSource;
 use crate::store::memory::MemoryStore;
 use crate::store::CounterStore;
 use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::fs::File;
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -64,83 +62,27 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     }
 }
 
-/// Opens inputs: local files, and S3 objects in the AWS build.
-struct Opener {
+/// Where inputs are read from: local files, and S3 objects in the AWS build.
+struct Sources {
     #[cfg(feature = "aws")]
     s3: Option<crate::aws::s3::S3Source>,
 }
 
-/// An input ready to be read, or why it is not read.
-enum Opened {
-    Body(ObjectId, Box<dyn Read + Send>),
-    Skipped(&'static str),
-    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
-    Missing,
-}
-
-impl Opener {
-    async fn open(&self, input: &Input) -> Result<Opened, String> {
-        if let Some(reason) = skip_reason(input.key(), input.size()) {
-            return Ok(Opened::Skipped(reason));
-        }
-        match input {
-            Input::File { path, size, .. } => {
-                let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-                let mtime = file
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                let id = ObjectId::file(&real.to_string_lossy(), &format!("{size}:{mtime}"));
-                Ok(Opened::Body(id, Box::new(file)))
-            }
+impl Sources {
+    /// Reads `input` on the one path every object takes (`crate::pipeline`).
+    async fn fetch(&self, reader: &Arc<Reader>, input: &Input) -> Result<Fetched, String> {
+        let object = input.object();
+        let fetched = match input {
+            Input::File { .. } => fetch(&FileSource, reader, &object, None).await,
             #[cfg(feature = "aws")]
-            Input::S3 { bucket, key, .. } => {
-                use crate::source::ObjectSource;
-                let Some(s3) = &self.s3 else {
-                    return Err("no S3 client".into());
-                };
-                let object = crate::event::ObjectRef {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    raw_key: key.clone(),
-                    size: Some(input.size()),
-                    etag: None,
-                    version_id: None,
-                };
-                match s3.open(&object).await.map_err(|e| error_chain(&e))? {
-                    None => Ok(Opened::Missing),
-                    Some(o) => Ok(Opened::Body(ObjectId::s3(bucket, key, &o.version), o.body)),
-                }
-            }
+            Input::S3 { .. } => match &self.s3 {
+                Some(s3) => fetch(s3, reader, &object, None).await,
+                None => return Err("no S3 client".into()),
+            },
             #[cfg(not(feature = "aws"))]
-            Input::S3 { .. } => Err(super::AWS_BUILD_HINT.into()),
-        }
-    }
-}
-
-/// One input after reading.
-enum ReadResult {
-    Done(ObjectId, Box<ObjectRead>),
-    Skipped(&'static str),
-    Missing,
-    Failed(String),
-}
-
-async fn read_input(opener: &Opener, reader: Arc<Reader>, input: &Input) -> ReadResult {
-    match opener.open(input).await {
-        Ok(Opened::Body(id, body)) => {
-            let account = id.folder_account();
-            match tokio::task::spawn_blocking(move || reader.read(body, account.as_deref())).await {
-                Ok(read) => ReadResult::Done(id, Box::new(read)),
-                Err(e) => ReadResult::Failed(format!("reading stopped: {e}")),
-            }
-        }
-        Ok(Opened::Skipped(reason)) => ReadResult::Skipped(reason),
-        Ok(Opened::Missing) => ReadResult::Missing,
-        Err(e) => ReadResult::Failed(e),
+            Input::S3 { .. } => return Err(super::AWS_BUILD_HINT.into()),
+        };
+        fetched.map_err(|e| error_chain(&e))
     }
 }
 
@@ -236,10 +178,10 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     };
 
     let not_selected = (listed - inputs.len()) as u64;
-    #[cfg(not(feature = "aws"))]
-    let opener = Opener {};
-    #[cfg(feature = "aws")]
-    let opener = Opener { s3 };
+    let sources = Sources {
+        #[cfg(feature = "aws")]
+        s3,
+    };
     #[cfg(feature = "aws")]
     if let (Some(table), Some(sdk)) = (&args.table, &sdk) {
         let region = crate::aws::region(sdk);
@@ -260,7 +202,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         }
         let store = crate::aws::dynamo_store(sdk, table);
         let (mut summary, _) =
-            scan_into(store, config, sinks, preview, &opener, &inputs, jobs, None).await;
+            scan_into(store, config, sinks, preview, &sources, &inputs, jobs, None).await;
         summary.not_selected = not_selected;
         return summary.finish();
     }
@@ -276,7 +218,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         config.clone(),
         sinks,
         false,
-        &opener,
+        &sources,
         &inputs,
         jobs,
         collector.as_mut(),
@@ -315,7 +257,7 @@ async fn scan_into<S: CounterStore>(
     config: Config,
     sinks: Vec<Sink>,
     preview: bool,
-    opener: &Opener,
+    sources: &Sources,
     inputs: &[Input],
     jobs: usize,
     collector: Option<&mut crate::report::Collector>,
@@ -324,14 +266,14 @@ async fn scan_into<S: CounterStore>(
     if preview {
         detector = detector.previewing();
     }
-    let summary = scan_with(&detector, opener, inputs, jobs, collector).await;
+    let summary = scan_with(&detector, sources, inputs, jobs, collector).await;
     (summary, detector)
 }
 
 /// Reads up to `jobs` inputs at once and counts them in input order.
 async fn scan_with<S: CounterStore>(
     detector: &Detector<S>,
-    opener: &Opener,
+    sources: &Sources,
     inputs: &[Input],
     jobs: usize,
     mut collector: Option<&mut crate::report::Collector>,
@@ -348,17 +290,18 @@ async fn scan_with<S: CounterStore>(
     let mut reads = stream::iter(inputs)
         .map(|input| {
             let reader = reader.clone();
-            async move { (input, read_input(opener, reader, input).await) }
+            async move { (input, sources.fetch(&reader, input).await) }
         })
         .buffered(jobs);
     while let Some((input, read)) = reads.next().await {
         progress.inc(1);
         match read {
-            ReadResult::Done(id, read) => {
+            Ok(Fetched::Read(object)) => {
+                let ReadObject { id, read, .. } = *object;
                 let stats = read.stats;
                 // --report: what the object adds, recorded once it is counted.
                 let counted = collector.is_some().then(|| read.aggregate.clone());
-                match detector.count(&id, *read).await {
+                match detector.count(&id, read).await {
                     Ok(report) => {
                         if let (Some(c), Some(a)) = (collector.as_deref_mut(), &counted) {
                             c.add(&id, a);
@@ -400,15 +343,15 @@ async fn scan_with<S: CounterStore>(
                     }
                 }
             }
-            ReadResult::Skipped(reason) => {
+            Ok(Fetched::Skipped(reason)) => {
                 summary.housekeeping += 1;
                 note(&progress, &format!("skipped {} ({reason})", input.name()));
             }
-            ReadResult::Missing => {
+            Ok(Fetched::Missing) => {
                 summary.failed += 1;
                 note(&progress, &format!("{}: no longer exists", input.name()));
             }
-            ReadResult::Failed(e) => {
+            Err(e) => {
                 summary.failed += 1;
                 note(&progress, &format!("{}: {e}", input.name()));
             }

@@ -16,8 +16,9 @@ use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
-use crate::event::{parse_invocation, skip_reason, Invocation, LogPayload, ObjectRef};
+use crate::event::{parse_invocation, Invocation, LogPayload, ObjectRef};
 use crate::key::{object_marker, ObjectId};
+use crate::pipeline::{process, PipelineError, Processed};
 use crate::source::{ObjectSource, SourceError};
 use crate::store::dynamodb::DynamoStore;
 use crate::store::CounterStore;
@@ -128,6 +129,16 @@ pub enum HandlerError {
         #[source]
         source: crate::errors::BoxError,
     },
+}
+
+impl From<PipelineError> for HandlerError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Source(e) => HandlerError::Source(e),
+            PipelineError::Reader { object, message } => HandlerError::Reader { object, message },
+            PipelineError::Detect(e) => HandlerError::Detect(e),
+        }
+    }
 }
 
 impl HandlerError {
@@ -391,34 +402,25 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         if let Some(account) = crate::layout::folder_account(&object.key) {
             self.account_seen(account).await;
         }
-        if let Some(reason) = skip_reason(&object.key, object.size.unwrap_or(u64::MAX)) {
-            info!(bucket = %object.bucket, key = %object.key, reason, "object skipped");
-            return Ok(ObjectOutcome::Skipped(reason));
-        }
-        let Some(opened) = self.source.open(object).await? else {
-            warn!(bucket = %object.bucket, key = %object.key, version = object.version_id.as_deref().unwrap_or("current"), "object not found (NoSuchKey or NoSuchVersion); skipped");
-            return Ok(ObjectOutcome::Missing);
+        let (report, version, etag) = match process(&self.source, &self.detector, object, cutoff)
+            .await?
+        {
+            Processed::Skipped(reason) => {
+                info!(bucket = %object.bucket, key = %object.key, reason, "object skipped");
+                return Ok(ObjectOutcome::Skipped(reason));
+            }
+            Processed::Missing => {
+                warn!(bucket = %object.bucket, key = %object.key, version = object.version_id.as_deref().unwrap_or("current"), "object not found (NoSuchKey or NoSuchVersion); skipped");
+                return Ok(ObjectOutcome::Missing);
+            }
+            Processed::Counted {
+                report,
+                version,
+                etag,
+            } => (report, version, etag),
         };
-        if opened.size == Some(0) {
-            info!(bucket = %object.bucket, key = %object.key, "empty object skipped");
-            return Ok(ObjectOutcome::Skipped("empty object"));
-        }
-        let id = ObjectId::s3(&object.bucket, &object.key, &opened.version);
-        let reader = self.detector.reader().clone();
-        let body = Until {
-            inner: opened.body,
-            cutoff,
-        };
-        let account = crate::layout::folder_account(&object.key).map(str::to_string);
-        let read = tokio::task::spawn_blocking(move || reader.read(body, account.as_deref()))
-            .await
-            .map_err(|e| HandlerError::Reader {
-                object: id.uri.clone(),
-                message: e.to_string(),
-            })?;
-        let report = self.detector.count(&id, read).await?;
-        log_report(&report, Some(&opened.version));
-        if let Some(etag) = &opened.etag {
+        log_report(&report, Some(&version));
+        if let Some(etag) = &etag {
             // Only saves the sweep a read: a failure here costs nothing else.
             let marker = object_marker(&object.bucket, &object.key, etag);
             let expires_at = chrono::Utc::now().timestamp() + MARKER_SECONDS;
@@ -426,7 +428,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 warn!(object = %report.object, error = %error_chain(&e), "could not record the object as processed");
             }
         }
-        Ok(ObjectOutcome::Processed(Box::new(report)))
+        Ok(ObjectOutcome::Processed(report))
     }
 
     /// Counts the records of one CloudWatch Logs payload: one unit, like an object.
@@ -488,23 +490,6 @@ fn cutoff_before(deadline: Instant) -> Instant {
         - (left / 5)
             .clamp(Duration::from_secs(10), Duration::from_secs(60))
             .min(left)
-}
-
-/// A body that stops being read at `cutoff`, as a broken-off source would.
-struct Until {
-    inner: Box<dyn std::io::Read + Send>,
-    cutoff: Option<Instant>,
-}
-
-impl std::io::Read for Until {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.cutoff.is_some_and(|c| Instant::now() >= c) {
-            return Err(std::io::Error::other(
-                "stopped: the invocation's time is nearly out; retried whole",
-            ));
-        }
-        self.inner.read(buf)
-    }
 }
 
 /// The one log line per object: what was read and what was counted and alerted.

@@ -217,12 +217,12 @@ struct PartlyFailing(MemorySource);
 impl ObjectSource for PartlyFailing {
     async fn open(&self, o: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
         if o.key.starts_with("fail") {
-            return Err(SourceError {
-                operation: "GetObject",
-                bucket: o.bucket.clone(),
-                key: o.key.clone(),
-                source: Box::new(Context::new("AccessDenied", "Access Denied")),
-            });
+            return Err(SourceError::s3(
+                "GetObject",
+                &o.bucket,
+                &o.key,
+                Context::new("AccessDenied", "Access Denied"),
+            ));
         }
         self.0.open(o).await
     }
@@ -500,12 +500,12 @@ struct FailingKeys(MemorySource, &'static str);
 impl ObjectSource for FailingKeys {
     async fn open(&self, o: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
         if o.key.contains(self.1) {
-            return Err(SourceError {
-                operation: "GetObject",
-                bucket: o.bucket.clone(),
-                key: o.key.clone(),
-                source: Box::new(Context::new("AccessDenied", "Access Denied")),
-            });
+            return Err(SourceError::s3(
+                "GetObject",
+                &o.bucket,
+                &o.key,
+                Context::new("AccessDenied", "Access Denied"),
+            ));
         }
         self.0.open(o).await
     }
@@ -569,6 +569,7 @@ struct SlowSource;
 impl ObjectSource for SlowSource {
     async fn open(&self, _: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
         Ok(Some(OpenedObject {
+            id: ObjectId::s3("logs", "big.json", "v1"),
             body: Box::new(Slow(10_000)),
             version: "v1".into(),
             etag: None,

@@ -13,8 +13,8 @@
 #[path = "../tests/it/support.rs"]
 mod support;
 
+use bedrock_denied_models::counters::Counts;
 use bedrock_denied_models::event::Sweep;
-use bedrock_denied_models::lambda::metrics::InvocationMetrics;
 use std::time::{Duration, Instant};
 use support::{denials_gz, Stack, MALLORY, T0};
 
@@ -69,7 +69,7 @@ fn main() {
             .block_on(handler.sweep(
                 &req,
                 now,
-                &mut InvocationMetrics::default(),
+                &mut Counts::default(),
                 Some(deadline - Duration::from_secs(60)),
             ))
             .expect("sweep");

@@ -238,7 +238,7 @@ fn main() {
         let t = Instant::now();
         let read = reader.read(File::open(&single[0]).expect("open"), None);
         best_lib = best_lib.min(t.elapsed());
-        assert_eq!(read.stats.denials, c.denials);
+        assert_eq!(read.stats.counts.denials, c.denials);
         assert!(read.error.is_none());
         last_read = Some(read);
     }

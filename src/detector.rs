@@ -5,11 +5,12 @@
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, OverLimit, Reader};
+use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, Reader};
 use crate::alert::{Alert, AlertSink, Sink, SinkError};
 use crate::config::Config;
+use crate::counters::Counts;
 use crate::key::{attempt_id, DenialKey, ObjectId};
-use crate::logs::{ReadError, ReadStats};
+use crate::logs::{LogFormat, ReadError};
 use crate::sources::SourceNotice;
 use crate::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowRead,
@@ -80,7 +81,7 @@ pub enum DetectError {
         failed: usize,
         keys: usize,
         first: Box<DetectError>,
-        done: RecordReport,
+        done: Box<Counts>,
     },
 }
 
@@ -94,56 +95,25 @@ impl DetectError {
     }
 }
 
-/// What happened to the counts and alerts of one object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RecordReport {
-    pub keys: u64,
-    /// (key, bucket) counters this object added to.
-    pub counters_added: u64,
-    /// (key, bucket) counters this object had already added to (a redelivery).
-    pub counters_already_counted: u64,
-    pub alerts_published: u64,
-    pub alerts_suppressed: u64,
-    /// Alerts not raised because an exception rule stops them.
-    pub alerts_excepted: u64,
-    /// Keys whose alert another attempt was delivering: this one waited for it.
-    pub alerts_in_progress: u64,
-    /// Alerts shown but not delivered (a replay that counts only).
-    pub alerts_not_delivered: u64,
-}
-
 /// Why showing an alert failed.
 enum Preview {
     Store(StoreError),
     Sink(SinkError),
 }
 
-impl RecordReport {
-    pub fn add(&mut self, o: &RecordReport) {
-        self.keys += o.keys;
-        self.counters_added += o.counters_added;
-        self.counters_already_counted += o.counters_already_counted;
-        self.alerts_published += o.alerts_published;
-        self.alerts_suppressed += o.alerts_suppressed;
-        self.alerts_excepted += o.alerts_excepted;
-        self.alerts_in_progress += o.alerts_in_progress;
-        self.alerts_not_delivered += o.alerts_not_delivered;
-    }
-}
-
 /// Everything about one processed object, for the log line and metrics.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ObjectReport {
     pub object: String,
-    pub read: ReadStats,
+    pub format: LogFormat,
+    pub gzip: bool,
+    /// What was read, counted and alerted (`crate::counters`).
+    pub counts: Counts,
     /// An error that ended reading early but does not fail the invocation.
     pub read_error: Option<String>,
-    /// What the object held beyond the per-object limits, not counted.
-    pub over_limit: OverLimit,
     /// Whose logs the object holds, and the first denial that claimed another account.
     #[serde(skip)]
     pub accounts: Accounts,
-    pub record: RecordReport,
 }
 
 pub struct Detector<S> {
@@ -244,14 +214,19 @@ impl<S: CounterStore> Detector<S> {
             }
             other => other.map(|e| e.to_string()),
         };
-        let record = self.record(object, &read.aggregate).await?;
+        let mut counts = Counts::object_of(read.stats.format, read.stats.gzip);
+        counts.add(&read.stats.counts);
+        counts.objects_incomplete = u64::from(read_error.is_some());
+        counts.denials_over_limit = read.aggregate.over_limit.denials;
+        counts.keys_over_limit = read.aggregate.over_limit.keys;
+        counts.add(&self.record(object, &read.aggregate).await?);
         Ok(ObjectReport {
             object: object.uri.clone(),
-            read: read.stats,
+            format: read.stats.format,
+            gzip: read.stats.gzip,
+            counts,
             read_error,
-            over_limit: read.aggregate.over_limit,
             accounts: read.accounts,
-            record,
         })
     }
 
@@ -260,19 +235,15 @@ impl<S: CounterStore> Detector<S> {
     /// halfway (a claim held, a delivery under way): a failing key fails the object,
     /// so it is retried and the retry completes exactly what is missing, but it never
     /// stops the others.
-    pub async fn record(
-        &self,
-        object: &ObjectId,
-        agg: &Aggregate,
-    ) -> Result<RecordReport, DetectError> {
+    pub async fn record(&self, object: &ObjectId, agg: &Aggregate) -> Result<Counts, DetectError> {
         let attempt = attempt_id();
-        let results: Vec<Result<RecordReport, DetectError>> = stream::iter(agg.keys.iter())
+        let results: Vec<Result<Counts, DetectError>> = stream::iter(agg.keys.iter())
             .map(|(key, denials)| self.record_key(object, &attempt, key, denials))
             .buffer_unordered(KEY_CONCURRENCY)
             .collect()
             .await;
         let keys = results.len();
-        let mut done = RecordReport::default();
+        let mut done = Counts::default();
         let mut errors = Vec::new();
         for r in results {
             match r {
@@ -289,7 +260,7 @@ impl<S: CounterStore> Detector<S> {
                 failed,
                 keys,
                 first: Box::new(first),
-                done,
+                done: Box::new(done),
             }),
         }
     }
@@ -307,16 +278,16 @@ impl<S: CounterStore> Detector<S> {
         attempt: &str,
         key: &DenialKey,
         denials: &KeyDenials,
-    ) -> Result<RecordReport, DetectError> {
+    ) -> Result<Counts, DetectError> {
         let store_err = Self::store_error(object);
         let spec = self.reader.spec();
         let window_seconds = spec.bucket_seconds() * spec.window_buckets();
         let expires_at = |now: i64| {
             now + window_seconds + self.config.suppress_seconds() + LATE_LOG_MARGIN_SECONDS
         };
-        let mut report = RecordReport {
+        let mut report = Counts {
             keys: 1,
-            ..RecordReport::default()
+            ..Counts::default()
         };
         let counted_at = (self.clock)();
         for (&bucket, &count) in &denials.buckets {
@@ -425,7 +396,7 @@ impl<S: CounterStore> Detector<S> {
         key: &DenialKey,
         alert: &Alert,
         window_end: i64,
-        report: &mut RecordReport,
+        report: &mut Counts,
     ) -> Result<(), Preview> {
         let stored = self.store.alert_state(key).await.map_err(Preview::Store)?;
         let suppress = self.config.suppress_seconds();
@@ -459,7 +430,7 @@ impl<S: CounterStore> Detector<S> {
         key: &DenialKey,
         alert: &Alert,
         mut claim: AlertClaim,
-        report: &mut RecordReport,
+        report: &mut Counts,
     ) -> Result<(), DetectError> {
         let store_err = Self::store_error(object);
         let started = Instant::now();

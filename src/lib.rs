@@ -16,6 +16,7 @@ pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod detector;
 pub mod errors;
 pub mod event;

@@ -34,13 +34,13 @@ fuzz_target!(|input: &[u8]| {
     let reader = Reader::new(&Config::default());
     let (sizes, data) = input.split_at(input.len().min(4));
     let read = reader.read(Pieces { data, sizes, i: 0 }, None);
-    assert_eq!(read.aggregate.denials(), read.stats.denials);
-    assert!(read.stats.denials + read.stats.skipped.total() <= read.stats.records);
+    assert_eq!(read.aggregate.denials(), read.stats.counts.denials);
+    assert!(read.stats.counts.denials + read.stats.counts.skipped_lines() <= read.stats.counts.records);
     // Whatever happened, the whole input read at once agrees on the denials found
     // when reading ran to the end.
     if read.error.is_none() {
         let whole = reader.read(data, None);
-        assert_eq!(whole.stats.denials, read.stats.denials);
+        assert_eq!(whole.stats.counts.denials, read.stats.counts.denials);
         assert_eq!(whole.aggregate, read.aggregate);
     }
 });

@@ -8,9 +8,8 @@ use super::{flag, Output, ScanArgs};
 use crate::aggregate::Reader;
 use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
-use crate::detector::{Detector, RecordReport};
+use crate::detector::Detector;
 use crate::errors::error_chain;
-use crate::logs::{LogFormat, ReadStats};
 use crate::pipeline::{fetch, Fetched, ReadObject};
 use crate::source::FileSource;
 use crate::store::memory::MemoryStore;
@@ -203,8 +202,8 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         let store = crate::aws::dynamo_store(sdk, table);
         let (mut summary, _) =
             scan_into(store, config, sinks, preview, &sources, &inputs, jobs, None).await;
-        summary.not_selected = not_selected;
-        return summary.finish();
+        summary.counts.objects_not_selected = not_selected;
+        return finish(&summary);
     }
     // --report: the alerts are kept as printed, and every counted object recorded.
     let kept = MemorySink::new();
@@ -225,13 +224,13 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     )
     .await;
     summary.keys = Some(d.store().key_count() as u64);
-    summary.not_selected = not_selected;
+    summary.counts.objects_not_selected = not_selected;
     let mut written = true;
     if let (Some(file), Some(collector)) = (report_file, &collector) {
         let input = crate::report::ReportInput {
             inputs: &args.inputs,
             config: &config,
-            totals: &summary.totals(),
+            totals: &summary,
             alerts: &kept.alerts(),
             collector,
             now: chrono::Utc::now().timestamp(),
@@ -241,7 +240,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
             written = false;
         }
     }
-    match summary.finish() {
+    match finish(&summary) {
         status if written => status,
         _ => ExitCode::from(1),
     }
@@ -306,10 +305,8 @@ async fn scan_with<S: CounterStore>(
                         if let (Some(c), Some(a)) = (collector.as_deref_mut(), &counted) {
                             c.add(&id, a);
                         }
-                        summary.add_read(&report.read);
-                        summary.record.add(&report.record);
+                        summary.counts.add(&report.counts);
                         if let Some(e) = report.read_error {
-                            summary.incomplete += 1;
                             note(&progress, &format!("{}: {e}", input.name()));
                         }
                         let a = &report.accounts;
@@ -319,48 +316,47 @@ async fn scan_with<S: CounterStore>(
                                 &format!(
                                     "{}: {} denials of another account (first: {other}) skipped: the object is in account {folder}'s folder",
                                     input.name(),
-                                    report.read.skipped.account_mismatch
+                                    report.counts.skipped_account_mismatch
                                 ),
                             );
                         }
-                        if report.over_limit.denials > 0 {
-                            summary.over_limit += report.over_limit.denials;
+                        if report.counts.denials_over_limit > 0 {
                             note(
                                 &progress,
                                 &format!(
                                     "{}: over the per-object limits: {} denials not counted ({} least denied keys let go)",
                                     input.name(),
-                                    report.over_limit.denials,
-                                    report.over_limit.keys
+                                    report.counts.denials_over_limit,
+                                    report.counts.keys_over_limit
                                 ),
                             );
                         }
                     }
                     Err(e) => {
-                        summary.failed += 1;
-                        summary.read.log_bytes += stats.log_bytes;
+                        summary.counts.objects_failed += 1;
+                        summary.counts.log_bytes += stats.counts.log_bytes;
                         note(&progress, &format!("{}: {}", input.name(), error_chain(&e)));
                     }
                 }
             }
             Ok(Fetched::Skipped(reason)) => {
-                summary.housekeeping += 1;
+                summary.counts.objects_skipped += 1;
                 note(&progress, &format!("skipped {} ({reason})", input.name()));
             }
             Ok(Fetched::Missing) => {
-                summary.failed += 1;
+                summary.counts.objects_failed += 1;
                 note(&progress, &format!("{}: no longer exists", input.name()));
             }
             Err(e) => {
-                summary.failed += 1;
+                summary.counts.objects_failed += 1;
                 note(&progress, &format!("{}: {e}", input.name()));
             }
         }
         progress.set_message(format!(
             "{:.1} MB of log, {} denials, {} alerts",
-            summary.read.log_bytes as f64 / 1e6,
-            summary.read.denials,
-            summary.record.alerts_published
+            summary.counts.log_bytes as f64 / 1e6,
+            summary.counts.denials,
+            summary.counts.alerts_published
         ));
     }
     progress.finish_and_clear();
@@ -372,128 +368,18 @@ fn note(progress: &ProgressBar, msg: &str) {
     progress.suspend(|| eprintln!("bedrock-denied-models: {msg}"));
 }
 
-#[derive(Debug, Default)]
-struct Summary {
-    objects: u64,
-    gzip: u64,
-    formats: [u64; 4],
-    housekeeping: u64,
-    not_selected: u64,
-    incomplete: u64,
-    failed: u64,
-    read: ReadStats,
-    /// Keys with denials (known for the in-memory store only).
-    keys: Option<u64>,
-    /// Denials not counted because their object was over a per-object limit.
-    over_limit: u64,
-    record: RecordReport,
-}
+/// What a scan counted (`crate::counters`), and the keys with denials when known.
+type Summary = crate::report::ScanTotals;
 
-/// Formats beyond JSON lines, as the summary names them.
-const FORMATS: [(LogFormat, &str); 4] = [
-    (LogFormat::CloudTrail, "CloudTrail"),
-    (LogFormat::JsonArray, "JSON array"),
-    (LogFormat::LookupEvents, "lookup-events"),
-    (LogFormat::JsonValues, "multi-line JSON"),
-];
-
-impl Summary {
-    fn add_read(&mut self, r: &ReadStats) {
-        self.objects += 1;
-        self.gzip += u64::from(r.gzip);
-        for (i, (format, _)) in FORMATS.iter().enumerate() {
-            self.formats[i] += u64::from(r.format == *format);
-        }
-        self.read.add(r);
+/// Prints the summary; the exit status says whether every object was read.
+fn finish(summary: &Summary) -> ExitCode {
+    let lines = summary.lines(|n| n.to_string());
+    for (line, text) in lines {
+        eprintln!("{line}: {text}");
     }
-
-    /// Objects by kind: `2 gzip, 1 CloudTrail`.
-    fn kinds(&self) -> Vec<String> {
-        let mut kinds = vec![format!("{} gzip", self.gzip)];
-        for (i, (format, name)) in FORMATS.iter().enumerate() {
-            if self.formats[i] > 0 || *format == LogFormat::CloudTrail {
-                kinds.push(format!("{} {name}", self.formats[i]));
-            }
-        }
-        kinds
-    }
-
-    /// The summary's numbers, for --report.
-    fn totals(&self) -> crate::report::ScanTotals {
-        crate::report::ScanTotals {
-            objects: self.objects,
-            kinds: self.kinds(),
-            housekeeping: self.housekeeping,
-            not_selected: self.not_selected,
-            incomplete: self.incomplete,
-            failed: self.failed,
-            read: self.read,
-            keys: self.keys,
-            record: self.record,
-        }
-    }
-
-    fn render(&self) -> String {
-        let s = &self.read.skipped;
-        let kinds = self.kinds();
-        let selected = if self.not_selected > 0 {
-            format!(", {} outside --since/--until", self.not_selected)
-        } else {
-            String::new()
-        };
-        let keys = self
-            .keys
-            .map(|k| format!(", keys with denials: {k}"))
-            .unwrap_or_default();
-        let r = &self.record;
-        let not_delivered = if r.alerts_not_delivered > 0 {
-            format!(", {} shown but not delivered", r.alerts_not_delivered)
-        } else {
-            String::new()
-        };
-        let over_limit = if self.over_limit > 0 {
-            format!(
-                "\ndenials over the per-object limits (not counted): {}",
-                self.over_limit
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "objects: {} scanned ({}), {} housekeeping skipped{selected}, {} incomplete, {} failed\n\
-             records: {} ({} bytes of log), denials: {}{keys}\n\
-             skipped lines: {} (invalid_json {}, missing_fields {}, bad_timestamp {}, oversized_line {}, account_mismatch {})\n\
-             counters: {} added, {} already counted\n\
-             alerts: {} published, {} suppressed, {} excepted{not_delivered}{over_limit}",
-            self.objects,
-            kinds.join(", "),
-            self.housekeeping,
-            self.incomplete,
-            self.failed,
-            self.read.records,
-            self.read.log_bytes,
-            self.read.denials,
-            s.total(),
-            s.invalid_json,
-            s.missing_fields,
-            s.bad_timestamp,
-            s.oversized_line,
-            s.account_mismatch,
-            r.counters_added,
-            r.counters_already_counted,
-            r.alerts_published,
-            r.alerts_suppressed,
-            r.alerts_excepted,
-        )
-    }
-
-    /// Prints the summary; the exit status says whether every object was read.
-    fn finish(self) -> ExitCode {
-        eprintln!("{}", self.render());
-        if self.failed > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        }
+    if summary.counts.objects_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -28,7 +28,7 @@ async fn four_denials_alert_once() {
     let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 60, T0 + 120, T0 + 180]))
         .await
         .expect("ok");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     let alerts = d.sink().alerts();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].total_denials, 4);
@@ -103,7 +103,7 @@ async fn grouping_is_by_user_model_and_account() {
         body += &line(u, m, a, T0, Some("ThrottlingException"));
     }
     let r = run(&d, "a", &body).await.expect("ok");
-    assert_eq!(r.record.keys, 4);
+    assert_eq!(r.counts.keys, 4);
     for (u, m, a) in keys {
         assert_eq!(
             d.store()
@@ -132,8 +132,8 @@ async fn redelivery_neither_double_counts_nor_realerts() {
     let before = d.store().snapshot();
     let r = run(&d, "a", &body).await.expect("ok");
     assert_eq!(d.store().snapshot(), before);
-    assert_eq!(r.record.counters_already_counted, 1);
-    assert_eq!(r.record.alerts_suppressed, 1);
+    assert_eq!(r.counts.counters_already_counted, 1);
+    assert_eq!(r.counts.alerts_suppressed, 1);
     assert_eq!(d.sink().alerts().len(), 1);
     // A new version of the object (new ETag) is a new object.
     d.process(&ObjectId::s3("logs", "a", "e2"), body.as_bytes())
@@ -155,13 +155,13 @@ async fn suppression_then_a_new_alert_after_the_period() {
     let r = run(&d, "b", &denials(ALICE, &[T0 + 1800; 4]))
         .await
         .expect("ok");
-    assert_eq!(r.record.alerts_suppressed, 1);
+    assert_eq!(r.counts.alerts_suppressed, 1);
     assert_eq!(d.sink().alerts().len(), 1);
     // Two hours later: a new burst, a new alert.
     let r = run(&d, "c", &denials(ALICE, &[T0 + 7200; 4]))
         .await
         .expect("ok");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     assert_eq!(d.sink().alerts().len(), 2);
 }
 
@@ -224,9 +224,9 @@ async fn failed_publish_fails_releases_the_claim_and_the_retry_publishes() {
     );
     // The retry, with counts already in, claims at once and publishes.
     let r = run(&d, "a", &body).await.expect("retry ok");
-    assert_eq!(r.record.counters_already_counted, 1);
-    assert_eq!(r.record.alerts_published, 1);
-    assert_eq!(r.record.alerts_in_progress, 0);
+    assert_eq!(r.counts.counters_already_counted, 1);
+    assert_eq!(r.counts.alerts_published, 1);
+    assert_eq!(r.counts.alerts_in_progress, 0);
     assert_eq!(delivered.alerts().len(), 1);
     assert_eq!(delivered.alerts()[0].total_denials, 4);
 }
@@ -243,7 +243,7 @@ async fn a_failing_sink_is_retried_alone_the_others_keep_their_one_copy() {
         assert!(err.to_string().contains("s3://logs/a"), "{err}");
     }
     let r = run(&d, "a", &body).await.expect("third attempt");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     assert_eq!(delivered[0].alerts().len(), 1, "SNS delivered once");
     assert_eq!(
         delivered[1].alerts().len(),
@@ -262,12 +262,12 @@ async fn concurrent_deliveries_of_one_object_count_once_and_alert_once() {
     let d = Watched::new(Config::default(), BarrierStore::new(MemoryStore::new(), 4));
     let body = denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]);
     let runs = (0..4).map(|_| run(&d, "a", &body));
-    let reports: Vec<RecordReport> = join_all(runs)
+    let reports: Vec<Counts> = join_all(runs)
         .await
         .into_iter()
-        .map(|r| r.expect("every delivery succeeds").record)
+        .map(|r| r.expect("every delivery succeeds").counts)
         .collect();
-    let sum = reports.iter().fold(RecordReport::default(), |mut t, r| {
+    let sum = reports.iter().fold(Counts::default(), |mut t, r| {
         t.add(r);
         t
     });
@@ -313,7 +313,7 @@ async fn a_claim_held_by_a_dead_attempt_fails_the_others_until_its_lease_ends() 
     // Lambda retries a minute later: the lease has run out and the retry takes over.
     NOW.store(T0 + 60, Ordering::SeqCst);
     let r = run(&d, "b", &body).await.expect("retry");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     assert_eq!(d.sink().alerts().len(), 1);
 }
 
@@ -332,8 +332,8 @@ async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
     let r = run(&d, "a", &denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 3]))
         .await
         .expect("ok");
-    assert_eq!(r.record.alerts_excepted, 1);
-    assert_eq!(r.record.alerts_published, 0);
+    assert_eq!(r.counts.alerts_excepted, 1);
+    assert_eq!(r.counts.alerts_published, 0);
     assert_eq!(
         d.store().count(&alice(), d.reader().spec().bucket_of(T0)),
         4
@@ -341,7 +341,7 @@ async fn excepted_keys_are_counted_but_quiet_until_the_rule_expires() {
     // The rule has ended: the next object alerts on what was counted meanwhile.
     NOW.store(T0 + 3600, Ordering::SeqCst);
     let r = run(&d, "b", &denials(ALICE, &[T0 + 5])).await.expect("ok");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     assert_eq!(d.sink().alerts()[0].total_denials, 5);
 }
 
@@ -433,8 +433,8 @@ async fn truncated_gzip_counts_what_was_read_and_reports() {
         r.read_error.as_deref().is_some_and(|e| e.contains("gzip")),
         "{r:?}"
     );
-    assert!(r.read.denials > 3);
-    assert_eq!(r.record.alerts_published, 1);
+    assert!(r.counts.denials > 3);
+    assert_eq!(r.counts.alerts_published, 1);
 }
 
 #[tokio::test]
@@ -461,13 +461,13 @@ async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all
 }
 
 /// A principal denied without pause: `n` objects of one denial each in one bucket.
-async fn hammer<S: CounterStore>(d: &Detector<S>, n: usize) -> RecordReport {
-    let mut total = RecordReport::default();
+async fn hammer<S: CounterStore>(d: &Detector<S>, n: usize) -> Counts {
+    let mut total = Counts::default();
     for i in 0..n {
         let r = run(d, &format!("o{i}"), &denials(ALICE, &[T0 + i as i64]))
             .await
             .expect("ok");
-        total.add(&r.record);
+        total.add(&r.counts);
     }
     total
 }
@@ -489,7 +489,7 @@ async fn a_key_counted_by_many_objects_is_read_whole_only_when_it_may_alert() {
     let r = run(&d, "later", &denials(ALICE, &[later, later, later, later]))
         .await
         .expect("ok");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
 }
 
 #[tokio::test]

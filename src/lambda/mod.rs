@@ -14,6 +14,7 @@ pub mod sweep;
 use crate::aws::s3::S3Source;
 use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
+use crate::counters::Counts;
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, Invocation, LogPayload, ObjectRef};
@@ -25,7 +26,6 @@ use crate::store::CounterStore;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use metrics::InvocationMetrics;
 use serde::Serialize;
 use serde_json::Value;
 use std::process::ExitCode;
@@ -271,7 +271,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         deadline: Option<Instant>,
     ) -> Result<Response, HandlerError> {
         let cutoff = deadline.map(cutoff_before);
-        let mut metrics = InvocationMetrics::default();
+        let mut metrics = Counts::default();
         let result = match parse_invocation(&event) {
             Invocation::Ignored(reason) => {
                 info!(reason = %reason, "event ignored");
@@ -296,7 +296,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 let n = payload.log_events.len();
                 match self.process_log_events(&payload).await {
                     Ok(report) => {
-                        metrics.add_report(&report);
+                        metrics.add(&report.counts);
                         Ok(Response::LogEvents { log_events: n })
                     }
                     Err(e) => {
@@ -362,7 +362,11 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         };
         println!(
             "{}",
-            metrics.to_emf(&self.function_name, chrono::Utc::now().timestamp_millis())
+            metrics::to_emf(
+                &metrics,
+                &self.function_name,
+                chrono::Utc::now().timestamp_millis()
+            )
         );
         result
     }
@@ -371,7 +375,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
     async fn process_all(
         &self,
         objects: &[ObjectRef],
-        metrics: &mut InvocationMetrics,
+        metrics: &mut Counts,
         cutoff: Option<Instant>,
     ) -> Vec<Result<ObjectOutcome, HandlerError>> {
         let results = self.process_objects(objects, cutoff).await;
@@ -460,17 +464,17 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
 fn account_objects(
     objects: &[ObjectRef],
     results: &[Result<ObjectOutcome, HandlerError>],
-    metrics: &mut InvocationMetrics,
+    metrics: &mut Counts,
 ) {
     for (o, r) in objects.iter().zip(results) {
         match r {
-            Ok(ObjectOutcome::Processed(report)) => metrics.add_report(report),
+            Ok(ObjectOutcome::Processed(report)) => metrics.add(&report.counts),
             Ok(ObjectOutcome::Skipped(_)) => metrics.objects_skipped += 1,
             Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
             Err(e) => {
                 metrics.objects_failed += 1;
                 if let HandlerError::Detect(DetectError::Keys { done, .. }) = e {
-                    metrics.add_record(done);
+                    metrics.add(done);
                 }
                 error!(bucket = %o.bucket, key = %o.key, error = %error_chain(e), "object failed; will be retried");
             }
@@ -494,53 +498,34 @@ fn cutoff_before(deadline: Instant) -> Instant {
 
 /// The one log line per object: what was read and what was counted and alerted.
 fn log_report(report: &ObjectReport, version: Option<&str>) {
-    let r = &report.read;
-    let k = &report.record;
+    let c = &report.counts;
     if let Some(e) = &report.read_error {
         warn!(object = %report.object, error = %e, "object read only in part; what was read is counted");
     }
-    if r.skipped.account_mismatch > 0 {
+    if c.skipped_account_mismatch > 0 {
         warn!(
             object = %report.object,
             folder_account = report.accounts.folder.as_deref().unwrap_or_default(),
             record_account = report.accounts.mismatched.as_deref().unwrap_or_default(),
-            records = r.skipped.account_mismatch,
+            records = c.skipped_account_mismatch,
             "denials of another account than the object's folder skipped"
         );
     }
-    if report.over_limit.denials > 0 {
+    if c.denials_over_limit > 0 {
         warn!(
             object = %report.object,
-            denials = report.over_limit.denials,
-            keys_let_go = report.over_limit.keys,
+            denials = c.denials_over_limit,
+            keys_let_go = c.keys_over_limit,
             max_keys = crate::aggregate::MAX_KEYS_PER_OBJECT,
             max_counters = crate::aggregate::MAX_COUNTERS_PER_OBJECT,
             "object over the per-object limits: the keys with the fewest denials were not counted"
         );
     }
-    info!(
-        object = %report.object,
-        version = version.unwrap_or_default(),
-        format = ?r.format,
-        gzip = r.gzip,
-        source_bytes = r.source_bytes,
-        log_bytes = r.log_bytes,
-        records = r.records,
-        denials = r.denials,
-        skipped_invalid_json = r.skipped.invalid_json,
-        skipped_missing_fields = r.skipped.missing_fields,
-        skipped_bad_timestamp = r.skipped.bad_timestamp,
-        skipped_oversized_line = r.skipped.oversized_line,
-        skipped_account_mismatch = r.skipped.account_mismatch,
-        denials_over_limit = report.over_limit.denials,
-        keys = k.keys,
-        counters_added = k.counters_added,
-        counters_already_counted = k.counters_already_counted,
-        alerts_published = k.alerts_published,
-        alerts_suppressed = k.alerts_suppressed,
-        alerts_excepted = k.alerts_excepted,
-        alerts_in_progress = k.alerts_in_progress,
-        "object processed"
+    c.log_object(
+        &report.object,
+        version.unwrap_or_default(),
+        &format!("{:?}", report.format),
+        report.gzip,
     );
 }
 

@@ -9,8 +9,8 @@
 //! [`SWEEP_MAX_FAILURES`] times is given up (and counted), so it cannot take every
 //! later sweep's time.
 
-use super::metrics::InvocationMetrics;
 use super::{Handler, HandlerError, ObjectOutcome};
+use crate::counters::Counts;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
@@ -122,7 +122,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         &self,
         req: &Sweep,
         now: i64,
-        metrics: &mut InvocationMetrics,
+        metrics: &mut Counts,
         cutoff: Option<Instant>,
     ) -> Result<SweepReport, HandlerError> {
         let store = self.detector.store();
@@ -349,7 +349,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         budget: &mut usize,
         cutoff: Option<Instant>,
         report: &mut SweepReport,
-        metrics: &mut InvocationMetrics,
+        metrics: &mut Counts,
     ) -> Result<bool, StoreError> {
         let store = self.detector.store();
         found.retain(|o| skip_reason(&o.key, o.size).is_none() && o.etag.is_some());

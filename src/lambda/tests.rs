@@ -310,10 +310,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let req = watching(quiet);
     let sweep = |now| {
         let (h, req) = (&h, &req);
-        async move {
-            h.sweep(req, now, &mut InvocationMetrics::default(), None)
-                .await
-        }
+        async move { h.sweep(req, now, &mut Counts::default(), None).await }
     };
 
     let r = sweep(T0 + 5 * 3600).await.expect("sweep");
@@ -385,7 +382,7 @@ async fn a_sweep_that_stops_early_continues_where_it_left_off() {
     }
     let h = handler(src);
     let now = chrono::Utc::now().timestamp();
-    let mut metrics = InvocationMetrics::default();
+    let mut metrics = Counts::default();
     let first = h
         .sweep(&sweep_of(1), now, &mut metrics, None)
         .await
@@ -434,7 +431,7 @@ async fn the_sweep_lists_organization_trails_too() {
     let h = handler(src);
     let now = chrono::Utc::now().timestamp();
     let r = h
-        .sweep(&sweep_of(1), now, &mut InvocationMetrics::default(), None)
+        .sweep(&sweep_of(1), now, &mut Counts::default(), None)
         .await
         .expect("sweep");
     assert_eq!((r.accounts, r.processed), (1, 1), "{r:?}");
@@ -447,7 +444,7 @@ async fn the_sweep_lists_organization_trails_too() {
     );
     // The next sweep knows the account's Region folders: it lists only their objects.
     let again = h
-        .sweep(&sweep_of(1), now, &mut InvocationMetrics::default(), None)
+        .sweep(&sweep_of(1), now, &mut Counts::default(), None)
         .await
         .expect("sweep");
     assert_eq!((again.processed, again.already_processed), (0, 1));
@@ -474,7 +471,7 @@ async fn an_object_the_sweep_keeps_failing_on_is_given_up_after_three_tries() {
     );
     let h = handler(FailingKeys(src, "fail-x"));
     let now = chrono::Utc::now().timestamp();
-    let mut metrics = InvocationMetrics::default();
+    let mut metrics = Counts::default();
     for attempt in 1..=3 {
         let r = h
             .sweep(&sweep_of(1), now, &mut metrics, None)

@@ -64,7 +64,7 @@ fn count_line<F: FnMut(Denial)>(line: &[u8], out: &mut Collector<'_, F>) {
         return;
     }
     if is_object_shaped(line) {
-        out.stats.records += 1;
+        out.stats.counts.records += 1;
     } else {
         out.skip(Unusable::InvalidJson);
     }

@@ -17,6 +17,7 @@ mod record;
 
 pub use matcher::{DenialMatcher, RecordSource};
 
+use crate::counters::Counts;
 use crate::key::DenialKey;
 use buffer::LineBuffer;
 use flate2::read::MultiGzDecoder;
@@ -74,63 +75,13 @@ pub enum LogFormat {
     JsonValues,
 }
 
-/// Records skipped, by reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Skipped {
-    /// Not a JSON object, cut short, or a field of the wrong type.
-    pub invalid_json: u64,
-    /// A denial without user, model, account or time.
-    pub missing_fields: u64,
-    /// A denial whose time is not RFC 3339.
-    pub bad_timestamp: u64,
-    /// A line or record longer than [`MAX_LINE_BYTES`].
-    pub oversized_line: u64,
-    /// A denial of another account than the one whose folder (or CloudWatch Logs
-    /// owner) holds it (docs/DESIGN.md, "A record speaks only for its own account").
-    pub account_mismatch: u64,
-}
-
-impl Skipped {
-    pub fn total(&self) -> u64 {
-        self.invalid_json
-            + self.missing_fields
-            + self.bad_timestamp
-            + self.oversized_line
-            + self.account_mismatch
-    }
-
-    pub fn add(&mut self, other: &Skipped) {
-        self.invalid_json += other.invalid_json;
-        self.missing_fields += other.missing_fields;
-        self.bad_timestamp += other.bad_timestamp;
-        self.oversized_line += other.oversized_line;
-        self.account_mismatch += other.account_mismatch;
-    }
-}
-
-/// What reading one object saw.
+/// What reading one object saw: its format, and its read counters (records, denials,
+/// bytes, lines skipped by reason: `crate::counters`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct ReadStats {
     pub format: LogFormat,
     pub gzip: bool,
-    /// Bytes read from the source (compressed size for gzip).
-    pub source_bytes: u64,
-    /// Bytes of log text after decompression.
-    pub log_bytes: u64,
-    /// Log lines or records seen.
-    pub records: u64,
-    pub denials: u64,
-    pub skipped: Skipped,
-}
-
-impl ReadStats {
-    pub fn add(&mut self, o: &ReadStats) {
-        self.source_bytes += o.source_bytes;
-        self.log_bytes += o.log_bytes;
-        self.records += o.records;
-        self.denials += o.denials;
-        self.skipped.add(&o.skipped);
-    }
+    pub counts: Counts,
 }
 
 /// Why an object could not be read to its end. What was read before still counts.
@@ -172,7 +123,7 @@ impl ReadError {
 pub struct ReadOutcome {
     pub stats: ReadStats,
     pub error: Option<ReadError>,
-    /// The account of the first denial skipped as [`Skipped::account_mismatch`], for
+    /// The account of the first denial skipped as `Counts::skipped_account_mismatch`, for
     /// the log line.
     pub mismatched_account: Option<String>,
 }
@@ -202,18 +153,18 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
     fn classify(&mut self, json: &[u8]) {
         match record::classify(json, self.matcher) {
             Record::Denial(d) if self.account.is_some_and(|a| a != d.key.account_id) => {
-                Unusable::AccountMismatch.count_in(&mut self.stats.skipped);
+                Unusable::AccountMismatch.count_in(&mut self.stats.counts);
                 if self.mismatched_account.is_none() {
                     let shown = crate::text::prefix_bytes(&d.key.account_id, SHOWN_ACCOUNT_BYTES);
                     self.mismatched_account = Some(shown.to_string());
                 }
             }
             Record::Denial(d) => {
-                self.stats.denials += 1;
+                self.stats.counts.denials += 1;
                 (self.on_denial)(d);
             }
             Record::Other => {}
-            Record::Unusable(u) => u.count_in(&mut self.stats.skipped),
+            Record::Unusable(u) => u.count_in(&mut self.stats.counts),
         }
     }
 
@@ -223,7 +174,7 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
             self.skip(Unusable::InvalidJson);
             return;
         }
-        self.stats.records += 1;
+        self.stats.counts.records += 1;
         if self.matcher.may_match(json.as_bytes()) {
             self.classify(json.as_bytes());
         }
@@ -231,8 +182,8 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
 
     /// A record counted and skipped without being classified.
     fn skip(&mut self, why: Unusable) {
-        self.stats.records += 1;
-        why.count_in(&mut self.stats.skipped);
+        self.stats.counts.records += 1;
+        why.count_in(&mut self.stats.counts);
     }
 }
 
@@ -283,7 +234,7 @@ impl<R: Read> Read for Tracked<R> {
 }
 
 /// Reads one object from `input`, calling `on_denial` for every denial, in order.
-/// With `account`, denials of any other account are skipped ([`Skipped::account_mismatch`]).
+/// With `account`, denials of any other account are skipped (`Counts::skipped_account_mismatch`).
 /// Never panics on bad input; an early end is returned in [`ReadOutcome::error`].
 pub fn read_log<R: Read>(
     input: R,
@@ -329,23 +280,23 @@ pub fn read_log<R: Read>(
     };
     let result = read_text(&mut text, &mut out);
     let mismatched_account = out.mismatched_account.take();
-    stats.log_bytes = text.bytes;
+    stats.counts.log_bytes = text.bytes;
     drop(text);
-    stats.source_bytes = source.bytes;
+    stats.counts.source_bytes = source.bytes;
     let source_failed = source.failed;
     let error = result.err().map(|e| match e {
         Stop::Io(source) if source_failed => ReadError::Source {
-            source_bytes: stats.source_bytes,
+            source_bytes: stats.counts.source_bytes,
             source,
         },
         Stop::Io(source) => ReadError::CorruptGzip {
-            records: stats.records,
-            log_bytes: stats.log_bytes,
+            records: stats.counts.records,
+            log_bytes: stats.counts.log_bytes,
             source,
         },
         Stop::Malformed(message) => ReadError::MalformedDocument {
             format: stats.format,
-            records: stats.records,
+            records: stats.counts.records,
             message,
         },
     });
@@ -376,7 +327,7 @@ pub fn read_messages<'m>(
         on_denial,
     };
     for message in messages {
-        out.stats.log_bytes += message.len() as u64;
+        out.stats.counts.log_bytes += message.len() as u64;
         out.record(message.trim_ascii());
     }
     let mismatched_account = out.mismatched_account.take();

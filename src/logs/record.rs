@@ -5,7 +5,8 @@
 //! from the input; prompt and completion bodies are skipped without being copied.
 
 use super::matcher::{DenialMatcher, RecordSource};
-use super::{Denial, DenialContext, Skipped};
+use super::{Denial, DenialContext};
+use crate::counters::Counts;
 use crate::key::{bounded_id, DenialKey};
 use crate::text::prefix_bytes;
 use chrono::DateTime;
@@ -101,7 +102,7 @@ pub enum Record {
     Denial(Denial),
     /// Anything that is not a denial: successes, other error codes, other events.
     Other,
-    /// A denial the rule cannot use, and why (counted in [`Skipped`]).
+    /// A denial the rule cannot use, and why (counted in `Counts::skipped_*`).
     Unusable(Unusable),
 }
 
@@ -120,13 +121,13 @@ pub enum Unusable {
 }
 
 impl Unusable {
-    pub fn count_in(self, skipped: &mut Skipped) {
+    pub fn count_in(self, counts: &mut Counts) {
         match self {
-            Unusable::InvalidJson => skipped.invalid_json += 1,
-            Unusable::MissingFields => skipped.missing_fields += 1,
-            Unusable::BadTimestamp => skipped.bad_timestamp += 1,
-            Unusable::OversizedLine => skipped.oversized_line += 1,
-            Unusable::AccountMismatch => skipped.account_mismatch += 1,
+            Unusable::InvalidJson => counts.skipped_invalid_json += 1,
+            Unusable::MissingFields => counts.skipped_missing_fields += 1,
+            Unusable::BadTimestamp => counts.skipped_bad_timestamp += 1,
+            Unusable::OversizedLine => counts.skipped_oversized_line += 1,
+            Unusable::AccountMismatch => counts.skipped_account_mismatch += 1,
         }
     }
 }

@@ -69,10 +69,10 @@ fn plain_json_lines() {
     assert!(r.error.is_none());
     assert_eq!(r.stats.format, LogFormat::JsonLines);
     assert!(!r.stats.gzip);
-    assert_eq!(r.stats.records, 4);
-    assert_eq!(r.stats.denials, 1);
-    assert_eq!(r.stats.log_bytes, data.len() as u64);
-    assert_eq!(r.stats.skipped, Skipped::default());
+    assert_eq!(r.stats.counts.records, 4);
+    assert_eq!(r.stats.counts.denials, 1);
+    assert_eq!(r.stats.counts.log_bytes, data.len() as u64);
+    assert_eq!(r.stats.counts.skipped_lines(), 0);
     assert_eq!(
         d,
         vec![Denial {
@@ -95,7 +95,7 @@ fn gzip_is_detected_by_content_not_name() {
     assert!(r.error.is_none());
     assert!(r.stats.gzip);
     assert_eq!(d.len(), 2);
-    assert_eq!(r.stats.source_bytes, data.len() as u64);
+    assert_eq!(r.stats.counts.source_bytes, data.len() as u64);
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn every_gzip_member_is_read() {
     data.extend(gzip(&lines(&[denial_line(), denial_line()])));
     let (d, r) = read(&data);
     assert!(r.error.is_none(), "{:?}", r.error);
-    assert_eq!(r.stats.records, 4);
+    assert_eq!(r.stats.counts.records, 4);
     assert_eq!(d.len(), 3);
 }
 
@@ -115,8 +115,8 @@ fn accessdenied_inside_a_prompt_does_not_count() {
     let data = lines(&[bedrock_line(USER, MODEL, None, tricky)]);
     let (d, r) = read(&data);
     assert!(d.is_empty());
-    assert_eq!(r.stats.records, 1);
-    assert_eq!(r.stats.skipped.total(), 0);
+    assert_eq!(r.stats.counts.records, 1);
+    assert_eq!(r.stats.counts.skipped_lines(), 0);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn each_source_counts_only_its_own_codes() {
         .map(|x| x.request_id.clone().unwrap_or_default())
         .collect();
     assert_eq!(ids, vec!["req-1", "c1", "c2"]);
-    assert_eq!(r.stats.skipped.total(), 0);
+    assert_eq!(r.stats.counts.skipped_lines(), 0);
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn configured_codes_replace_the_defaults() {
     ]);
     let mut out = Vec::new();
     let r = read_log(&data[..], &m, None, |d| out.push(d));
-    assert_eq!(r.stats.denials, 1);
+    assert_eq!(r.stats.counts.denials, 1);
     assert_eq!(out.len(), 1);
 }
 
@@ -274,8 +274,8 @@ fn missing_fields_are_skipped_and_counted() {
     ]);
     let (d, r) = read(&data);
     assert_eq!(d.len(), 1);
-    assert_eq!(r.stats.skipped.missing_fields, 2);
-    assert_eq!(r.stats.skipped.bad_timestamp, 1);
+    assert_eq!(r.stats.counts.skipped_missing_fields, 2);
+    assert_eq!(r.stats.counts.skipped_bad_timestamp, 1);
     assert!(r.error.is_none());
 }
 
@@ -297,8 +297,8 @@ fn non_json_and_incomplete_lines_are_skipped_and_counted() {
     let data = &data[..data.len() - 1];
     let (d, r) = read(data);
     assert_eq!(d.len(), 1);
-    assert_eq!(r.stats.records, 6);
-    assert_eq!(r.stats.skipped.invalid_json, 5);
+    assert_eq!(r.stats.counts.records, 6);
+    assert_eq!(r.stats.counts.skipped_invalid_json, 5);
     assert!(r.error.is_none());
 }
 
@@ -319,8 +319,8 @@ fn non_utf8_bytes_never_panic() {
     data.extend_from_slice(denial_line().as_bytes());
     let (d, r) = read(&data);
     assert_eq!(d.len(), 1);
-    assert_eq!(r.stats.records, 4);
-    assert_eq!(r.stats.skipped.invalid_json, 2);
+    assert_eq!(r.stats.counts.records, 4);
+    assert_eq!(r.stats.counts.skipped_invalid_json, 2);
 }
 
 #[test]
@@ -353,7 +353,7 @@ fn ids_longer_than_any_aws_limit_are_cut_marked_and_kept_apart() {
         bedrock_line(&long("a"), MODEL, Some("AccessDeniedException"), "p"),
     ]);
     let (d, r) = read(&data);
-    assert_eq!(r.stats.denials, 3);
+    assert_eq!(r.stats.counts.denials, 3);
     for denial in &d {
         assert!(
             denial.key.user_id.len() <= 400,
@@ -403,12 +403,12 @@ fn a_denial_of_another_account_than_the_folders_is_skipped_and_named() {
     let r = read_log(&data[..], &matcher(), Some(ACCOUNT), |d| out.push(d));
     assert_eq!(out.len(), 2);
     assert!(out.iter().all(|d| d.key.account_id == ACCOUNT));
-    assert_eq!(r.stats.denials, 2);
-    assert_eq!(r.stats.skipped.account_mismatch, 2);
+    assert_eq!(r.stats.counts.denials, 2);
+    assert_eq!(r.stats.counts.skipped_account_mismatch, 2);
     assert_eq!(r.mismatched_account.as_deref(), Some("444455556666"));
     // Without a folder account every denial counts, as before.
     let (d, r) = read(&data);
-    assert_eq!((d.len(), r.stats.skipped.account_mismatch), (4, 0));
+    assert_eq!((d.len(), r.stats.counts.skipped_account_mismatch), (4, 0));
     // CloudTrail's account (recipientAccountId) is checked the same way.
     let ct = cloudtrail_record(
         USER,
@@ -420,7 +420,13 @@ fn a_denial_of_another_account_than_the_folders_is_skipped_and_named() {
     );
     let doc = format!("{{\"Records\": [{ct}]}}");
     let r = read_log(doc.as_bytes(), &matcher(), Some("444455556666"), |_| {});
-    assert_eq!((r.stats.denials, r.stats.skipped.account_mismatch), (0, 1));
+    assert_eq!(
+        (
+            r.stats.counts.denials,
+            r.stats.counts.skipped_account_mismatch
+        ),
+        (0, 1)
+    );
 }
 
 #[test]
@@ -433,7 +439,7 @@ fn truncated_gzip_keeps_what_was_read_and_reports() {
     assert!(!err.is_retryable(), "{err}");
     assert!(matches!(err, ReadError::CorruptGzip { .. }), "{err}");
     assert!(!d.is_empty() && d.len() < 5000, "{}", d.len());
-    assert_eq!(r.stats.denials as usize, d.len());
+    assert_eq!(r.stats.counts.denials as usize, d.len());
 }
 
 #[test]
@@ -459,8 +465,8 @@ fn oversized_line_is_skipped_without_buffering_it() {
     data.push(b'\n');
     let (d, r) = read(&data);
     assert_eq!(d.len(), 2);
-    assert_eq!(r.stats.skipped.oversized_line, 1);
-    assert_eq!(r.stats.records, 3);
+    assert_eq!(r.stats.counts.skipped_oversized_line, 1);
+    assert_eq!(r.stats.counts.records, 3);
 }
 
 #[test]
@@ -472,7 +478,7 @@ fn long_line_under_the_cap_is_parsed() {
     ]);
     let (d, r) = read(&data);
     assert_eq!(d.len(), 2);
-    assert_eq!(r.stats.skipped, Skipped::default());
+    assert_eq!(r.stats.counts.skipped_lines(), 0);
 }
 
 #[test]
@@ -480,7 +486,7 @@ fn crlf_line_ends() {
     let data = format!("{}\r\n{}\r\n", denial_line(), denial_line());
     let (d, r) = read(data.as_bytes());
     assert_eq!(d.len(), 2);
-    assert_eq!(r.stats.skipped.total(), 0);
+    assert_eq!(r.stats.counts.skipped_lines(), 0);
 }
 
 #[test]
@@ -526,8 +532,8 @@ fn cloudtrail_counts_only_bedrock_invocations() {
         let (d, r) = read(&data);
         assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!(r.stats.format, LogFormat::CloudTrail);
-        assert_eq!(r.stats.records, 8);
-        assert_eq!(r.stats.log_bytes, doc.to_string().len() as u64);
+        assert_eq!(r.stats.counts.records, 8);
+        assert_eq!(r.stats.counts.log_bytes, doc.to_string().len() as u64);
         assert_eq!(d.len(), 4);
         for x in &d {
             // recipientAccountId, else userIdentity.accountId
@@ -602,8 +608,8 @@ fn expect_fifteen(data: &[u8], format: LogFormat) {
         let (d, r) = read(&bytes);
         assert!(r.error.is_none(), "{format:?}: {:?}", r.error);
         assert_eq!(r.stats.format, format);
-        assert_eq!(r.stats.records, 15, "{format:?}");
-        assert_eq!(r.stats.skipped, Skipped::default(), "{format:?}");
+        assert_eq!(r.stats.counts.records, 15, "{format:?}");
+        assert_eq!(r.stats.counts.skipped_lines(), 0, "{format:?}");
         let ids: Vec<_> = d.iter().filter_map(|x| x.request_id.clone()).collect();
         assert_eq!(ids, ["id-0", "id-4", "id-8", "id-12"], "{format:?}");
     }
@@ -668,7 +674,7 @@ fn a_record_over_the_cap_in_a_document_stops_the_object() {
     let doc = serde_json::json!({"Records": [small.clone(), big, small]});
     let (d, r) = read(doc.to_string().as_bytes());
     assert_eq!(d.len(), 1, "the record before the big one counts");
-    assert_eq!(r.stats.skipped.oversized_line, 1);
+    assert_eq!(r.stats.counts.skipped_oversized_line, 1);
     assert!(
         matches!(r.error, Some(ReadError::MalformedDocument { .. })),
         "{:?}",
@@ -725,8 +731,8 @@ fn cloudtrail_record_of_wrong_shape_is_skipped() {
     ]});
     let (d, r) = read(doc.to_string().as_bytes());
     assert_eq!(d.len(), 1);
-    assert_eq!(r.stats.records, 3);
-    assert_eq!(r.stats.skipped.invalid_json, 2);
+    assert_eq!(r.stats.counts.records, 3);
+    assert_eq!(r.stats.counts.skipped_invalid_json, 2);
 }
 
 #[test]
@@ -738,7 +744,7 @@ fn deeply_nested_json_is_rejected_not_overflowed() {
     );
     let (d, r) = read(deep.as_bytes());
     assert!(d.is_empty());
-    assert_eq!(r.stats.skipped.invalid_json, 1);
+    assert_eq!(r.stats.counts.skipped_invalid_json, 1);
 }
 
 #[test]
@@ -762,9 +768,9 @@ fn messages_are_records_one_each() {
         out.push(d)
     })
     .stats;
-    assert_eq!(stats.records, 4);
-    assert_eq!(stats.denials, 2);
-    assert_eq!(stats.skipped.invalid_json, 1);
+    assert_eq!(stats.counts.records, 4);
+    assert_eq!(stats.counts.denials, 2);
+    assert_eq!(stats.counts.skipped_invalid_json, 1);
     assert_eq!(out[1].request_id.as_deref(), Some("ct"));
 }
 
@@ -808,9 +814,9 @@ proptest! {
         let mut got = Vec::new();
         let r = read_log(Chunked::new(&data, sizes), &matcher(), None, |d| got.push(d));
         prop_assert!(r.error.is_none());
-        prop_assert_eq!(r.stats.records, kinds.len() as u64);
+        prop_assert_eq!(r.stats.counts.records, kinds.len() as u64);
         prop_assert_eq!(who(&got), expected);
-        prop_assert_eq!(r.stats.skipped.invalid_json, kinds.iter().filter(|k| **k == 3).count() as u64);
+        prop_assert_eq!(r.stats.counts.skipped_invalid_json, kinds.iter().filter(|k| **k == 3).count() as u64);
     }
 
     #[test]

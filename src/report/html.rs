@@ -145,6 +145,22 @@ fn num(n: u64) -> String {
     out
 }
 
+/// `Skipped lines` for `skipped lines`.
+fn sentence_case(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// `skipped-lines` for `skipped lines`: an id from a summary line's name.
+fn slug(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// `1 alert`, `3 alerts`.
 fn count(n: u64, one: &str) -> String {
     if n == 1 {
@@ -371,7 +387,7 @@ impl<'a> Page<'a> {
     fn render(&self) -> String {
         let i = self.input;
         let t = i.totals;
-        let published = t.record.alerts_published;
+        let published = t.counts.alerts_published;
         let keys = t.keys.unwrap_or(i.collector.keys().len() as u64);
         html! {
             (DOCTYPE)
@@ -393,10 +409,10 @@ impl<'a> Page<'a> {
                             p.sub { (self.range_text()) " · generated " (at(i.now)) }
                             div.cards {
                                 div.card.hot[published > 0] id="card-alerts" { b { (num(published)) } span { "alerts" } }
-                                div.card id="card-denials" { b { (num(t.read.denials)) } span { "denials" } }
+                                div.card id="card-denials" { b { (num(t.counts.denials)) } span { "denials" } }
                                 div.card id="card-keys" { b { (num(keys)) } span { "principal, model, account keys" } }
-                                div.card id="card-records" { b { (num(t.read.records)) } span { "records" } }
-                                div.card id="card-objects" { b { (num(t.objects)) } span { "objects" } }
+                                div.card id="card-records" { b { (num(t.counts.records)) } span { "records" } }
+                                div.card id="card-objects" { b { (num(t.counts.objects)) } span { "objects" } }
                             }
                             nav.toc {
                                 a href="#scan" { "Scan and settings" }
@@ -441,8 +457,6 @@ impl<'a> Page<'a> {
 
     fn scan_section(&self, t: &ScanTotals) -> Markup {
         let i = self.input;
-        let s = &t.read.skipped;
-        let r = &t.record;
         let cfg = i.config;
         html! {
             section #scan {
@@ -460,35 +474,18 @@ impl<'a> Page<'a> {
                                     }
                                 }
                             } }
-                            tr { th { "Objects" } td #scan-objects {
-                                (num(t.objects)) " scanned (" (t.kinds.join(", ")) "), "
-                                (num(t.housekeeping)) " housekeeping skipped"
-                                @if t.not_selected > 0 { ", " (num(t.not_selected)) " outside --since/--until" }
-                                ", " (num(t.incomplete)) " incomplete, " (num(t.failed)) " failed"
-                            } }
-                            tr { th { "Records" } td #scan-records {
-                                (num(t.read.records)) " (" (num(t.read.log_bytes)) " bytes of log)"
-                            } }
-                            tr { th { "Denials" } td #scan-denials {
-                                (num(t.read.denials))
-                                @if let Some(k) = t.keys { " in " (num(k)) " keys" }
-                                @if let Some((first, last)) = i.collector.span() {
-                                    ", " (span(self.spec.bucket_start(first), self.spec.bucket_start(last + 1)))
+                            @for (line, text) in t.lines(num) {
+                                @if line == "records" {
+                                    tr { th { "Denials" } td #scan-denials {
+                                        (num(t.counts.denials))
+                                        @if let Some(k) = t.keys { " in " (num(k)) " keys" }
+                                        @if let Some((first, last)) = i.collector.span() {
+                                            ", " (span(self.spec.bucket_start(first), self.spec.bucket_start(last + 1)))
+                                        }
+                                    } }
                                 }
-                            } }
-                            tr { th { "Skipped lines" } td #scan-skipped {
-                                (num(s.total())) " (invalid_json " (num(s.invalid_json)) ", missing_fields "
-                                (num(s.missing_fields)) ", bad_timestamp " (num(s.bad_timestamp))
-                                ", oversized_line " (num(s.oversized_line))
-                                ", account_mismatch " (num(s.account_mismatch)) ")"
-                            } }
-                            tr { th { "Counters" } td #scan-counters {
-                                (num(r.counters_added)) " added, " (num(r.counters_already_counted)) " already counted"
-                            } }
-                            tr { th { "Alerts" } td #scan-alerts {
-                                (num(r.alerts_published)) " published, " (num(r.alerts_suppressed)) " suppressed, "
-                                (num(r.alerts_excepted)) " excepted"
-                            } }
+                                tr { th { (sentence_case(line)) } td id=(format!("scan-{}", slug(line))) { (text) } }
+                            }
                         }
                     }
                     div {
@@ -798,7 +795,7 @@ impl<'a> Page<'a> {
         let tn = &self.tuning;
         let cfg = self.input.config;
         let (conf, conf_without) = tn.configured();
-        let r = &self.input.totals.record;
+        let r = &self.input.totals.counts;
         let same = conf.published == r.alerts_published
             && conf.suppressed == r.alerts_suppressed
             && conf.excepted == r.alerts_excepted;

@@ -25,8 +25,7 @@ pub use replay::{replay, Outcome, ReplayedAlert, Setting, Tuning, THRESHOLDS, WI
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::detector::RecordReport;
-use crate::logs::ReadStats;
+use crate::counters::Counts;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,17 +34,23 @@ use thiserror::Error;
 /// The scan's own numbers, as its summary prints them.
 #[derive(Debug, Clone, Default)]
 pub struct ScanTotals {
-    pub objects: u64,
-    /// Objects by kind, as the summary names them (`2 gzip`, `1 CloudTrail`, ...).
-    pub kinds: Vec<String>,
-    pub housekeeping: u64,
-    pub not_selected: u64,
-    pub incomplete: u64,
-    pub failed: u64,
-    pub read: ReadStats,
+    /// What the scan counted (`crate::counters`).
+    pub counts: Counts,
     /// Keys with denials, when the store knows.
     pub keys: Option<u64>,
-    pub record: RecordReport,
+}
+
+impl ScanTotals {
+    /// The summary's lines (`crate::counters`), numbers written by `number`, with the
+    /// keys with denials when known.
+    pub fn lines(&self, number: impl Fn(u64) -> String) -> Vec<(&'static str, String)> {
+        let keys: Vec<_> = self
+            .keys
+            .map(|k| ("records", format!("keys with denials: {}", number(k))))
+            .into_iter()
+            .collect();
+        self.counts.summary_lines_with(&keys, number)
+    }
 }
 
 /// Everything the report shows.

@@ -350,11 +350,11 @@ async fn when_giving_the_claim_back_fails_too_the_retry_waits_out_the_lease() {
     // After the lease: the retry takes the claim over and delivers.
     now.store(T0 + 60, Ordering::SeqCst);
     let r = d.process(&object, body.as_bytes()).await.expect("retry");
-    assert_eq!(r.record.alerts_published, 1);
+    assert_eq!(r.counts.alerts_published, 1);
     assert_eq!(delivered[0].alerts().len(), 1);
     let r = d
         .process(&other, body.as_bytes())
         .await
         .expect("other retry");
-    assert_eq!(r.record.alerts_suppressed, 1);
+    assert_eq!(r.counts.alerts_suppressed, 1);
 }

@@ -176,11 +176,11 @@ async fn one_object_delivered_four_times_at_once_counts_once_and_alerts_once() {
                 other => panic!("{other:?}"),
             };
         let runs = (0..4).map(|_| h.process_object(&object, None));
-        let mut sum = bedrock_denied_models::detector::RecordReport::default();
+        let mut sum = bedrock_denied_models::counters::Counts::default();
         for r in futures_util::future::join_all(runs).await {
             match r.expect("every delivery succeeds") {
                 bedrock_denied_models::lambda::ObjectOutcome::Processed(report) => {
-                    sum.add(&report.record)
+                    sum.add(&report.counts)
                 }
                 other => panic!("{other:?}"),
             }
@@ -568,13 +568,13 @@ async fn cloudwatch_logs_payloads_count_once_and_alert_naming_the_stream() {
         )
         .await
         .expect("redelivered");
-    assert_eq!(report.read.records, 5);
+    assert_eq!(report.counts.records, 5);
     assert_eq!(
-        report.read.skipped.invalid_json, 1,
+        report.counts.skipped_invalid_json, 1,
         "the message that is not JSON"
     );
     assert_eq!(
-        report.record.counters_already_counted, 1,
+        report.counts.counters_already_counted, 1,
         "redelivery adds nothing"
     );
     assert_eq!(s.count(&mallory(), bucket_of(T0)).await, 4);

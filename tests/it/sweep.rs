@@ -93,8 +93,8 @@ async fn notices_bus(s: &Stack, bus: &str) -> String {
 #[tokio::test]
 #[ignore = "needs the emulator"]
 async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resumes() {
+    use bedrock_denied_models::counters::Counts;
     use bedrock_denied_models::event::Sweep;
-    use bedrock_denied_models::lambda::metrics::InvocationMetrics;
     use bedrock_denied_models::lambda::{aws_handler, LambdaSettings};
     use bedrock_denied_models::store::CounterStore;
 
@@ -125,7 +125,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
     let sweep = |at: i64| {
         let (h, req) = (&h, &req);
         async move {
-            h.sweep(req, at, &mut InvocationMetrics::default(), None)
+            h.sweep(req, at, &mut Counts::default(), None)
                 .await
                 .expect("sweep")
         }

@@ -113,7 +113,7 @@ pub enum StdoutFormat {
 }
 
 /// Writes each alert to stdout (`scan`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct StdoutSink {
     pub format: StdoutFormat,
     /// The alerts are shown only, never delivered anywhere: say so on each

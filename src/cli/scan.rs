@@ -10,6 +10,7 @@ use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
 use crate::detector::Detector;
 use crate::errors::error_chain;
+use crate::event::ObjectRef;
 use crate::pipeline::{fetch, Fetched, ReadObject};
 use crate::source::FileSource;
 use crate::store::memory::MemoryStore;
@@ -61,8 +62,11 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     }
 }
 
-/// Where inputs are read from: local files, and S3 objects in the AWS build.
+/// Where inputs are read from, and where a replay into a deployed table counts:
+/// local files in every build; S3 objects and the DynamoDB table in the AWS build.
 struct Sources {
+    #[cfg(feature = "aws")]
+    sdk: Option<aws_config::SdkConfig>,
     #[cfg(feature = "aws")]
     s3: Option<crate::aws::s3::S3Source>,
 }
@@ -71,17 +75,112 @@ impl Sources {
     /// Reads `input` on the one path every object takes (`crate::pipeline`).
     async fn fetch(&self, reader: &Arc<Reader>, input: &Input) -> Result<Fetched, String> {
         let object = input.object();
-        let fetched = match input {
-            Input::File { .. } => fetch(&FileSource, reader, &object, None).await,
-            #[cfg(feature = "aws")]
-            Input::S3 { .. } => match &self.s3 {
-                Some(s3) => fetch(s3, reader, &object, None).await,
-                None => return Err("no S3 client".into()),
-            },
-            #[cfg(not(feature = "aws"))]
-            Input::S3 { .. } => return Err(super::AWS_BUILD_HINT.into()),
+        match input {
+            Input::File { .. } => fetch(&FileSource, reader, &object, None)
+                .await
+                .map_err(|e| error_chain(&e)),
+            Input::S3 { .. } => self.fetch_s3(reader, &object).await,
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Sources {
+    /// One SDK configuration and one S3 client, when anything needs AWS.
+    async fn new(args: &ScanArgs) -> Result<Self, String> {
+        let sdk = if args.table.is_some() || args.inputs.iter().any(|a| parse_s3_uri(a).is_some()) {
+            Some(crate::aws::sdk_config().await)
+        } else {
+            None
         };
-        fetched.map_err(|e| error_chain(&e))
+        let s3 = sdk
+            .as_ref()
+            .map(|s| crate::aws::s3::S3Source::new(crate::aws::s3_client(s)));
+        Ok(Self { sdk, s3 })
+    }
+
+    /// The objects under `prefix` in `bucket`.
+    async fn list_s3(&self, bucket: &str, prefix: &str) -> Result<Vec<Input>, String> {
+        use crate::source::ObjectSource;
+        let s3 = self.s3.as_ref().ok_or("no S3 client")?;
+        let listing = s3
+            .list(bucket, prefix, false, None)
+            .await
+            .map_err(|e| error_chain(&*e.source))?;
+        Ok(listing
+            .objects
+            .into_iter()
+            .map(|o| Input::S3 {
+                bucket: bucket.to_string(),
+                key: o.key,
+                size: o.size,
+                modified: o.modified,
+            })
+            .collect())
+    }
+
+    async fn fetch_s3(&self, reader: &Arc<Reader>, object: &ObjectRef) -> Result<Fetched, String> {
+        let s3 = self.s3.as_ref().ok_or("no S3 client")?;
+        fetch(s3, reader, object, None)
+            .await
+            .map_err(|e| error_chain(&e))
+    }
+
+    /// `--table`: counts into the deployed table and delivers to the destinations
+    /// named; with none, only shows what would be alerted, without claiming it there
+    /// (docs/DESIGN.md, "Scan and backfill"). `None` without `--table`.
+    async fn replay(
+        &self,
+        args: &ScanArgs,
+        config: Config,
+        stdout: StdoutSink,
+        inputs: &[Input],
+        jobs: usize,
+    ) -> Option<Summary> {
+        let (table, sdk) = (args.table.as_ref()?, self.sdk.as_ref()?);
+        let region = crate::aws::region(sdk);
+        let targets = crate::aws::SinkTargets {
+            topic_arn: args.topic.as_deref(),
+            event_bus: args.event_bus.as_deref(),
+            security_hub_account: args.security_hub.as_deref(),
+        };
+        let mut sinks = crate::aws::sinks(sdk, &region, targets);
+        let preview = sinks.is_empty();
+        if preview {
+            sinks.push(Arc::new(StdoutSink {
+                not_delivered: true,
+                ..stdout
+            }));
+        }
+        let store = crate::aws::dynamo_store(sdk, table);
+        let (summary, _) = scan_into(store, config, sinks, preview, self, inputs, jobs, None).await;
+        Some(summary)
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+impl Sources {
+    async fn new(args: &ScanArgs) -> Result<Self, String> {
+        unsupported(args).map_or(Ok(Self {}), Err)
+    }
+
+    async fn list_s3(&self, _: &str, _: &str) -> Result<Vec<Input>, String> {
+        Err(super::AWS_BUILD_HINT.into())
+    }
+
+    async fn fetch_s3(&self, _: &Arc<Reader>, _: &ObjectRef) -> Result<Fetched, String> {
+        Err(super::AWS_BUILD_HINT.into())
+    }
+
+    async fn replay(
+        &self,
+        _: &ScanArgs,
+        _: Config,
+        _: StdoutSink,
+        _: &[Input],
+        _: usize,
+    ) -> Option<Summary> {
+        None
     }
 }
 
@@ -97,11 +196,13 @@ pub(super) fn unsupported(args: &ScanArgs) -> Option<String> {
 }
 
 async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: usize) -> ExitCode {
-    #[cfg(not(feature = "aws"))]
-    if let Some(why) = unsupported(args) {
-        eprintln!("bedrock-denied-models: {why}");
-        return ExitCode::from(2);
-    }
+    let sources = match Sources::new(args).await {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("bedrock-denied-models: {why}");
+            return ExitCode::from(2);
+        }
+    };
     // --report (src/report/): the file is created before reading, so a bad path
     // fails at once.
     let report_file = match args
@@ -119,46 +220,20 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     // --report end
     let mut notes = Vec::new();
     let mut inputs = Vec::new();
-    // One SDK configuration and one S3 client, when anything needs AWS.
-    #[cfg(feature = "aws")]
-    let sdk = if args.table.is_some() || args.inputs.iter().any(|a| parse_s3_uri(a).is_some()) {
-        Some(crate::aws::sdk_config().await)
-    } else {
-        None
-    };
-    #[cfg(feature = "aws")]
-    let s3 = sdk
-        .as_ref()
-        .map(|s| crate::aws::s3::S3Source::new(crate::aws::s3_client(s)));
     for arg in &args.inputs {
-        if let Some((bucket, prefix)) = parse_s3_uri(arg) {
-            #[cfg(feature = "aws")]
-            if let Some(s3) = &s3 {
-                use crate::source::ObjectSource;
-                match s3.list(&bucket, &prefix, false, None).await {
-                    Ok(listing) => inputs.extend(listing.objects.into_iter().map(|o| Input::S3 {
-                        bucket: bucket.clone(),
-                        key: o.key,
-                        size: o.size,
-                        modified: o.modified,
-                    })),
-                    Err(e) => {
-                        let e = error_chain(&*e.source);
-                        eprintln!("bedrock-denied-models: cannot list {arg}: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            // Refused above by `unsupported` in the build without the SDK.
-            #[cfg(not(feature = "aws"))]
-            let _ = (bucket, prefix);
-        } else {
-            match collect_files(std::path::Path::new(arg), &mut notes) {
-                Ok(found) => inputs.extend(found),
-                Err(e) => {
-                    eprintln!("bedrock-denied-models: cannot read {arg}: {e}");
-                    return ExitCode::from(2);
-                }
+        let found = match parse_s3_uri(arg) {
+            Some((bucket, prefix)) => sources
+                .list_s3(&bucket, &prefix)
+                .await
+                .map_err(|e| format!("cannot list {arg}: {e}")),
+            None => collect_files(std::path::Path::new(arg), &mut notes)
+                .map_err(|e| format!("cannot read {arg}: {e}")),
+        };
+        match found {
+            Ok(found) => inputs.extend(found),
+            Err(e) => {
+                eprintln!("bedrock-denied-models: {e}");
+                return ExitCode::from(2);
             }
         }
     }
@@ -167,6 +242,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     }
     let listed = inputs.len();
     inputs.retain(|i| in_period(i, period[0], period[1]));
+    let not_selected = (listed - inputs.len()) as u64;
     let format = match args.output {
         Output::Json => StdoutFormat::Json,
         Output::Email => StdoutFormat::Email,
@@ -175,33 +251,10 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         format,
         not_delivered: false,
     };
-
-    let not_selected = (listed - inputs.len()) as u64;
-    let sources = Sources {
-        #[cfg(feature = "aws")]
-        s3,
-    };
-    #[cfg(feature = "aws")]
-    if let (Some(table), Some(sdk)) = (&args.table, &sdk) {
-        let region = crate::aws::region(sdk);
-        let targets = crate::aws::SinkTargets {
-            topic_arn: args.topic.as_deref(),
-            event_bus: args.event_bus.as_deref(),
-            security_hub_account: args.security_hub.as_deref(),
-        };
-        let mut sinks = crate::aws::sinks(sdk, &region, targets);
-        // No destination: count only, and show what would be alerted without
-        // claiming it in the deployed table (docs/DESIGN.md, "Scan and backfill").
-        let preview = sinks.is_empty();
-        if preview {
-            sinks.push(Arc::new(StdoutSink {
-                not_delivered: true,
-                ..stdout
-            }));
-        }
-        let store = crate::aws::dynamo_store(sdk, table);
-        let (mut summary, _) =
-            scan_into(store, config, sinks, preview, &sources, &inputs, jobs, None).await;
+    if let Some(mut summary) = sources
+        .replay(args, config.clone(), stdout, &inputs, jobs)
+        .await
+    {
         summary.counts.objects_not_selected = not_selected;
         return finish(&summary);
     }

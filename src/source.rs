@@ -48,6 +48,37 @@ pub struct Listing {
     pub prefixes: Vec<String>,
 }
 
+impl Listing {
+    /// Lists `all` as S3 does: the objects whose key starts with `prefix` (and sorts
+    /// after `start_after`), in key order; with `folders`, those directly below it and
+    /// the next `/`-ended prefixes instead.
+    pub fn of(
+        all: impl IntoIterator<Item = ListedObject>,
+        prefix: &str,
+        folders: bool,
+        start_after: Option<&str>,
+    ) -> Listing {
+        let mut found: Vec<ListedObject> = all
+            .into_iter()
+            .filter(|o| o.key.starts_with(prefix) && start_after.is_none_or(|a| o.key.as_str() > a))
+            .collect();
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut listing = Listing::default();
+        for object in found {
+            match object.key[prefix.len()..].find('/') {
+                Some(i) if folders => {
+                    let folder = object.key[..=prefix.len() + i].to_string();
+                    if listing.prefixes.last() != Some(&folder) {
+                        listing.prefixes.push(folder);
+                    }
+                }
+                _ => listing.objects.push(object),
+            }
+        }
+        listing
+    }
+}
+
 /// Opening or listing failed for a reason a retry may fix (access, throttling, network).
 #[derive(Debug, Error)]
 #[error("{operation} {uri} failed")]
@@ -153,36 +184,19 @@ impl ObjectSource for MemorySource {
         start_after: Option<&str>,
     ) -> Result<Listing, SourceError> {
         let objects = lock(&self.objects);
-        let mut keys: Vec<(&String, &Versions)> = objects
+        let all = objects
             .iter()
-            .filter(|((b, k), _)| {
-                b == bucket && k.starts_with(prefix) && start_after.is_none_or(|a| k.as_str() > a)
-            })
-            .map(|((_, k), v)| (k, v))
-            .collect();
-        keys.sort();
-        let mut listing = Listing::default();
-        for (key, versions) in keys {
-            let rest = &key[prefix.len()..];
-            match rest.find('/') {
-                Some(i) if folders => {
-                    let folder = format!("{prefix}{}", &rest[..=i]);
-                    if listing.prefixes.last() != Some(&folder) {
-                        listing.prefixes.push(folder);
-                    }
+            .filter(|((b, _), _)| b == bucket)
+            .map(|((_, key), versions)| {
+                let body = versions.last().map(Vec::as_slice).unwrap_or_default();
+                ListedObject {
+                    key: key.clone(),
+                    size: body.len() as u64,
+                    etag: Some(memory_etag(body)),
+                    modified: 0,
                 }
-                _ => {
-                    let body = versions.last().map(Vec::as_slice).unwrap_or_default();
-                    listing.objects.push(ListedObject {
-                        key: key.clone(),
-                        size: body.len() as u64,
-                        etag: Some(memory_etag(body)),
-                        modified: 0,
-                    });
-                }
-            }
-        }
-        Ok(listing)
+            });
+        Ok(Listing::of(all, prefix, folders, start_after))
     }
 }
 
@@ -251,33 +265,12 @@ impl ObjectSource for FileSource {
         };
         let mut files = Vec::new();
         walk_files(root, root, &mut files).map_err(failed)?;
-        files.sort();
-        let mut listing = Listing::default();
-        for (key, size, modified) in files {
-            if !key.starts_with(prefix) || start_after.is_some_and(|a| key.as_str() <= a) {
-                continue;
-            }
-            match key[prefix.len()..].find('/') {
-                Some(i) if folders => {
-                    let folder = format!("{prefix}{}", &key[prefix.len()..=prefix.len() + i]);
-                    if listing.prefixes.last() != Some(&folder) {
-                        listing.prefixes.push(folder);
-                    }
-                }
-                _ => listing.objects.push(ListedObject {
-                    key,
-                    size,
-                    etag: None,
-                    modified,
-                }),
-            }
-        }
-        Ok(listing)
+        Ok(Listing::of(files, prefix, folders, start_after))
     }
 }
 
-/// Every file below `dir` as (key, size, modified), not following links to folders.
-fn walk_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, i64)>) -> std::io::Result<()> {
+/// Every file below `dir`, not following links to folders.
+fn walk_files(root: &Path, dir: &Path, out: &mut Vec<ListedObject>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = entry.file_type()?;
@@ -286,7 +279,12 @@ fn walk_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, i64)>) -> std
             walk_files(root, &path, out)?;
         } else if let Ok(meta) = std::fs::metadata(&path) {
             if meta.is_file() {
-                out.push((file_key(root, &path), meta.len(), modified_secs(&meta)));
+                out.push(ListedObject {
+                    key: file_key(root, &path),
+                    size: meta.len(),
+                    etag: None,
+                    modified: modified_secs(&meta),
+                });
             }
         }
     }

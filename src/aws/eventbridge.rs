@@ -59,6 +59,25 @@ pub fn check_put_events_response(answer: &Value) -> Result<(), String> {
     super::json::check_batch_answer(answer, "FailedEntryCount", "/Entries/0", "entry")
 }
 
+impl EventBridgeSink {
+    /// Puts the one entry of `request` on the bus.
+    async fn put(&self, request: &Value) -> Result<(), Context> {
+        self.api
+            .call_one(
+                "PutEvents",
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "AWSEvents.PutEvents"),
+                ],
+                request.to_string().as_bytes(),
+                check_put_events_response,
+            )
+            .await
+            .map_err(|e| Context::new(format!("EventBridge PutEvents to {}", self.bus), e))
+    }
+}
+
 impl AlertSink for EventBridgeSink {
     fn name(&self) -> &str {
         SINK_NAME
@@ -66,41 +85,17 @@ impl AlertSink for EventBridgeSink {
 
     fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let body = put_events_request(alert, &self.bus).to_string();
-            let what = format!("EventBridge PutEvents to {}", self.bus);
-            self.api
-                .call_one(
-                    "PutEvents",
-                    "/",
-                    &[
-                        ("content-type", "application/x-amz-json-1.1"),
-                        ("x-amz-target", "AWSEvents.PutEvents"),
-                    ],
-                    body.as_bytes(),
-                    check_put_events_response,
-                )
+            self.put(&put_events_request(alert, &self.bus))
                 .await
-                .map_err(|e| SinkError::new(SINK_NAME, alert, Context::new(what, e)))
+                .map_err(|e| SinkError::new(SINK_NAME, alert, e))
         })
     }
 
     fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let body = notice_request(notice, &self.bus).to_string();
-            let what = format!("EventBridge PutEvents to {}", self.bus);
-            self.api
-                .call_one(
-                    "PutEvents",
-                    "/",
-                    &[
-                        ("content-type", "application/x-amz-json-1.1"),
-                        ("x-amz-target", "AWSEvents.PutEvents"),
-                    ],
-                    body.as_bytes(),
-                    check_put_events_response,
-                )
+            self.put(&notice_request(notice, &self.bus))
                 .await
-                .map_err(|e| SinkError::notice(SINK_NAME, notice, Context::new(what, e)))
+                .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
         })
     }
 }

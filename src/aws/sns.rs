@@ -56,6 +56,37 @@ pub fn attribute_value(v: &str) -> String {
 
 pub const SINK_NAME: &str = "sns";
 
+impl SnsSink {
+    /// Publishes `message` (a JSON message structure) with `subject` and the
+    /// `attributes` subscribers filter on.
+    async fn send(
+        &self,
+        message: String,
+        subject: String,
+        attributes: &[(&str, &str)],
+    ) -> Result<(), crate::errors::BoxError> {
+        let mut publish = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(message)
+            .subject(subject);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(attribute_value(value))
+                .build()?;
+            publish = publish.message_attributes(*name, value);
+        }
+        publish
+            .send()
+            .await
+            .map_err(|e| crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e))?;
+        Ok(())
+    }
+}
+
 impl AlertSink for SnsSink {
     fn name(&self) -> &str {
         SINK_NAME
@@ -63,44 +94,19 @@ impl AlertSink for SnsSink {
 
     fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let attr = |v: &str| {
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(attribute_value(v))
-                    .build()
-                    .map_err(|e| SinkError::new(SINK_NAME, alert, e))
-            };
-            self.client
-                .publish()
-                .topic_arn(&self.topic_arn)
-                .message_structure("json")
-                .message(message_body(alert))
-                .subject(alert.subject())
-                .message_attributes("severity", attr(&alert.rule.severity)?)
-                .message_attributes("cloud.account.id", attr(&alert.account_id)?)
-                .message_attributes("gen_ai.request.model.id", attr(&alert.model_id)?)
-                .send()
+            let attributes = [
+                ("severity", alert.rule.severity.as_str()),
+                ("cloud.account.id", alert.account_id.as_str()),
+                ("gen_ai.request.model.id", alert.model_id.as_str()),
+            ];
+            self.send(message_body(alert), alert.subject(), &attributes)
                 .await
-                .map_err(|e| {
-                    SinkError::new(
-                        SINK_NAME,
-                        alert,
-                        crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
-                    )
-                })?;
-            Ok(())
+                .map_err(|e| SinkError::new(SINK_NAME, alert, e))
         })
     }
 
     fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let attr = |v: &str| {
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(attribute_value(v))
-                    .build()
-                    .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
-            };
             let severity = match notice.status {
                 SourceStatus::Silent => "warning",
                 SourceStatus::Resumed => "informational",
@@ -109,25 +115,14 @@ impl AlertSink for SnsSink {
                 "default": notice.to_json(),
                 "email": notice.email_text(),
             });
-            self.client
-                .publish()
-                .topic_arn(&self.topic_arn)
-                .message_structure("json")
-                .message(message.to_string())
-                .subject(notice.subject())
-                .message_attributes("severity", attr(severity)?)
-                .message_attributes("cloud.account.id", attr(&notice.account_id)?)
-                .message_attributes("notice", attr(crate::sources::detail_type(notice.status))?)
-                .send()
+            let attributes = [
+                ("severity", severity),
+                ("cloud.account.id", notice.account_id.as_str()),
+                ("notice", crate::sources::detail_type(notice.status)),
+            ];
+            self.send(message.to_string(), notice.subject(), &attributes)
                 .await
-                .map_err(|e| {
-                    SinkError::notice(
-                        SINK_NAME,
-                        notice,
-                        crate::Context::new(format!("SNS Publish to {}", self.topic_arn), e),
-                    )
-                })?;
-            Ok(())
+                .map_err(|e| SinkError::notice(SINK_NAME, notice, e))
         })
     }
 }

@@ -211,38 +211,11 @@ fn settings_require_table_and_topic() {
     assert_eq!(e.name, "WINDOW_BUCKETS");
 }
 
-/// Fails to open keys starting with "fail".
-struct PartlyFailing(MemorySource);
-
-impl ObjectSource for PartlyFailing {
-    async fn open(&self, o: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
-        if o.key.starts_with("fail") {
-            return Err(SourceError::s3(
-                "GetObject",
-                &o.bucket,
-                &o.key,
-                Context::new("AccessDenied", "Access Denied"),
-            ));
-        }
-        self.0.open(o).await
-    }
-
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        folders: bool,
-        start_after: Option<&str>,
-    ) -> Result<crate::source::Listing, SourceError> {
-        self.0.list(bucket, prefix, folders, start_after).await
-    }
-}
-
 #[tokio::test]
 async fn dependency_failures_fail_the_invocation_or_the_sqs_message() {
     let src = MemorySource::new();
     src.put("logs", "ok.json", denials(MALLORY, &[T0, T0]));
-    let h = handler(PartlyFailing(src));
+    let h = handler(FailingKeys(src, "fail"));
     let err = h
         .handle(s3_event(&["ok.json", "fail.json"]))
         .await

@@ -38,6 +38,7 @@ use crate::sources::{
 };
 use crate::window::Bucket;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -163,7 +164,32 @@ const NOTICE_FREE: &str = "(attribute_not_exists(#natt) OR #natt = :att OR #nat 
 const NOTICE_HOLDING: &str = "#natt = :att";
 
 /// A log-source item as stored.
-fn log_source(item: &HashMap<String, AttributeValue>) -> Option<LogSource> {
+/// An answer that says what it consumed.
+trait Consumed {
+    fn consumed(&self) -> Option<&ConsumedCapacity>;
+}
+
+macro_rules! consumed {
+    ($($output:ty),*) => {$(
+        impl Consumed for $output {
+            fn consumed(&self) -> Option<&ConsumedCapacity> {
+                self.consumed_capacity()
+            }
+        }
+    )*};
+}
+
+consumed!(
+    aws_sdk_dynamodb::operation::get_item::GetItemOutput,
+    aws_sdk_dynamodb::operation::put_item::PutItemOutput,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::operation::query::QueryOutput
+);
+
+/// One item, by attribute name.
+type Item = HashMap<String, AttributeValue>;
+
+fn log_source(item: &Item) -> Option<LogSource> {
     Some(LogSource {
         account: text(item, attr::ACCOUNT)?,
         last_seen: number(item, attr::LAST_SEEN)?,
@@ -176,11 +202,11 @@ fn log_source(item: &HashMap<String, AttributeValue>) -> Option<LogSource> {
 /// BatchGetItem takes at most this many keys.
 const BATCH_GET_KEYS: usize = 100;
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name)?.as_s().ok().cloned()
 }
 
@@ -266,7 +292,7 @@ fn bucket_of_sk(sk: &str) -> Option<(Bucket, bool)> {
 }
 
 /// The alert state as stored in its item.
-fn alert_state(item: &HashMap<String, AttributeValue>) -> AlertState {
+fn alert_state(item: &Item) -> AlertState {
     AlertState {
         last_sent_end: number(item, attr::LAST_SENT_END),
         earlier_sent_end: number(item, attr::EARLIER_SENT_END),
@@ -356,6 +382,37 @@ impl DynamoStore {
     /// Requests and consumed capacity so far, by operation.
     pub fn usage(&self) -> Usage {
         lock(&self.usage).clone()
+    }
+
+    /// Reads the item `pk` (sort key 0) consistently, accounting for it.
+    async fn get_item(
+        &self,
+        operation: &'static str,
+        pk: String,
+    ) -> Result<Option<Item>, SdkError<GetItemError>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(pk))
+            .key(SORT_KEY, n(0))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.counted(operation, Units::Read, out).map(|o| o.item)
+    }
+
+    /// Accounts for a request that has no condition, whatever its outcome.
+    fn counted<T: Consumed, E>(
+        &self,
+        operation: &'static str,
+        units: Units,
+        out: Result<T, E>,
+    ) -> Result<T, E> {
+        let capacity = out.as_ref().ok().and_then(Consumed::consumed);
+        self.account(operation, units, capacity, false);
+        out
     }
 
     fn account(
@@ -472,8 +529,8 @@ impl DynamoStore {
         key: &DenialKey,
         (lo, hi): (&str, &str),
         limit: Option<usize>,
-        start: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<(Vec<CounterItem>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        start: Option<Item>,
+    ) -> Result<(Vec<CounterItem>, Option<Item>), StoreError> {
         const OPERATION: &str = "Query (window)";
         let out = self
             .client
@@ -494,16 +551,9 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        let out = match out {
-            Ok(out) => {
-                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
-                out
-            }
-            Err(e) => {
-                self.account(OPERATION, Units::Read, None, false);
-                return Err(self.error(OPERATION, key, e));
-            }
-        };
+        let out = self
+            .counted(OPERATION, Units::Read, out)
+            .map_err(|e| self.error(OPERATION, key, e))?;
         let items = out
             .items()
             .iter()
@@ -578,25 +628,9 @@ impl DynamoStore {
 
     async fn read_alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         const OPERATION: &str = "GetItem (alert state)";
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(alert_pk(key)))
-            .key(SORT_KEY, n(0))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
-                Ok(out.item().map(alert_state))
-            }
-            Err(e) => {
-                self.account(OPERATION, Units::Read, None, false);
-                Err(self.error(OPERATION, key, e))
-            }
+        match self.get_item(OPERATION, alert_pk(key)).await {
+            Ok(item) => Ok(item.as_ref().map(alert_state)),
+            Err(e) => Err(self.error(OPERATION, key, e)),
         }
     }
 
@@ -607,7 +641,7 @@ impl DynamoStore {
         markers: &[String],
     ) -> Result<BTreeMap<String, Marker>, StoreError> {
         const OPERATION: &str = "BatchGetItem (object markers)";
-        let mut keys: Vec<HashMap<String, AttributeValue>> = markers
+        let mut keys: Vec<Item> = markers
             .iter()
             .map(|m| {
                 HashMap::from([
@@ -925,25 +959,9 @@ impl CounterStore for DynamoStore {
 
     async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         const OPERATION: &str = "GetItem (sweep cursor)";
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(cursor_pk(name)))
-            .key(SORT_KEY, n(0))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
-                Ok(out.item().and_then(|i| text(i, attr::CURSOR)))
-            }
-            Err(e) => {
-                self.account(OPERATION, Units::Read, None, false);
-                Err(self.table_error(OPERATION, e))
-            }
+        match self.get_item(OPERATION, cursor_pk(name)).await {
+            Ok(item) => Ok(item.and_then(|i| text(&i, attr::CURSOR))),
+            Err(e) => Err(self.table_error(OPERATION, e)),
         }
     }
 
@@ -964,16 +982,10 @@ impl CounterStore for DynamoStore {
             None => update.update_expression("REMOVE #cursor"),
         }
         .expression_attribute_names("#cursor", attr::CURSOR);
-        match update.send().await {
-            Ok(out) => {
-                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
-                Ok(())
-            }
-            Err(e) => {
-                self.account(OPERATION, Units::Write, None, false);
-                Err(self.table_error(OPERATION, e))
-            }
-        }
+        let out = update.send().await;
+        self.counted(OPERATION, Units::Write, out)
+            .map(|_| ())
+            .map_err(|e| self.table_error(OPERATION, e))
     }
 
     async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
@@ -988,16 +1000,9 @@ impl CounterStore for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.account(OPERATION, Units::Write, out.consumed_capacity(), false);
-                Ok(())
-            }
-            Err(e) => {
-                self.account(OPERATION, Units::Write, None, false);
-                Err(self.table_error(OPERATION, e))
-            }
-        }
+        self.counted(OPERATION, Units::Write, out)
+            .map(|_| ())
+            .map_err(|e| self.table_error(OPERATION, e))
     }
 
     async fn account_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
@@ -1039,16 +1044,9 @@ impl CounterStore for DynamoStore {
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
-            let out = match out {
-                Ok(out) => {
-                    self.account(OPERATION, Units::Read, out.consumed_capacity(), false);
-                    out
-                }
-                Err(e) => {
-                    self.account(OPERATION, Units::Read, None, false);
-                    return Err(self.table_error(OPERATION, e));
-                }
-            };
+            let out = self
+                .counted(OPERATION, Units::Read, out)
+                .map_err(|e| self.table_error(OPERATION, e))?;
             sources.extend(out.items().iter().filter_map(log_source));
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),

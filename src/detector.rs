@@ -214,8 +214,7 @@ impl<S: CounterStore> Detector<S> {
             }
             other => other.map(|e| e.to_string()),
         };
-        let mut counts = Counts::object_of(read.stats.format, read.stats.gzip);
-        counts.add(&read.stats.counts);
+        let mut counts = read.stats.object_counts();
         counts.objects_incomplete = u64::from(read_error.is_some());
         counts.denials_over_limit = read.aggregate.over_limit.denials;
         counts.keys_over_limit = read.aggregate.over_limit.keys;

@@ -6,8 +6,8 @@
 //! most once an hour) and whether the team was told it went silent; the scheduled
 //! sweep reads them and applies [`due`]. Free of I/O, like the claim policy.
 
-use crate::alert::{rfc3339, text_escape};
 use crate::exceptions::Pattern;
+use crate::text::{rfc3339, text_escape};
 use serde::Serialize;
 use std::fmt::Write as _;
 

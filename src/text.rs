@@ -1,7 +1,10 @@
-//! Untrusted text cut to size: ids and values from logs reach log lines, error
-//! messages, alerts and findings, and none of them may be flooded by one value.
+//! Untrusted text cut to size and made inert: ids and values from logs reach log
+//! lines, error messages, alerts, notices and findings, and none of them may be
+//! flooded or spoofed by one value; and times as those texts write them (RFC 3339).
 
+use chrono::DateTime;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The first `max_chars` characters of `s` (all of it when shorter).
 pub fn prefix_chars(s: &str, max_chars: usize) -> &str {
@@ -35,6 +38,43 @@ impl<const MAX: usize> fmt::Display for Quoted<'_, MAX> {
             f.write_str("...")?;
         }
         Ok(())
+    }
+}
+
+/// Longest rendering of one id in text for people (emails, notices).
+const MAX_TEXT_ID_CHARS: usize = 2048;
+
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width and directional marks
+            | '\u{2028}'..='\u{202E}' // separators and bidi embeddings/overrides
+            | '\u{2060}'..='\u{2069}' // word joiner, bidi isolates
+            | '\u{FEFF}')
+}
+
+/// Escapes control and bidi-formatting characters as `\u{..}`, bounded in length.
+pub fn text_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_TEXT_ID_CHARS));
+    for (n, c) in s.chars().enumerate() {
+        if n == MAX_TEXT_ID_CHARS {
+            let _ = write!(out, "... [{} more characters]", s.chars().count() - n);
+            break;
+        }
+        if is_dangerous(c) || c == '\\' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-03-14T09:00:00Z`.
+pub fn rfc3339(epoch_seconds: i64) -> String {
+    match DateTime::from_timestamp(epoch_seconds, 0) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => format!("@{epoch_seconds}"),
     }
 }
 

@@ -10,13 +10,13 @@ pub mod finding;
 pub mod sink;
 pub mod text;
 
+pub use crate::text::{rfc3339, text_escape};
 pub use sink::{AlertSink, MemorySink, Sink, SinkError, StdoutFormat, StdoutSink};
-pub use text::{ascii_escape, text_escape, MAX_SUBJECT_CHARS};
+pub use text::{ascii_escape, MAX_SUBJECT_CHARS};
 
 use crate::aggregate::{ContextValues, KeyDenials};
 use crate::key::{DenialKey, ObjectId};
 use crate::window::{WindowSpec, WindowTotal};
-use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -132,14 +132,6 @@ pub struct Alert {
     pub window: TimeRange,
     pub buckets: Vec<BucketCount>,
     pub evidence: Evidence,
-}
-
-/// RFC 3339 UTC with seconds, e.g. `2026-03-14T09:00:00Z`.
-pub fn rfc3339(epoch_seconds: i64) -> String {
-    match DateTime::from_timestamp(epoch_seconds, 0) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => format!("@{epoch_seconds}"),
-    }
 }
 
 impl Alert {

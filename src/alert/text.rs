@@ -2,12 +2,11 @@
 //! and the escaping that keeps an id from the logs inert in any text rendering.
 
 use super::{Alert, NEXT_STEPS, SEVERITY};
+use crate::text::text_escape;
 use std::fmt::Write as _;
 
 /// Subjects are at most this many printable ASCII characters (SNS allows 100).
 pub const MAX_SUBJECT_CHARS: usize = 100;
-/// Longest rendering of one id in the email text.
-const MAX_TEXT_ID_CHARS: usize = 2048;
 
 impl Alert {
     /// `[HIGH] Bedrock: 4 denied calls to <model> by <principal>`: at most
@@ -105,32 +104,6 @@ fn joined(values: &[String]) -> String {
         .map(|v| text_escape(v))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn is_dangerous(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}'   // zero-width and directional marks
-            | '\u{2028}'..='\u{202E}' // separators and bidi embeddings/overrides
-            | '\u{2060}'..='\u{2069}' // word joiner, bidi isolates
-            | '\u{FEFF}')
-}
-
-/// Escapes control and bidi-formatting characters as `\u{..}`, bounded in length.
-pub fn text_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_TEXT_ID_CHARS));
-    for (n, c) in s.chars().enumerate() {
-        if n == MAX_TEXT_ID_CHARS {
-            let _ = write!(out, "... [{} more characters]", s.chars().count() - n);
-            break;
-        }
-        if is_dangerous(c) || c == '\\' {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Printable ASCII only: everything else as `\u{..}`.

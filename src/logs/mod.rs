@@ -84,6 +84,24 @@ pub struct ReadStats {
     pub counts: Counts,
 }
 
+impl ReadStats {
+    /// The counts of the object read: one object, of its kind, and what it held.
+    pub fn object_counts(&self) -> Counts {
+        let is = |f: LogFormat| u64::from(self.format == f);
+        let mut counts = Counts {
+            objects: 1,
+            gzip: u64::from(self.gzip),
+            cloudtrail: is(LogFormat::CloudTrail),
+            json_array: is(LogFormat::JsonArray),
+            lookup_events: is(LogFormat::LookupEvents),
+            json_values: is(LogFormat::JsonValues),
+            ..Counts::default()
+        };
+        counts.add(&self.counts);
+        counts
+    }
+}
+
 /// Why an object could not be read to its end. What was read before still counts.
 #[derive(Debug, Error)]
 pub enum ReadError {

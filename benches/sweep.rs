@@ -57,6 +57,7 @@ fn main() {
         lookback_hours: 6,
         silent_after_hours: 0,
         quiet_accounts: String::new(),
+        max_listed_per_account: bedrock_denied_models::event::SWEEP_MAX_LISTED_PER_ACCOUNT,
     };
     println!();
     println!("| sweep | time | of the 300 s timeout | list requests | accounts swept | objects processed | already processed | continues at |");

@@ -156,6 +156,8 @@ counters! {
     invocation messages_deferred => Some("MessagesDeferred"), None;
     /// Objects the sweep no longer tries: it failed to process them too often.
     invocation objects_given_up => Some("ObjectsGivenUp"), None;
+    /// Account folders with more objects in the sweep's lookback than it lists.
+    invocation sweep_listings_cut => Some("SweepListingsCut"), None;
 }
 
 impl Counts {

@@ -46,21 +46,42 @@ pub struct ListedObject {
 pub struct Listing {
     pub objects: Vec<ListedObject>,
     pub prefixes: Vec<String>,
+    /// More objects were in range than [`KeyRange::max_objects`]: the listing stops
+    /// there.
+    pub cut: bool,
+}
+
+/// Which keys below a prefix a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyRange<'a> {
+    /// Only keys that sort after this one.
+    pub start_after: Option<&'a str>,
+    /// Only keys that sort before this one.
+    pub end_before: Option<&'a str>,
+    /// At most this many objects (a listing of what a writer may grow is bounded).
+    pub max_objects: Option<usize>,
+}
+
+impl KeyRange<'_> {
+    /// Whether `key` is within the range's bounds (its count aside).
+    pub fn contains(&self, key: &str) -> bool {
+        self.start_after.is_none_or(|a| key > a) && self.end_before.is_none_or(|e| key < e)
+    }
 }
 
 impl Listing {
-    /// Lists `all` as S3 does: the objects whose key starts with `prefix` (and sorts
-    /// after `start_after`), in key order; with `folders`, those directly below it and
-    /// the next `/`-ended prefixes instead.
+    /// Lists `all` as S3 does: the objects whose key starts with `prefix` and is in
+    /// `range`, in key order; with `folders`, those directly below it and the next
+    /// `/`-ended prefixes instead.
     pub fn of(
         all: impl IntoIterator<Item = ListedObject>,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> Listing {
         let mut found: Vec<ListedObject> = all
             .into_iter()
-            .filter(|o| o.key.starts_with(prefix) && start_after.is_none_or(|a| o.key.as_str() > a))
+            .filter(|o| o.key.starts_with(prefix) && range.contains(&o.key))
             .collect();
         found.sort_by(|a, b| a.key.cmp(&b.key));
         let mut listing = Listing::default();
@@ -71,6 +92,13 @@ impl Listing {
                     if listing.prefixes.last() != Some(&folder) {
                         listing.prefixes.push(folder);
                     }
+                }
+                _ if range
+                    .max_objects
+                    .is_some_and(|m| listing.objects.len() >= m) =>
+                {
+                    listing.cut = true;
+                    break;
                 }
                 _ => listing.objects.push(object),
             }
@@ -115,15 +143,15 @@ pub trait ObjectSource: Send + Sync {
         object: &ObjectRef,
     ) -> impl Future<Output = Result<Option<OpenedObject>, SourceError>> + Send;
 
-    /// Every object whose key starts with `prefix` (and, with `start_after`, sorts
-    /// after it), in key order; with `folders`, the objects directly below it and the
-    /// next `/`-ended prefixes instead.
+    /// Every object whose key starts with `prefix` and is within `range`, in key
+    /// order; with `folders`, the objects directly below it and the next `/`-ended
+    /// prefixes instead.
     fn list(
         &self,
         bucket: &str,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
 }
 
@@ -181,7 +209,7 @@ impl ObjectSource for MemorySource {
         bucket: &str,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> Result<Listing, SourceError> {
         let objects = lock(&self.objects);
         let all = objects
@@ -196,7 +224,7 @@ impl ObjectSource for MemorySource {
                     modified: 0,
                 }
             });
-        Ok(Listing::of(all, prefix, folders, start_after))
+        Ok(Listing::of(all, prefix, folders, range))
     }
 }
 
@@ -255,7 +283,7 @@ impl ObjectSource for FileSource {
         bucket: &str,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> Result<Listing, SourceError> {
         let root = Path::new(bucket);
         let failed = |e: std::io::Error| SourceError {
@@ -265,7 +293,7 @@ impl ObjectSource for FileSource {
         };
         let mut files = Vec::new();
         walk_files(root, root, &mut files).map_err(failed)?;
-        Ok(Listing::of(files, prefix, folders, start_after))
+        Ok(Listing::of(files, prefix, folders, range))
     }
 }
 
@@ -356,16 +384,27 @@ mod tests {
 
         let root = dir.path().to_string_lossy().into_owned();
         let all = FileSource
-            .list(&root, "/", false, None)
+            .list(&root, "/", false, KeyRange::default())
             .await
             .expect("list");
         let keys: Vec<&str> = all.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["/a/b/x.json", "/a/y.json", "/z.json"]);
-        let top = FileSource.list(&root, "/", true, None).await.expect("list");
+        let top = FileSource
+            .list(&root, "/", true, KeyRange::default())
+            .await
+            .expect("list");
         assert_eq!(top.prefixes, ["/a/"]);
         assert_eq!(top.objects.len(), 1);
         let after = FileSource
-            .list(&root, "/a/", false, Some("/a/b/x.json"))
+            .list(
+                &root,
+                "/a/",
+                false,
+                KeyRange {
+                    start_after: Some("/a/b/x.json"),
+                    ..KeyRange::default()
+                },
+            )
             .await
             .expect("list");
         assert_eq!(after.objects.len(), 1);

@@ -3,7 +3,7 @@
 
 use crate::event::ObjectRef;
 use crate::key::ObjectId;
-use crate::source::{ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
+use crate::source::{KeyRange, ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::Client;
@@ -93,14 +93,14 @@ impl ObjectSource for S3Source {
         bucket: &str,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> Result<Listing, SourceError> {
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
-            .set_start_after(start_after.map(str::to_string))
+            .set_start_after(range.start_after.map(str::to_string))
             .set_delimiter(folders.then(|| "/".to_string()))
             .into_paginator()
             .send();
@@ -112,16 +112,29 @@ impl ObjectSource for S3Source {
                     .iter()
                     .filter_map(|p| p.prefix().map(str::to_string)),
             );
-            listing
-                .objects
-                .extend(page.contents().iter().filter_map(|o| {
-                    Some(ListedObject {
-                        key: o.key()?.to_string(),
-                        size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                        etag: o.e_tag().map(str::to_string),
-                        modified: o.last_modified().map_or(0, |t| t.secs()),
-                    })
-                }));
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                // Keys come in order: past the range's end, nothing more is in it.
+                if range.end_before.is_some_and(|e| key >= e) {
+                    return Ok(listing);
+                }
+                if !range.contains(key) {
+                    continue;
+                }
+                if range
+                    .max_objects
+                    .is_some_and(|m| listing.objects.len() >= m)
+                {
+                    listing.cut = true;
+                    return Ok(listing);
+                }
+                listing.objects.push(ListedObject {
+                    key: key.to_string(),
+                    size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: o.e_tag().map(str::to_string),
+                    modified: o.last_modified().map_or(0, |t| t.secs()),
+                });
+            }
         }
         Ok(listing)
     }

@@ -104,7 +104,7 @@ impl Sources {
         use crate::source::ObjectSource;
         let s3 = self.s3.as_ref().ok_or("no S3 client")?;
         let listing = s3
-            .list(bucket, prefix, false, None)
+            .list(bucket, prefix, false, crate::source::KeyRange::default())
             .await
             .map_err(|e| error_chain(&*e.source))?;
         Ok(listing

@@ -69,6 +69,17 @@ pub struct Sweep {
     /// Comma-separated accounts (`*` patterns) expected to be quiet: never silent.
     #[serde(default)]
     pub quiet_accounts: String,
+    /// Objects of one account folder one sweep lists at most (docs/DESIGN.md, "The
+    /// sweep"): what a member writes into its own folder cannot hold the sweep up.
+    #[serde(default = "default_max_listed_per_account")]
+    pub max_listed_per_account: usize,
+}
+
+/// Objects of one account folder one sweep lists at most, unless the request says.
+pub const SWEEP_MAX_LISTED_PER_ACCOUNT: usize = 10_000;
+
+fn default_max_listed_per_account() -> usize {
+    SWEEP_MAX_LISTED_PER_ACCOUNT
 }
 
 fn default_sweep_prefix() -> String {
@@ -478,6 +489,7 @@ mod tests {
                 lookback_hours: 3,
                 silent_after_hours: 0,
                 quiet_accounts: String::new(),
+                max_listed_per_account: SWEEP_MAX_LISTED_PER_ACCOUNT,
             })
         );
         assert!(matches!(

@@ -14,7 +14,7 @@ use crate::counters::Counts;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
-use crate::source::{ListedObject, ObjectSource, SourceError};
+use crate::source::{KeyRange, ListedObject, ObjectSource, SourceError};
 use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
 use crate::store::{CounterStore, Marker, StoreError};
 use chrono::{DateTime, Datelike, Timelike};
@@ -29,6 +29,8 @@ pub const SWEEP_MAX_OBJECTS: usize = 500;
 pub const LIST_CONCURRENCY: usize = 8;
 /// The sweep gives up an object it failed to process this many times.
 pub const SWEEP_MAX_FAILURES: u32 = 3;
+/// Notices about log sources one sweep sends at most.
+pub const MAX_NOTICES_PER_SWEEP: u64 = 20;
 /// How long a process remembers an account's Region folders.
 pub const REGIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Account folders whose Regions a process remembers at most.
@@ -67,6 +69,12 @@ pub struct SweepReport {
     pub sources_silent: u64,
     /// Notices sent: accounts gone silent, or delivering again.
     pub source_notices: u64,
+    /// Accounts with more objects in the lookback than one sweep lists of an account:
+    /// only the first were checked.
+    pub listings_cut: u64,
+    /// Notices due but left for a later sweep: one sweep sends at most
+    /// [`MAX_NOTICES_PER_SWEEP`].
+    pub notices_left: u64,
 }
 
 /// The hour (or day) prefixes under `region_prefix` that cover `[since, now]`.
@@ -112,6 +120,8 @@ struct AccountListing {
     folder: String,
     objects: Vec<ListedObject>,
     requests: u64,
+    /// More objects were in the lookback than one sweep lists of an account.
+    cut: bool,
 }
 
 impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
@@ -157,6 +167,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 let listing = listing?;
                 report.prefixes_listed += listing.requests;
                 report.objects_listed += listing.objects.len() as u64;
+                report.listings_cut += u64::from(listing.cut);
                 let out_of_time = cutoff.is_some_and(|c| Instant::now() >= c);
                 if budget == 0 || out_of_time {
                     stopped_at = Some(listing.folder);
@@ -193,6 +204,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         report.continues_at = stopped_at;
         metrics.objects_swept += report.processed;
         metrics.objects_given_up += report.given_up;
+        metrics.sweep_listings_cut += report.listings_cut;
         if req.silent_after_hours > 0 {
             self.watch_sources(req, now, &mut report).await?;
             metrics.log_sources_silent += report.sources_silent;
@@ -213,6 +225,8 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             sources_watched = report.sources_watched,
             sources_silent = report.sources_silent,
             source_notices = report.source_notices,
+            listings_cut = report.listings_cut,
+            notices_left = report.notices_left,
             "sweep done"
         );
         Ok(report)
@@ -227,7 +241,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
     ) -> Result<Vec<String>, HandlerError> {
         let top = self
             .source
-            .list(&req.bucket, &req.prefix, true, None)
+            .list(&req.bucket, &req.prefix, true, KeyRange::default())
             .await?;
         report.prefixes_listed += 1;
         let name = |folder: &str| {
@@ -250,7 +264,10 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             .cloned()
             .collect();
         let below: Vec<Result<_, SourceError>> = stream::iter(organizations)
-            .map(|org| self.source.list(&req.bucket, org, true, None))
+            .map(|org| {
+                self.source
+                    .list(&req.bucket, org, true, KeyRange::default())
+            })
             .buffered(LIST_CONCURRENCY)
             .collect()
             .await;
@@ -280,26 +297,40 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         let bucket = &req.bucket;
         let (regions, mut requests) = self.region_folders(bucket, &folder).await?;
         let mut objects = Vec::new();
+        let mut cut = false;
         for (region, hourly) in regions {
-            let Some(first) = time_prefixes(&region, since, now, hourly)
-                .into_iter()
-                .next()
-            else {
+            let periods = time_prefixes(&region, since, now, hourly);
+            let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
                 continue;
             };
-            // Everything after `.../YYYY/MM/DD/HH` sorts at or after that hour.
-            let after = first.trim_end_matches('/');
-            let listing = self
-                .source
-                .list(bucket, &region, false, Some(after))
-                .await?;
+            // Keys sort by time within a Region: everything after `.../HH` of the first
+            // hour and before the end of the last (`/` sorts before `0`), so keys a
+            // writer dates in the future are not listed.
+            let end = format!("{}0", last.trim_end_matches('/'));
+            let left = req.max_listed_per_account.saturating_sub(objects.len());
+            let range = KeyRange {
+                start_after: Some(first.trim_end_matches('/')),
+                end_before: Some(&end),
+                max_objects: Some(left),
+            };
+            let listing = self.source.list(bucket, &region, false, range).await?;
             requests += 1;
+            cut |= listing.cut;
             objects.extend(listing.objects);
+        }
+        if cut {
+            warn!(
+                bucket = %bucket,
+                folder = %folder,
+                max = req.max_listed_per_account,
+                "more objects in the lookback than one sweep lists of an account: only the first were checked"
+            );
         }
         Ok(AccountListing {
             folder,
             objects,
             requests,
+            cut,
         })
     }
 
@@ -319,14 +350,17 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             }
         }
         let mut requests = 1;
-        let services = self.source.list(bucket, folder, true, None).await?;
+        let services = self
+            .source
+            .list(bucket, folder, true, KeyRange::default())
+            .await?;
         let mut regions = Vec::new();
         for (service, hourly) in LAYOUTS {
             let service_folder = format!("{folder}{service}");
             if services.prefixes.contains(&service_folder) {
                 let listed = self
                     .source
-                    .list(bucket, &service_folder, true, None)
+                    .list(bucket, &service_folder, true, KeyRange::default())
                     .await?;
                 requests += 1;
                 regions.extend(listed.prefixes.into_iter().map(|r| (r, hourly)));
@@ -414,7 +448,15 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         let quiet = QuietAccounts::parse(&req.quiet_accounts);
         let store_error = |source: StoreError| sweep_error(req, "reading the log sources", source);
         let mut failed = None;
-        for source in store.log_sources().await.map_err(store_error)? {
+        let sources = store.log_sources().await.map_err(store_error)?;
+        if sources.len() >= crate::store::MAX_LOG_SOURCES {
+            warn!(
+                bucket = %req.bucket,
+                max = crate::store::MAX_LOG_SOURCES,
+                "more accounts have delivered logs than the sweep watches; only the first are watched"
+            );
+        }
+        for source in sources {
             if quiet.contains(&source.account) || source.last_seen < now - WATCHED_FOR_SECONDS {
                 continue;
             }
@@ -423,6 +465,12 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 report.sources_silent += u64::from(source.silent_since.is_some());
                 continue;
             };
+            // Fake account folders must not turn into a flood of notices: the rest
+            // are told by the next sweeps.
+            if report.source_notices >= MAX_NOTICES_PER_SWEEP {
+                report.notices_left += 1;
+                continue;
+            }
             let attempt = attempt_id();
             if !store
                 .claim_notice(&source, status, &attempt, now)
@@ -454,6 +502,14 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                     failed.get_or_insert(e);
                 }
             }
+        }
+        if report.notices_left > 0 {
+            warn!(
+                bucket = %req.bucket,
+                told = report.source_notices,
+                left = report.notices_left,
+                "more log sources to tell of than one sweep sends; the next sweeps send the rest"
+            );
         }
         match failed {
             None => Ok(()),

@@ -2,7 +2,7 @@ use super::*;
 use crate::alert::MemorySink;
 use crate::errors::Context;
 use crate::key::DenialKey;
-use crate::source::{MemorySource, OpenedObject};
+use crate::source::{KeyRange, MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
 use crate::testing::{answer, denials, record, ACCOUNT, DENIED, MALLORY, MODEL, T0};
 use serde_json::json;
@@ -270,6 +270,7 @@ fn watching(quiet: &str) -> crate::event::Sweep {
         lookback_hours: 1,
         silent_after_hours: 6,
         quiet_accounts: quiet.into(),
+        max_listed_per_account: crate::event::SWEEP_MAX_LISTED_PER_ACCOUNT,
     }
 }
 
@@ -395,6 +396,71 @@ async fn a_sweep_that_stops_early_continues_where_it_left_off() {
 }
 
 #[tokio::test]
+async fn an_account_flooding_its_folder_cannot_hold_the_sweep_up() {
+    // One account writes more objects than a sweep lists of an account, and some dated
+    // in the future; another account has one object the sweep must reach.
+    let src = MemorySource::new();
+    let flooded = "AWSLogs/111111111111/";
+    for i in 0..5 {
+        let key = recent_key(flooded, &format!("{i}.json"));
+        src.put("logs", &key, denials(MALLORY, &[T0]));
+    }
+    let future = format!("{flooded}BedrockModelInvocationLogs/us-east-1/2099/01/01/00/x.json");
+    src.put("logs", &future, denials(MALLORY, &[T0]));
+    let other = recent_key("AWSLogs/222222222222/", "a.json");
+    src.put("logs", &other, denials(MALLORY, &[T0]));
+    let h = handler(src);
+    let now = chrono::Utc::now().timestamp();
+    let req = crate::event::Sweep {
+        max_listed_per_account: 3,
+        ..sweep_of(1)
+    };
+    let mut metrics = Counts::default();
+    let r = h.sweep(&req, now, &mut metrics, None).await.expect("sweep");
+    assert_eq!(r.listings_cut, 1, "{r:?}");
+    assert_eq!(metrics.sweep_listings_cut, 1);
+    assert_eq!(
+        r.objects_listed, 4,
+        "3 of the flooded account, 1 of the other: {r:?}"
+    );
+    assert_eq!((r.accounts_swept, r.processed), (2, 4), "{r:?}");
+    assert_eq!(r.continues_at, None);
+}
+
+#[tokio::test]
+async fn one_sweep_sends_a_bounded_number_of_notices_and_the_next_the_rest() {
+    let h = handler(MemorySource::new());
+    let store = h.detector().store();
+    let total = sweep::MAX_NOTICES_PER_SWEEP + 5;
+    for i in 0..total {
+        store
+            .account_seen(&format!("{:012}", 100_000_000_000 + i), T0)
+            .await
+            .expect("seen");
+    }
+    let req = watching("");
+    let now = T0 + 7 * 3600;
+    let first = h
+        .sweep(&req, now, &mut Counts::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (first.source_notices, first.notices_left),
+        (sweep::MAX_NOTICES_PER_SWEEP, 5)
+    );
+    let second = h
+        .sweep(&req, now + 900, &mut Counts::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!((second.source_notices, second.notices_left), (5, 0));
+    assert_eq!(
+        h.sink().notices().len() as u64,
+        total,
+        "each account told once"
+    );
+}
+
+#[tokio::test]
 async fn the_sweep_lists_organization_trails_too() {
     let src = MemorySource::new();
     let day = chrono::Utc::now().format("%Y/%m/%d");
@@ -485,9 +551,9 @@ impl ObjectSource for FailingKeys {
         bucket: &str,
         prefix: &str,
         folders: bool,
-        start_after: Option<&str>,
+        range: KeyRange<'_>,
     ) -> Result<crate::source::Listing, SourceError> {
-        self.0.list(bucket, prefix, folders, start_after).await
+        self.0.list(bucket, prefix, folders, range).await
     }
 }
 
@@ -552,7 +618,7 @@ impl ObjectSource for SlowSource {
         _: &str,
         _: &str,
         _: bool,
-        _: Option<&str>,
+        _: KeyRange<'_>,
     ) -> Result<crate::source::Listing, SourceError> {
         Ok(crate::source::Listing::default())
     }

@@ -1049,8 +1049,13 @@ impl CounterStore for DynamoStore {
                 .map_err(|e| self.table_error(OPERATION, e))?;
             sources.extend(out.items().iter().filter_map(log_source));
             match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(sources),
+                Some(k) if !k.is_empty() && sources.len() < super::MAX_LOG_SOURCES => {
+                    start = Some(k.clone());
+                }
+                _ => {
+                    sources.truncate(super::MAX_LOG_SOURCES);
+                    return Ok(sources);
+                }
             }
         }
     }

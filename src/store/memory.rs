@@ -253,7 +253,11 @@ impl CounterStore for MemoryStore {
     }
 
     async fn log_sources(&self) -> Result<Vec<LogSource>, StoreError> {
-        Ok(lock(&self.sources).values().cloned().collect())
+        Ok(lock(&self.sources)
+            .values()
+            .take(super::MAX_LOG_SOURCES)
+            .cloned()
+            .collect())
     }
 
     async fn claim_notice(
@@ -304,5 +308,24 @@ impl CounterStore for MemoryStore {
             state.delivered.clear();
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sweep_reads_a_bounded_number_of_log_sources() {
+        let store = MemoryStore::new();
+        for i in 0..=super::super::MAX_LOG_SOURCES {
+            store
+                .account_seen(&format!("{:012}", 100_000_000_000 + i), 0)
+                .await
+                .expect("seen");
+        }
+        let sources = store.log_sources().await.expect("sources");
+        assert_eq!(sources.len(), super::super::MAX_LOG_SOURCES);
+        assert_eq!(sources[0].account, "100000000000", "the first, in order");
     }
 }

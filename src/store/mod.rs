@@ -317,7 +317,9 @@ pub trait CounterStore: Send + Sync {
         async { Ok(()) }
     }
 
-    /// Every account whose log objects were seen, as stored.
+    /// The accounts whose log objects were seen, as stored: at most
+    /// [`MAX_LOG_SOURCES`], so account folders a bucket's writer makes up cannot grow
+    /// what each sweep reads.
     fn log_sources(&self) -> impl Future<Output = Result<Vec<LogSource>, StoreError>> + Send {
         async { Ok(Vec::new()) }
     }
@@ -352,6 +354,10 @@ pub trait CounterStore: Send + Sync {
 /// The notice claim policy, as both stores apply it: the account unchanged since it
 /// was read (`stored` is what the store holds now), and no fresh claim of another
 /// attempt.
+/// Accounts the sweep watches at most (an organization's default account quota is far
+/// below; see docs/DESIGN.md, "Log sources").
+pub const MAX_LOG_SOURCES: usize = 10_000;
+
 pub fn may_claim_notice(
     stored: &LogSource,
     read: &LogSource,

@@ -121,6 +121,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
         lookback_hours: 1,
         silent_after_hours: 6,
         quiet_accounts: quiet.into(),
+        max_listed_per_account: bedrock_denied_models::event::SWEEP_MAX_LISTED_PER_ACCOUNT,
     };
     let sweep = |at: i64| {
         let (h, req) = (&h, &req);

@@ -100,6 +100,9 @@ counters! {
     invocation json_values => None, Some(("objects", "?({} multi-line JSON)"));
     /// Housekeeping objects not read (permission checks, large payloads, empty).
     invocation objects_skipped => Some("ObjectsSkipped"), Some(("objects", "{} housekeeping skipped"));
+    /// Objects whose key is in no AWS log layout, skipped where only those are read
+    /// (`REQUIRE_LOG_LAYOUT`, an organization).
+    invocation objects_outside_layout => Some("ObjectsOutsideLayout"), Some(("objects", "?{} outside AWS's log layouts"));
     /// Inputs outside `scan --since/--until`.
     invocation objects_not_selected => None, Some(("objects", "?{} outside --since/--until"));
     /// Objects gone before they could be read (NoSuchKey, NoSuchVersion).

@@ -106,7 +106,7 @@ impl ObjectId {
             Some(rest) => rest.split_once('/').map(|(_, key)| key)?,
             None => self.uri.strip_prefix("file://")?,
         };
-        crate::layout::folder_account(path).map(str::to_string)
+        crate::layout::key_account(path).map(str::to_string)
     }
 
     pub fn file(path: &str, version: &str) -> Self {
@@ -144,6 +144,23 @@ pub fn object_marker(bucket: &str, key: &str, etag: &str) -> String {
     token(&[b"seen", bucket.as_bytes(), key.as_bytes(), etag.as_bytes()])
 }
 
+/// The account an IAM or STS principal ARN names (`arn:<partition>:<service>::<account>:...`),
+/// when it is a 12-digit account id.
+pub fn principal_account(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_), Some(_), Some(_), Some(account), Some(_)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    crate::layout::is_account_id(account).then_some(account)
+}
+
 /// The AWS partition of a region, for ARNs.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -173,7 +190,7 @@ pub fn attempt_id() -> String {
     ])
 }
 
-fn digest_parts(parts: &[&[u8]]) -> String {
+pub(crate) fn digest_parts(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());

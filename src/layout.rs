@@ -6,9 +6,11 @@
 //! - CloudTrail: `[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`.
 //! - An organization trail: `[prefix/]AWSLogs/<org-id>/<account>/CloudTrail/<region>/...`.
 //!
-//! The first `AWSLogs` segment of a key decides: a writer confined to `AWSLogs/<its
-//! account>/` (the organization bucket's policy) cannot make a key whose first
-//! `AWSLogs` segment names another account by nesting one deeper.
+//! Every key with an `AWSLogs/<account>/` (or `AWSLogs/<org-id>/<account>/`) pair
+//! speaks only for that account, whatever follows it ([`key_account`]): the first
+//! such pair decides, so a writer confined to `AWSLogs/<its account>/` (the
+//! organization bucket's policy) cannot speak for another account by nesting a pair
+//! deeper, or by writing outside the services' folders.
 
 /// The folder name under which AWS services write their logs.
 pub const AWS_LOGS: &str = "AWSLogs";
@@ -99,9 +101,67 @@ pub fn parse(key: &str) -> Option<LogKey<'_>> {
     })
 }
 
-/// The account whose folder holds the object at `key`, for the layouts above.
-pub fn folder_account(key: &str) -> Option<&str> {
-    parse(key).map(|k| k.account)
+/// The account the object at `key` speaks for: the account of the first
+/// `AWSLogs/<account>/` or `AWSLogs/<org-id>/<account>/` pair in the key, whatever
+/// follows it (a service folder of AWS's layouts or any other).
+pub fn key_account(key: &str) -> Option<&str> {
+    let mut segments = key.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segment != AWS_LOGS {
+            continue;
+        }
+        let Some(&first) = segments.peek() else {
+            return None;
+        };
+        if is_account_id(first) {
+            return Some(first);
+        }
+        if is_organization_id(first) {
+            segments.next();
+            if let Some(&account) = segments.peek() {
+                if is_account_id(account) {
+                    return Some(account);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The Region folder of a key in one of AWS's layouts (`<region>/YYYY/...`), when it
+/// can be a Region name ([`crate::sources::is_region_name`]).
+pub fn region<'a>(key: &LogKey<'a>) -> Option<&'a str> {
+    let region = key.rest.split('/').next()?;
+    crate::sources::is_region_name(region).then_some(region)
+}
+
+/// The account and Region of a CloudTrail log stream in CloudWatch Logs:
+/// `<account>_CloudTrail_<region>[_<n>]`, or an organization trail's
+/// `<org-id>_<account>_CloudTrail_<region>[_<n>]`. CloudTrail names the stream; only
+/// the log group's account and CloudTrail can write to it.
+pub fn cloudtrail_stream(stream: &str) -> Option<(Option<&str>, &str, &str)> {
+    let mut parts = stream.split('_');
+    let mut first = parts.next()?;
+    let organization = if is_organization_id(first) {
+        let org = first;
+        first = parts.next()?;
+        Some(org)
+    } else {
+        None
+    };
+    if !is_account_id(first) || parts.next()? != CLOUDTRAIL_FOLDER {
+        return None;
+    }
+    let region = parts.next()?;
+    match parts.next() {
+        None => {}
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {}
+        Some(_) => return None,
+    }
+    if parts.next().is_some() || !crate::sources::is_region_name(region) {
+        return None;
+    }
+    Some((organization, first, region))
 }
 
 #[cfg(test)]
@@ -154,13 +214,69 @@ mod tests {
     }
 
     #[test]
-    fn the_first_aws_logs_segment_decides() {
+    fn the_first_account_pair_decides_whatever_follows() {
         let nested =
             "AWSLogs/111122223333/CloudTrail/us-east-1/AWSLogs/444455556666/CloudTrail/x.json";
-        assert_eq!(folder_account(nested), Some("111122223333"));
-        // A first AWSLogs segment outside the layouts is not skipped for a later one.
+        assert_eq!(key_account(nested), Some("111122223333"));
+        for key in [
+            "AWSLogs/111122223333/notes/x.json",
+            "AWSLogs/111122223333/AWSLogs/444455556666/BedrockModelInvocationLogs/us-east-1/x",
+            "AWSLogs/111122223333/x.json",
+            "team/AWSLogs/111122223333/Config/us-east-1/x.json",
+            "AWSLogs/o-a1b2c3d4e5/111122223333/notes/AWSLogs/444455556666/x",
+        ] {
+            assert_eq!(key_account(key), Some("111122223333"), "{key}");
+            assert_eq!(parse(key), None, "outside the services' layouts: {key}");
+        }
+        // An AWSLogs segment without an account is no pair: the next one decides.
         let odd = "AWSLogs/other/AWSLogs/444455556666/CloudTrail/us-east-1/x.json";
-        assert_eq!(folder_account(odd), None);
+        assert_eq!(key_account(odd), Some("444455556666"));
+        for key in [
+            "exports/x.json",
+            "AWSLogs/",
+            "AWSLogs",
+            "AWSLogs/11112222333/x.json",
+            "AWSLogs/o-a1b2c3d4e5/x.json",
+            "xAWSLogs/111122223333/x.json",
+        ] {
+            assert_eq!(key_account(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn cloudtrail_log_streams() {
+        assert_eq!(
+            cloudtrail_stream("111122223333_CloudTrail_us-east-1"),
+            Some((None, "111122223333", "us-east-1"))
+        );
+        assert_eq!(
+            cloudtrail_stream("o-a1b2c3d4e5_444455556666_CloudTrail_eu-west-1_2"),
+            Some((Some("o-a1b2c3d4e5"), "444455556666", "eu-west-1"))
+        );
+        for stream in [
+            "2026/03/14/[$LATEST]abc",
+            "111122223333_CloudTrail",
+            "111122223333_Other_us-east-1",
+            "o-a1b2c3d4e5_CloudTrail_us-east-1",
+            "111122223333_CloudTrail_us-east-1_x",
+            "111122223333_CloudTrail_us-east-1_2_3",
+            "111122223333_CloudTrail_US",
+        ] {
+            assert_eq!(cloudtrail_stream(stream), None, "{stream}");
+        }
+    }
+
+    #[test]
+    fn region_folders() {
+        let key = |k| parse(k).expect("layout");
+        assert_eq!(
+            region(&key("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/f.json.gz")),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region(&key("AWSLogs/111122223333/CloudTrail/EU West/2026/f.json.gz")),
+            None
+        );
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub struct ListedObject {
 pub struct Listing {
     pub objects: Vec<ListedObject>,
     pub prefixes: Vec<String>,
-    /// More objects were in range than [`KeyRange::max_objects`]: the listing stops
-    /// there.
+    /// More objects (or folders) were in range than [`KeyRange::max_objects`]: the
+    /// listing stops there.
     pub cut: bool,
 }
 
@@ -58,7 +58,8 @@ pub struct KeyRange<'a> {
     pub start_after: Option<&'a str>,
     /// Only keys that sort before this one.
     pub end_before: Option<&'a str>,
-    /// At most this many objects (a listing of what a writer may grow is bounded).
+    /// At most this many objects, and at most this many folders in a folder listing
+    /// (a listing of what a writer may grow is bounded).
     pub max_objects: Option<usize>,
 }
 
@@ -90,6 +91,13 @@ impl Listing {
                 Some(i) if folders => {
                     let folder = object.key[..=prefix.len() + i].to_string();
                     if listing.prefixes.last() != Some(&folder) {
+                        if range
+                            .max_objects
+                            .is_some_and(|m| listing.prefixes.len() >= m)
+                        {
+                            listing.cut = true;
+                            break;
+                        }
                         listing.prefixes.push(folder);
                     }
                 }

@@ -18,9 +18,35 @@ pub const WATCHED_FOR_SECONDS: i64 = 7 * 86_400;
 /// A notice claim older than this, never marked sent, can be taken over.
 pub const NOTICE_LEASE_SECONDS: i64 = 60;
 
-/// What the store holds of one account's log delivery.
+/// Bytes of a Region name kept in a source name (AWS's are at most 14 or so).
+pub const MAX_REGION_BYTES: usize = 32;
+
+/// Whether `region` can be a Region name: lower-case letters, digits and `-`, at most
+/// [`MAX_REGION_BYTES`].
+pub fn is_region_name(region: &str) -> bool {
+    (2..=MAX_REGION_BYTES).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The name of one account's logs of one Region: `<account>:<region>`, or `None` when
+/// either cannot be what AWS writes.
+pub fn source_name(account: &str, region: &str) -> Option<String> {
+    (crate::layout::is_account_id(account) && is_region_name(region))
+        .then(|| format!("{account}:{region}"))
+}
+
+/// The account and Region of a source name made by [`source_name`].
+pub fn parse_source_name(name: &str) -> Option<(&str, &str)> {
+    let (account, region) = name.split_once(':')?;
+    (crate::layout::is_account_id(account) && is_region_name(region)).then_some((account, region))
+}
+
+/// What the store holds of one log source's delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogSource {
+    /// The source's name, `<account>:<region>` ([`source_name`]).
     pub account: String,
     /// When a log object of this account was last seen (epoch seconds, to the hour).
     pub last_seen: i64,
@@ -55,8 +81,9 @@ pub fn due(source: &LogSource, now: i64, expect_seconds: i64) -> Option<SourceSt
     }
 }
 
-/// Accounts expected to be quiet (`QUIET_ACCOUNTS`, the sweep's `quiet_accounts`):
-/// comma-separated ids in which `*` matches any run of characters.
+/// Accounts, or accounts in one Region, expected to be quiet (`QUIET_ACCOUNTS`, the
+/// sweep's `quiet_accounts`): comma-separated entries, each an account id (all its
+/// Regions) or `<account>:<region>`, in which `*` matches any run of characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QuietAccounts(Vec<Pattern>);
 
@@ -71,8 +98,11 @@ impl QuietAccounts {
         )
     }
 
-    pub fn contains(&self, account: &str) -> bool {
-        self.0.iter().any(|p| p.matches(account))
+    /// Whether the source named `name` (`<account>:<region>`, or an account id) is
+    /// quiet: an entry matches its whole name, or its account.
+    pub fn contains(&self, name: &str) -> bool {
+        let account = name.split_once(':').map_or(name, |(a, _)| a);
+        self.0.iter().any(|p| p.matches(name) || p.matches(account))
     }
 }
 
@@ -91,6 +121,9 @@ pub struct SourceNotice {
     pub status: SourceStatus,
     #[serde(rename = "cloud.account.id")]
     pub account_id: String,
+    /// The Region whose logs of the account went silent or resumed.
+    #[serde(rename = "cloud.region")]
+    pub region: String,
     /// When a log object of the account was last seen (to the hour).
     pub last_seen: String,
     /// Hours between log objects after which an account counts as silent.
@@ -109,9 +142,11 @@ impl SourceNotice {
         expect_seconds: i64,
         bucket: &str,
     ) -> Self {
+        let (account, region) = parse_source_name(&source.account).unwrap_or((&source.account, ""));
         Self {
             status,
-            account_id: source.account.clone(),
+            account_id: account.to_string(),
+            region: region.to_string(),
             last_seen: rfc3339(source.last_seen),
             expected_every_hours: expect_seconds / 3600,
             hours_since_last_seen: (now - source.last_seen).max(0) / 3600,
@@ -123,35 +158,39 @@ impl SourceNotice {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    /// At most 100 printable ASCII characters (the account id is 12 digits).
+    /// At most 100 printable ASCII characters (the account id is 12 digits, the Region
+    /// at most [`MAX_REGION_BYTES`] of `[a-z0-9-]`).
     pub fn subject(&self) -> String {
-        match self.status {
+        let subject = match self.status {
             SourceStatus::Silent => format!(
-                "[WARNING] Bedrock logs: account {} silent for {} h",
-                self.account_id, self.hours_since_last_seen
+                "[WARNING] Bedrock logs: {} {} silent {} h",
+                self.account_id, self.region, self.hours_since_last_seen
             ),
             SourceStatus::Resumed => format!(
-                "[OK] Bedrock logs: account {} delivering again",
-                self.account_id
+                "[OK] Bedrock logs: {} {} delivering again",
+                self.account_id, self.region
             ),
-        }
+        };
+        crate::text::prefix_bytes(&subject, 100).to_string()
     }
 
     /// Plain-text rendering for email subscribers.
     pub fn email_text(&self) -> String {
         let mut t = String::new();
         let account = text_escape(&self.account_id);
+        let region = text_escape(&self.region);
         match self.status {
             SourceStatus::Silent => {
                 let _ = writeln!(
                     t,
-                    "No Bedrock log object of account {account} has reached the detector for {} hours \
-                     (logs are expected at least every {} hours). Until they arrive, the detector cannot \
-                     see denied model invocations in this account: its silence about it cannot be trusted.",
+                    "No Bedrock log object of account {account} in {region} has reached the detector for {} \
+                     hours (logs are expected at least every {} hours). Until they arrive, the detector \
+                     cannot see denied model invocations there: its silence about them cannot be trusted.",
                     self.hours_since_last_seen, self.expected_every_hours
                 );
                 let _ = writeln!(t);
                 let _ = writeln!(t, "Account:  {account}");
+                let _ = writeln!(t, "Region:  {region}");
                 let _ = writeln!(t, "Last log object:  {}", self.last_seen);
                 let _ = writeln!(t, "Log bucket:  {}", text_escape(&self.bucket));
                 let _ = writeln!(t);
@@ -166,10 +205,11 @@ impl SourceNotice {
             SourceStatus::Resumed => {
                 let _ = writeln!(
                     t,
-                    "Bedrock log objects of account {account} reach the detector again (last seen {})."
+                    "Bedrock log objects of account {account} in {region} reach the detector again (last seen {})."
                 , self.last_seen);
                 let _ = writeln!(t);
                 let _ = writeln!(t, "Account:  {account}");
+                let _ = writeln!(t, "Region:  {region}");
                 let _ = writeln!(t, "Log bucket:  {}", text_escape(&self.bucket));
             }
         }
@@ -186,7 +226,7 @@ mod tests {
 
     fn source(last_seen: i64, silent_since: Option<i64>) -> LogSource {
         LogSource {
-            account: "111122223333".into(),
+            account: "111122223333:us-east-1".into(),
             last_seen,
             silent_since,
             claim: None,
@@ -223,9 +263,32 @@ mod tests {
     fn quiet_accounts_match_exactly_or_by_pattern() {
         let quiet = QuietAccounts::parse(" 111122223333, 4444*, ");
         assert!(quiet.contains("111122223333"));
-        assert!(quiet.contains("444455556666"));
-        assert!(!quiet.contains("999988887777"));
-        assert!(!QuietAccounts::parse("").contains("111122223333"));
+        assert!(quiet.contains("111122223333:eu-west-1"));
+        assert!(quiet.contains("444455556666:us-east-1"));
+        assert!(!quiet.contains("999988887777:us-east-1"));
+        assert!(!QuietAccounts::parse("").contains("111122223333:us-east-1"));
+        // One Region of an account.
+        let quiet = QuietAccounts::parse("111122223333:eu-west-1,*:ap-south-2");
+        assert!(quiet.contains("111122223333:eu-west-1"));
+        assert!(!quiet.contains("111122223333:us-east-1"));
+        assert!(quiet.contains("999988887777:ap-south-2"));
+    }
+
+    #[test]
+    fn source_names_are_an_account_and_a_region() {
+        assert_eq!(
+            source_name("111122223333", "us-east-1").as_deref(),
+            Some("111122223333:us-east-1")
+        );
+        assert_eq!(source_name("1111", "us-east-1"), None);
+        assert_eq!(source_name("111122223333", "US East"), None);
+        assert_eq!(source_name("111122223333", &"a".repeat(33)), None);
+        assert_eq!(
+            parse_source_name("111122223333:us-east-1"),
+            Some(("111122223333", "us-east-1"))
+        );
+        // The names of the earlier, account-wide items are not sources any more.
+        assert_eq!(parse_source_name("111122223333"), None);
     }
 
     #[test]
@@ -239,13 +302,20 @@ mod tests {
         );
         assert_eq!(
             n.subject(),
-            "[WARNING] Bedrock logs: account 111122223333 silent for 7 h"
+            "[WARNING] Bedrock logs: 111122223333 us-east-1 silent 7 h"
         );
-        assert!(n.subject().len() <= 100);
+        let longest = LogSource {
+            account: format!("111122223333:{}", "a".repeat(MAX_REGION_BYTES)),
+            ..source(0, None)
+        };
+        let n2 = SourceNotice::new(SourceStatus::Silent, &longest, i64::MAX / 2, SIX_HOURS, "l");
+        assert!(n2.subject().len() <= 100 && n2.subject().ends_with(" h"), "{}", n2.subject());
         assert!(n.email_text().contains("111122223333"));
+        assert!(n.email_text().contains("Region:  us-east-1"));
         let v: serde_json::Value = serde_json::from_str(&n.to_json()).expect("json");
         assert_eq!(v["status"], "silent");
         assert_eq!(v["cloud.account.id"], "111122223333");
+        assert_eq!(v["cloud.region"], "us-east-1");
         assert_eq!(v["hours_since_last_seen"], 7);
         assert_eq!(
             detail_type(SourceStatus::Silent),

@@ -65,6 +65,21 @@ pub fn principal_resource(principal: &str, region: &str) -> Value {
     resource(ty, &id, region)
 }
 
+/// The finding's resources: the principal, unless its ARN names another account than
+/// the alert's (a cross-account caller in CloudTrail: an automated response acting on
+/// finding resources must never act in an account the log did not come from), and
+/// the model.
+fn resources(alert: &Alert, region: &str) -> Vec<Value> {
+    let foreign =
+        crate::key::principal_account(&alert.user_id).is_some_and(|a| a != alert.account_id);
+    let mut out = Vec::with_capacity(2);
+    if !foreign {
+        out.push(principal_resource(&alert.user_id, region));
+    }
+    out.push(resource("Other", &alert.model_id, region));
+    out
+}
+
 /// An ASFF resource of type `ty`.
 fn resource(ty: &str, id: &str, region: &str) -> Value {
     json!({
@@ -142,10 +157,7 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
         "FindingProviderFields": {"Severity": severity, "Types": TYPES},
         "Title": title,
         "Description": description,
-        "Resources": [
-            principal_resource(&alert.user_id, region),
-            resource("Other", &alert.model_id, region),
-        ],
+        "Resources": resources(alert, region),
         "ProductFields": fields,
         "Remediation": {"Recommendation": {"Text": NEXT_STEPS}},
         "RecordState": "ACTIVE",
@@ -198,6 +210,25 @@ mod tests {
         assert!(f["Remediation"]["Recommendation"]["Text"]
             .as_str()
             .is_some_and(|t| t.starts_with("Confirm who uses this principal")));
+    }
+
+    #[test]
+    fn a_principal_of_another_account_is_never_a_resource() {
+        let f = finding(
+            &alert("arn:aws:sts::999988887777:assumed-role/OrgAdmin/x"),
+            "111122223333",
+            "us-east-1",
+            "t",
+        );
+        let resources = f["Resources"].as_array().expect("resources");
+        assert_eq!(resources.len(), 1, "{f}");
+        assert_eq!(resources[0]["Type"], "Other");
+        assert!(!f["Resources"].to_string().contains("999988887777"));
+        // The principal is still named in the finding's fields, for the analyst.
+        assert_eq!(
+            f["ProductFields"]["user.id"],
+            "arn:aws:sts::999988887777:assumed-role/OrgAdmin/x"
+        );
     }
 
     #[test]

@@ -112,6 +112,11 @@ impl ObjectSource for S3Source {
                     .iter()
                     .filter_map(|p| p.prefix().map(str::to_string)),
             );
+            if let Some(max) = range.max_objects.filter(|m| listing.prefixes.len() > *m) {
+                listing.prefixes.truncate(max);
+                listing.cut = true;
+                return Ok(listing);
+            }
             for o in page.contents() {
                 let Some(key) = o.key() else { continue };
                 // Keys come in order: past the range's end, nothing more is in it.

@@ -43,13 +43,48 @@ pub const MARKER_SECONDS: i64 = 3 * 86_400;
 
 /// The function's own variables, read by [`LambdaSettings::from_vars`] beside the
 /// detector's [`config::VARIABLES`](crate::config::VARIABLES) and the runtime's `AWS_*`.
-pub const VARIABLES: [&str; 5] = [
+pub const VARIABLES: [&str; 7] = [
     "COUNTER_TABLE",
     "ALERT_TOPIC_ARN",
     "EVENT_BUS_NAME",
     "SECURITY_HUB",
     "ACCOUNT_ID",
+    "REQUIRE_LOG_LAYOUT",
+    "ORGANIZATION_LOG_GROUPS",
 ];
+
+/// Which account an input may speak for, beyond what its location says
+/// (docs/DESIGN.md, "A record speaks only for its own account").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attribution {
+    /// Objects whose key is in no AWS log layout are skipped and counted, never read
+    /// as free-form logs (`REQUIRE_LOG_LAYOUT`; on in an organization).
+    pub require_log_layout: bool,
+    /// CloudWatch Logs groups of an organization trail (`ORGANIZATION_LOG_GROUPS`):
+    /// each stream speaks for the account CloudTrail names it after.
+    pub organization_log_groups: Vec<String>,
+}
+
+impl Attribution {
+    /// The account a CloudWatch Logs payload speaks for, and the Region of its logs:
+    /// the account in the stream's name for an organization trail's group, else the
+    /// payload's owner (and the function's Region).
+    fn of_payload<'a>(
+        &self,
+        payload: &'a LogPayload,
+        region: &'a str,
+    ) -> (Option<&'a str>, &'a str) {
+        if self.organization_log_groups.contains(&payload.log_group) {
+            if let Some((_, account, stream_region)) =
+                crate::layout::cloudtrail_stream(&payload.log_stream)
+            {
+                return (Some(account), stream_region);
+            }
+        }
+        let owner = Some(payload.owner.as_str()).filter(|o| crate::layout::is_account_id(o));
+        (owner, region)
+    }
+}
 
 /// Everything the deployed function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +100,7 @@ pub struct LambdaSettings {
     /// With `SECURITY_HUB=true`: the function's account (`ACCOUNT_ID`), whose
     /// Security Hub gets every alert as a finding.
     pub security_hub_account: Option<String>,
+    pub attribution: Attribution,
 }
 
 impl LambdaSettings {
@@ -73,6 +109,34 @@ impl LambdaSettings {
         let required = |name: &'static str| {
             optional(name).ok_or_else(|| ConfigError::new(name, "", "required"))
         };
+        let require_log_layout = match optional("REQUIRE_LOG_LAYOUT") {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "REQUIRE_LOG_LAYOUT",
+                    v,
+                    "must be true or false",
+                ))
+            }
+        };
+        let organization_log_groups: Vec<String> = optional("ORGANIZATION_LOG_GROUPS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = organization_log_groups.iter().find(|g| g.len() > 512) {
+            return Err(ConfigError::new(
+                "ORGANIZATION_LOG_GROUPS",
+                bad.clone(),
+                "a log group name is at most 512 characters",
+            ));
+        }
         let security_hub = match optional("SECURITY_HUB") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -101,6 +165,10 @@ impl LambdaSettings {
             region: var("AWS_REGION").unwrap_or_else(|| crate::aws::FALLBACK_REGION.into()),
             event_bus: optional("EVENT_BUS_NAME"),
             security_hub_account,
+            attribution: Attribution {
+                require_log_layout,
+                organization_log_groups,
+            },
         })
     }
 }
@@ -187,6 +255,8 @@ pub enum ObjectOutcome {
     Processed(Box<ObjectReport>),
     /// Housekeeping objects, with the reason.
     Skipped(&'static str),
+    /// A key in no AWS log layout where only those are read ([`Attribution`]).
+    OutsideLayout,
     /// NoSuchKey or NoSuchVersion: deleted before it could be read.
     Missing,
 }
@@ -196,19 +266,20 @@ pub struct Handler<S, O> {
     source: O,
     function_name: String,
     region: String,
-    /// When this process last recorded each account as seen: the store is asked at
-    /// most once an hour per account (docs/DESIGN.md, "Log sources").
-    seen_accounts: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    attribution: Attribution,
+    /// When this process last recorded each log source as seen: the store is asked at
+    /// most once an hour per source (docs/DESIGN.md, "Log sources").
+    seen_sources: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// The sweep's Region folders per account folder, and when they were listed.
     region_folders: std::sync::Mutex<RegionFolders>,
 }
 
-/// Per account folder: when its Region folders were listed, and each with whether its
-/// keys name the hour.
-type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bool)>)>;
+/// Per account folder: when its Region folders were listed, each with whether its keys
+/// name the hour, and whether folders were left out.
+type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bool)>, bool)>;
 
-/// Accounts remembered by one process before it starts afresh.
-const SEEN_ACCOUNTS_KEPT: usize = 10_000;
+/// Log sources remembered by one process before it starts afresh.
+const SEEN_SOURCES_KEPT: usize = 10_000;
 
 impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
     pub fn new(detector: Detector<S>, source: O, function_name: impl Into<String>) -> Self {
@@ -217,32 +288,43 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             source,
             function_name: function_name.into(),
             region: crate::aws::FALLBACK_REGION.into(),
-            seen_accounts: Default::default(),
+            attribution: Attribution::default(),
+            seen_sources: Default::default(),
             region_folders: Default::default(),
         }
     }
 
-    /// Records that a log object of `account` arrived, at most once an hour per
-    /// account and process. Only the silence check depends on it: a failure is logged.
-    async fn account_seen(&self, account: &str) {
+    /// Records that a log object with records of `account` in `region` was read, at most
+    /// once an hour per source and process. Only the silence check depends on it: a
+    /// failure is logged.
+    async fn source_seen(&self, account: &str, region: &str) {
+        let Some(name) = crate::sources::source_name(account, region) else {
+            return;
+        };
         let now = chrono::Utc::now().timestamp();
         {
-            let mut seen = crate::errors::lock(&self.seen_accounts);
+            let mut seen = crate::errors::lock(&self.seen_sources);
             if seen
-                .get(account)
+                .get(&name)
                 .is_some_and(|at| *at > now - crate::sources::SEEN_EVERY_SECONDS)
             {
                 return;
             }
-            if seen.len() >= SEEN_ACCOUNTS_KEPT {
+            if seen.len() >= SEEN_SOURCES_KEPT {
                 seen.clear();
             }
-            seen.insert(account.to_string(), now);
+            seen.insert(name.clone(), now);
         }
-        if let Err(e) = self.detector.store().account_seen(account, now).await {
-            crate::errors::lock(&self.seen_accounts).remove(account);
-            warn!(account, error = %error_chain(&e), "could not record the account's logs as seen");
+        if let Err(e) = self.detector.store().source_seen(&name, now).await {
+            crate::errors::lock(&self.seen_sources).remove(&name);
+            warn!(source = %name, error = %error_chain(&e), "could not record the log source as seen");
         }
+    }
+
+    /// Which accounts inputs may speak for, beyond their location.
+    pub fn with_attribution(mut self, attribution: Attribution) -> Self {
+        self.attribution = attribution;
+        self
     }
 
     /// The region named in CloudWatch Logs stream ARNs.
@@ -403,8 +485,10 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         object: &ObjectRef,
         cutoff: Option<Instant>,
     ) -> Result<ObjectOutcome, HandlerError> {
-        if let Some(account) = crate::layout::folder_account(&object.key) {
-            self.account_seen(account).await;
+        let layout = crate::layout::parse(&object.key);
+        if layout.is_none() && self.attribution.require_log_layout {
+            warn!(bucket = %object.bucket, key = %object.key, "object outside AWS's log layouts skipped: only Bedrock's and CloudTrail's keys are read here (REQUIRE_LOG_LAYOUT)");
+            return Ok(ObjectOutcome::OutsideLayout);
         }
         let (report, version, etag) = match process(&self.source, &self.detector, object, cutoff)
             .await?
@@ -424,6 +508,11 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             } => (report, version, etag),
         };
         log_report(&report, Some(&version));
+        if let Some(key) = layout.filter(|_| delivers(&report)) {
+            if let Some(region) = crate::layout::region(&key) {
+                self.source_seen(key.account, region).await;
+            }
+        }
         if let Some(etag) = &etag {
             // Only saves the sweep a read: a failure here costs nothing else.
             let marker = object_marker(&object.bucket, &object.key, etag);
@@ -440,9 +529,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         &self,
         payload: &LogPayload,
     ) -> Result<ObjectReport, HandlerError> {
-        if crate::layout::is_account_id(&payload.owner) {
-            self.account_seen(&payload.owner).await;
-        }
+        let (account, region) = self.attribution.of_payload(payload, &self.region);
         let id = ObjectId::log_events(
             &payload.owner,
             &self.region,
@@ -450,12 +537,15 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             &payload.log_stream,
             payload.log_events.iter().map(|e| e.id.as_str()),
         );
-        let read = self.detector.reader().read_messages(
-            payload.log_events.iter().map(|e| e.message.as_str()),
-            Some(payload.owner.as_str()).filter(|o| crate::layout::is_account_id(o)),
-        );
+        let read = self
+            .detector
+            .reader()
+            .read_messages(payload.log_events.iter().map(|e| e.message.as_str()), account);
         let report = self.detector.count(&id, read).await?;
         log_report(&report, None);
+        if let Some(account) = account.filter(|_| delivers(&report)) {
+            self.source_seen(account, region).await;
+        }
         Ok(report)
     }
 }
@@ -470,6 +560,7 @@ fn account_objects(
         match r {
             Ok(ObjectOutcome::Processed(report)) => metrics.add(&report.counts),
             Ok(ObjectOutcome::Skipped(_)) => metrics.objects_skipped += 1,
+            Ok(ObjectOutcome::OutsideLayout) => metrics.objects_outside_layout += 1,
             Ok(ObjectOutcome::Missing) => metrics.objects_missing += 1,
             Err(e) => {
                 metrics.objects_failed += 1;
@@ -480,6 +571,13 @@ fn account_objects(
             }
         }
     }
+}
+
+/// Whether what was read shows its source delivering logs: at least one record that
+/// is a JSON object, not only a key, an empty object or garbage.
+fn delivers(report: &ObjectReport) -> bool {
+    let c = &report.counts;
+    c.records > c.skipped_invalid_json + c.skipped_oversized_line
 }
 
 /// A message not started because the invocation's time is nearly out.
@@ -554,6 +652,7 @@ pub fn aws_handler_with(sdk: &aws_config::SdkConfig, settings: LambdaSettings) -
         settings.function_name,
     )
     .with_region(settings.region)
+    .with_attribution(settings.attribution)
 }
 
 /// The invocation's deadline (milliseconds since the epoch, from the runtime) as an

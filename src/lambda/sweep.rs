@@ -3,11 +3,14 @@
 //! notification brought, so the detector does not depend on every object raising one
 //! (replicas in an organization's central bucket, a notification removed by hand).
 //!
-//! Accounts are listed a few at once while the objects already found are processed;
-//! a sweep that runs out of time or of its share of objects records where it
-//! stopped, and the next one continues there. An object the sweep fails to process
-//! [`SWEEP_MAX_FAILURES`] times is given up (and counted), so it cannot take every
-//! later sweep's time.
+//! Accounts are listed a few at once while the objects already found are processed.
+//! Every account folder gets a share of the sweep: at most
+//! [`SWEEP_MAX_OBJECTS_PER_ACCOUNT`] objects and [`MAX_REGION_FOLDERS`] Region folders
+//! per service, listed a few at once; an account with more keeps the rest for the next
+//! sweep while the sweep moves on to the others. A sweep that runs out of time or of
+//! its objects records where it stopped, and the next one continues there. An object
+//! the sweep fails to process [`SWEEP_MAX_FAILURES`] times is given up (and counted),
+//! so it cannot take every later sweep's time.
 
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::counters::Counts;
@@ -25,8 +28,16 @@ use tracing::{info, warn};
 
 /// Objects one sweep processes at most; the next sweep continues.
 pub const SWEEP_MAX_OBJECTS: usize = 500;
+/// Objects of one account folder one sweep processes at most: one account's flood
+/// cannot take the others' share; the rest waits for the next sweep.
+pub const SWEEP_MAX_OBJECTS_PER_ACCOUNT: usize = 50;
+/// Region folders of one service below an account that the sweep lists at most (AWS
+/// has fewer than 40 Regions): made-up folders cannot grow an account's listing.
+pub const MAX_REGION_FOLDERS: usize = 64;
 /// Account folders listed at once.
 pub const LIST_CONCURRENCY: usize = 8;
+/// Region folders of one account listed at once.
+pub const REGION_LIST_CONCURRENCY: usize = 4;
 /// The sweep gives up an object it failed to process this many times.
 pub const SWEEP_MAX_FAILURES: u32 = 3;
 /// Notices about log sources one sweep sends at most.
@@ -69,9 +80,12 @@ pub struct SweepReport {
     pub sources_silent: u64,
     /// Notices sent: accounts gone silent, or delivering again.
     pub source_notices: u64,
-    /// Accounts with more objects in the lookback than one sweep lists of an account:
-    /// only the first were checked.
+    /// Accounts with more objects in the lookback than one sweep lists of an account,
+    /// or more Region folders than [`MAX_REGION_FOLDERS`]: only the first were checked.
     pub listings_cut: u64,
+    /// Accounts with more unseen objects than their share of this sweep
+    /// ([`SWEEP_MAX_OBJECTS_PER_ACCOUNT`]): the rest is left for the next.
+    pub accounts_over_share: u64,
     /// Notices due but left for a later sweep: one sweep sends at most
     /// [`MAX_NOTICES_PER_SWEEP`].
     pub notices_left: u64,
@@ -113,6 +127,16 @@ fn sweep_error(
         step,
         source: source.into(),
     }
+}
+
+/// What one sweep did with an account folder's unseen objects.
+enum Swept {
+    /// Every one was handled.
+    All,
+    /// Its share was handled; the rest waits for the next sweep.
+    OverShare,
+    /// The sweep's budget ran out: the next sweep starts at this account.
+    OutOfBudget,
 }
 
 /// What listing one account folder found.
@@ -184,11 +208,13 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                     )
                     .await
                     .map_err(store_error)?;
-                if done {
-                    report.accounts_swept += 1;
-                } else {
-                    stopped_at = Some(listing.folder);
-                    break;
+                match done {
+                    Swept::All => report.accounts_swept += 1,
+                    Swept::OverShare => {}
+                    Swept::OutOfBudget => {
+                        stopped_at = Some(listing.folder);
+                        break;
+                    }
                 }
             }
             listings.close();
@@ -226,6 +252,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             sources_silent = report.sources_silent,
             source_notices = report.source_notices,
             listings_cut = report.listings_cut,
+            accounts_over_share = report.accounts_over_share,
             notices_left = report.notices_left,
             "sweep done"
         );
@@ -295,28 +322,42 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         now: i64,
     ) -> Result<AccountListing, HandlerError> {
         let bucket = &req.bucket;
-        let (regions, mut requests) = self.region_folders(bucket, &folder).await?;
+        let (regions, mut requests, mut cut) = self.region_folders(bucket, &folder).await?;
+        let max = req.max_listed_per_account;
+        let listed = std::sync::atomic::AtomicUsize::new(0);
+        let mut listings = stream::iter(regions)
+            .map(|(region, hourly)| {
+                let listed = &listed;
+                async move {
+                    let periods = time_prefixes(&region, since, now, hourly);
+                    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+                        return Ok(None);
+                    };
+                    // Keys sort by time within a Region: everything after `.../HH` of
+                    // the first hour and before the end of the last (`/` sorts before
+                    // `0`), so keys a writer dates in the future are not listed.
+                    let end = format!("{}0", last.trim_end_matches('/'));
+                    let left = max.saturating_sub(listed.load(std::sync::atomic::Ordering::Relaxed));
+                    let range = KeyRange {
+                        start_after: Some(first.trim_end_matches('/')),
+                        end_before: Some(&end),
+                        max_objects: Some(left),
+                    };
+                    self.source.list(bucket, &region, false, range).await.map(Some)
+                }
+            })
+            .buffered(REGION_LIST_CONCURRENCY);
         let mut objects = Vec::new();
-        let mut cut = false;
-        for (region, hourly) in regions {
-            let periods = time_prefixes(&region, since, now, hourly);
-            let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
-                continue;
-            };
-            // Keys sort by time within a Region: everything after `.../HH` of the first
-            // hour and before the end of the last (`/` sorts before `0`), so keys a
-            // writer dates in the future are not listed.
-            let end = format!("{}0", last.trim_end_matches('/'));
-            let left = req.max_listed_per_account.saturating_sub(objects.len());
-            let range = KeyRange {
-                start_after: Some(first.trim_end_matches('/')),
-                end_before: Some(&end),
-                max_objects: Some(left),
-            };
-            let listing = self.source.list(bucket, &region, false, range).await?;
+        while let Some(listing) = listings.next().await {
+            let Some(listing) = listing? else { continue };
             requests += 1;
             cut |= listing.cut;
             objects.extend(listing.objects);
+            listed.store(objects.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        if objects.len() > max {
+            objects.truncate(max);
+            cut = true;
         }
         if cut {
             warn!(
@@ -334,48 +375,74 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         })
     }
 
-    /// The Region folders of each service below an account folder, with whether its
-    /// keys name the hour; and the list requests it took. Remembered by this process
-    /// for [`REGIONS_KEPT`]: an account's Regions rarely change, and a new one's objects
-    /// are found within the lookback all the same.
+    /// The Region folders of each service below an account folder (at most
+    /// [`MAX_REGION_FOLDERS`] each, named as Regions are), with whether its keys name
+    /// the hour; the list requests it took; and whether folders were left out.
+    /// Remembered by this process for [`REGIONS_KEPT`]: an account's Regions rarely
+    /// change, and a new one's objects are found within the lookback all the same.
     async fn region_folders(
         &self,
         bucket: &str,
         folder: &str,
-    ) -> Result<(Vec<(String, bool)>, u64), HandlerError> {
+    ) -> Result<(Vec<(String, bool)>, u64, bool), HandlerError> {
         let key = format!("{bucket}/{folder}");
-        if let Some((at, regions)) = crate::errors::lock(&self.region_folders).get(&key) {
+        if let Some((at, regions, cut)) = crate::errors::lock(&self.region_folders).get(&key) {
             if at.elapsed() < REGIONS_KEPT {
-                return Ok((regions.clone(), 0));
+                return Ok((regions.clone(), 0, *cut));
             }
         }
         let mut requests = 1;
+        // Only the services' folders matter: a few, whatever else the folder holds.
         let services = self
             .source
-            .list(bucket, folder, true, KeyRange::default())
+            .list(
+                bucket,
+                folder,
+                true,
+                KeyRange {
+                    max_objects: Some(1000),
+                    ..KeyRange::default()
+                },
+            )
             .await?;
         let mut regions = Vec::new();
+        let mut cut = false;
         for (service, hourly) in LAYOUTS {
             let service_folder = format!("{folder}{service}");
             if services.prefixes.contains(&service_folder) {
-                let listed = self
-                    .source
-                    .list(bucket, &service_folder, true, KeyRange::default())
-                    .await?;
+                let range = KeyRange {
+                    max_objects: Some(MAX_REGION_FOLDERS),
+                    ..KeyRange::default()
+                };
+                let listed = self.source.list(bucket, &service_folder, true, range).await?;
                 requests += 1;
-                regions.extend(listed.prefixes.into_iter().map(|r| (r, hourly)));
+                cut |= listed.cut;
+                regions.extend(
+                    listed
+                        .prefixes
+                        .into_iter()
+                        .filter(|r| {
+                            let name = r[service_folder.len()..].trim_end_matches('/');
+                            crate::sources::is_region_name(name)
+                        })
+                        .map(|r| (r, hourly)),
+                );
             }
+        }
+        if cut {
+            warn!(bucket = %bucket, folder = %folder, max = MAX_REGION_FOLDERS, "more Region folders below a service than the sweep lists: only the first were checked");
         }
         let mut kept = crate::errors::lock(&self.region_folders);
         if kept.len() >= REGION_FOLDERS_KEPT {
             kept.clear();
         }
-        kept.insert(key, (Instant::now(), regions.clone()));
-        Ok((regions, requests))
+        kept.insert(key, (Instant::now(), regions.clone(), cut));
+        Ok((regions, requests, cut))
     }
 
-    /// Processes the unseen objects of one account folder within `budget`; true when
-    /// every one was handled (processed, known, given up or failed).
+    /// Processes the unseen objects of one account folder within `budget` and the
+    /// account's share; says whether every one was handled (processed, known, given up
+    /// or failed).
     async fn sweep_objects(
         &self,
         req: &Sweep,
@@ -384,7 +451,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
         cutoff: Option<Instant>,
         report: &mut SweepReport,
         metrics: &mut Counts,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Swept, StoreError> {
         let store = self.detector.store();
         found.retain(|o| skip_reason(&o.key, o.size).is_none() && o.etag.is_some());
         let markers: Vec<String> = found
@@ -410,8 +477,11 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 )),
             }
         }
-        let share = unseen.len().min(*budget);
+        let share = unseen.len().min(*budget).min(SWEEP_MAX_OBJECTS_PER_ACCOUNT);
         report.left_for_next_sweep += (unseen.len() - share) as u64;
+        let over_share = unseen.len() > SWEEP_MAX_OBJECTS_PER_ACCOUNT
+            && *budget >= SWEEP_MAX_OBJECTS_PER_ACCOUNT;
+        report.accounts_over_share += u64::from(over_share);
         *budget -= share;
         let objects: Vec<ObjectRef> = unseen[..share].iter().map(|(o, _)| o.clone()).collect();
         let results = self.process_all(&objects, metrics, cutoff).await;
@@ -430,7 +500,15 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 }
             }
         }
-        Ok(share == unseen.len())
+        // An account over its share is done for this sweep; one the sweep's budget
+        // cut is where the next sweep starts.
+        Ok(if share == unseen.len() {
+            Swept::All
+        } else if over_share {
+            Swept::OverShare
+        } else {
+            Swept::OutOfBudget
+        })
     }
 
     /// Tells the team of every watched account that went silent, or delivers again

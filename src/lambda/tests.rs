@@ -279,8 +279,8 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let h = handler(MemorySource::new());
     let store = h.detector().store();
     let (watched, quiet) = ("111122223333", "444455556666");
-    store.account_seen(watched, T0).await.expect("seen");
-    store.account_seen(quiet, T0).await.expect("seen");
+    store.source_seen(watched, T0).await.expect("seen");
+    store.source_seen(quiet, T0).await.expect("seen");
     let req = watching(quiet);
     let sweep = |now| {
         let (h, req) = (&h, &req);
@@ -299,7 +299,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     assert_eq!((r.sources_silent, r.source_notices), (1, 0), "told once");
 
     store
-        .account_seen(watched, T0 + 10 * 3600)
+        .source_seen(watched, T0 + 10 * 3600)
         .await
         .expect("seen again");
     let r = sweep(T0 + 10 * 3600 + 60).await.expect("sweep");
@@ -434,7 +434,7 @@ async fn one_sweep_sends_a_bounded_number_of_notices_and_the_next_the_rest() {
     let total = sweep::MAX_NOTICES_PER_SWEEP + 5;
     for i in 0..total {
         store
-            .account_seen(&format!("{:012}", 100_000_000_000 + i), T0)
+            .source_seen(&format!("{:012}", 100_000_000_000 + i), T0)
             .await
             .expect("seen");
     }

@@ -171,18 +171,28 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
     fn classify(&mut self, json: &[u8]) {
         match record::classify(json, self.matcher) {
             Record::Denial(d) if self.account.is_some_and(|a| a != d.key.account_id) => {
-                Unusable::AccountMismatch.count_in(&mut self.stats.counts);
-                if self.mismatched_account.is_none() {
-                    let shown = crate::text::prefix_bytes(&d.key.account_id, SHOWN_ACCOUNT_BYTES);
-                    self.mismatched_account = Some(shown.to_string());
-                }
+                self.mismatch(&d.key.account_id);
             }
-            Record::Denial(d) => {
+            Record::ForeignPrincipal(d) if self.account.is_some() => {
+                let named = crate::key::principal_account(&d.key.user_id).unwrap_or_default();
+                self.mismatch(named);
+            }
+            Record::Denial(d) | Record::ForeignPrincipal(d) => {
                 self.stats.counts.denials += 1;
                 (self.on_denial)(d);
             }
             Record::Other => {}
             Record::Unusable(u) => u.count_in(&mut self.stats.counts),
+        }
+    }
+
+    /// A denial that speaks for another account than the object's: skipped, and the
+    /// first such account kept for the log line.
+    fn mismatch(&mut self, other_account: &str) {
+        Unusable::AccountMismatch.count_in(&mut self.stats.counts);
+        if self.mismatched_account.is_none() {
+            let shown = crate::text::prefix_bytes(other_account, SHOWN_ACCOUNT_BYTES);
+            self.mismatched_account = Some(shown.to_string());
         }
     }
 

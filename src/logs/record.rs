@@ -7,7 +7,7 @@
 use super::matcher::{DenialMatcher, RecordSource};
 use super::{Denial, DenialContext};
 use crate::counters::Counts;
-use crate::key::{bounded_id, DenialKey};
+use crate::key::{bounded_id, principal_account, DenialKey};
 use crate::text::prefix_bytes;
 use chrono::DateTime;
 use serde::Deserialize;
@@ -104,6 +104,11 @@ pub enum Record {
     Other,
     /// A denial the rule cannot use, and why (counted in `Counts::skipped_*`).
     Unusable(Unusable),
+    /// An invocation-log denial whose principal ARN names another account than the
+    /// record's: where the object's location names its account, it is skipped as
+    /// [`Unusable::AccountMismatch`]; a file with no account counts it as the rule would
+    /// (docs/DESIGN.md, "A record speaks only for its own account").
+    ForeignPrincipal(Denial),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +226,13 @@ impl RecordFields<'_> {
         let Ok(event_time) = DateTime::parse_from_rfc3339(&time) else {
             return Record::Unusable(Unusable::BadTimestamp);
         };
-        Record::Denial(Denial {
+        // CloudTrail's cross-account caller (`userIdentity.accountId` another account
+        // than `recipientAccountId`) is a real call into the recipient account and
+        // counts there; an invocation log is written by the account whose model was
+        // called, for its own principals.
+        let foreign = source == RecordSource::BedrockInvocationLog
+            && principal_account(&user).is_some_and(|a| a != account);
+        let denial = Denial {
             key: DenialKey {
                 user_id: user,
                 model_id: model,
@@ -230,6 +241,11 @@ impl RecordFields<'_> {
             event_time: event_time.timestamp(),
             request_id: evidence(request_id, MAX_REQUEST_ID_BYTES),
             context,
-        })
+        };
+        if foreign {
+            Record::ForeignPrincipal(denial)
+        } else {
+            Record::Denial(denial)
+        }
     }
 }

@@ -430,6 +430,36 @@ fn a_denial_of_another_account_than_the_folders_is_skipped_and_named() {
 }
 
 #[test]
+fn a_principal_of_another_account_speaks_only_where_no_location_names_one() {
+    let foreign = "arn:aws:sts::999988887777:assumed-role/OrgAdmin/x";
+    let data = lines(&[
+        denial_line(),
+        bedrock_line(foreign, MODEL, Some("AccessDeniedException"), "hi"),
+        // An ARN that names no account is no claim of another account.
+        bedrock_line("not-an-arn", MODEL, Some("AccessDeniedException"), "hi"),
+    ]);
+    let mut out = Vec::new();
+    let r = read_log(&data[..], &matcher(), Some(ACCOUNT), |d| out.push(d));
+    assert_eq!(out.len(), 2, "{:?}", who(&out));
+    assert!(out.iter().all(|d| d.key.user_id != foreign));
+    assert_eq!(r.stats.counts.skipped_account_mismatch, 1);
+    assert_eq!(r.mismatched_account.as_deref(), Some("999988887777"));
+    // A bare file names no account: the rule counts every record, as the ES|QL does.
+    let (d, r) = read(&data);
+    assert_eq!((d.len(), r.stats.counts.skipped_account_mismatch), (3, 0));
+    // CloudTrail's cross-account caller is a call into the recipient account: counted
+    // there (the finding then names no resource of the caller's account).
+    let mut ct = cloudtrail_record(foreign, MODEL, TS_EPOCH, "InvokeModel", Some("AccessDenied"), "r");
+    ct["userIdentity"]["accountId"] = serde_json::json!("999988887777");
+    let doc = format!("{{\"Records\": [{ct}]}}");
+    let r = read_log(doc.as_bytes(), &matcher(), Some(ACCOUNT), |_| {});
+    assert_eq!(
+        (r.stats.counts.denials, r.stats.counts.skipped_account_mismatch),
+        (1, 0)
+    );
+}
+
+#[test]
 fn truncated_gzip_keeps_what_was_read_and_reports() {
     let many: Vec<String> = (0..5000).map(|_| denial_line()).collect();
     let data = gzip(&lines(&many));

@@ -409,14 +409,14 @@ pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() % 100_000_000_000);
-    let account = format!("0{nanos:011}");
+    let account = format!("0{nanos:011}:eu-west-1");
     let find = |all: Vec<crate::sources::LogSource>| {
         all.into_iter()
             .find(|s| s.account == account)
             .expect("the account is listed, its id exact")
     };
-    store.account_seen(&account, T).await.expect("seen");
-    store.account_seen(&account, T + 600).await.expect("seen");
+    store.source_seen(&account, T).await.expect("seen");
+    store.source_seen(&account, T + 600).await.expect("seen");
     let read = find(store.log_sources().await.expect("sources"));
     assert_eq!(read.last_seen, T, "written at most once an hour");
     let six = 6 * 3600;
@@ -460,7 +460,7 @@ pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &
     assert_eq!(due(&silent, now + 3600, six), None, "told once");
     // Seen again: resumed, told once.
     let back_at = now + SEEN_EVERY_SECONDS;
-    store.account_seen(&account, back_at).await.expect("seen");
+    store.source_seen(&account, back_at).await.expect("seen");
     let back = find(store.log_sources().await.expect("sources"));
     assert_eq!(due(&back, back_at + 60, six), Some(SourceStatus::Resumed));
     assert!(

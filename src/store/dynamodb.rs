@@ -158,10 +158,19 @@ fn cursor_pk(name: &str) -> String {
 const SOURCES_PK: &str = "L#log-sources";
 
 const SEEN_UPDATE: &str = "SET #seen = :now, #account = :account, #exp = :exp";
-const SEEN_CONDITION: &str = "attribute_not_exists(#seen) OR #seen <= :stale";
+const SEEN_CONDITION: &str =
+    "(attribute_not_exists(#account) OR #account = :account) AND (attribute_not_exists(#seen) OR #seen <= :stale)";
 const NOTICE_CLAIM_UPDATE: &str = "SET #natt = :att, #nat = :now";
 const NOTICE_FREE: &str = "(attribute_not_exists(#natt) OR #natt = :att OR #nat <= :stale)";
 const NOTICE_HOLDING: &str = "#natt = :att";
+
+/// The sort key of a log source's item: 62 bits of the digest of its name (its name is
+/// in the item, and every write is conditioned on it, so two names that share a key
+/// cannot overwrite each other).
+fn source_sort_key(name: &str) -> i64 {
+    let digest = crate::key::digest_parts(&[b"log-source", name.as_bytes()]);
+    i64::from_str_radix(&digest[..15], 16).unwrap_or_default() >> 2
+}
 
 /// A log-source item as stored.
 /// An answer that says what it consumed.
@@ -436,14 +445,14 @@ impl DynamoStore {
     }
 
     /// An update of one account's log-source item.
-    fn source_update(&self, account: &str) -> Result<UpdateItemFluentBuilder, StoreError> {
-        let sk: i64 = account.parse().map_err(|_| {
-            self.table_error(
+    fn source_update(&self, name: &str) -> Result<UpdateItemFluentBuilder, StoreError> {
+        if crate::sources::parse_source_name(name).is_none() {
+            return Err(self.table_error(
                 "UpdateItem (log source)",
-                format!("{account:?} is not an account id"),
-            )
-        })?;
-        Ok(self.update(SOURCES_PK.to_string(), sk))
+                format!("{name:?} is not a log source (<account>:<region>)"),
+            ));
+        }
+        Ok(self.update(SOURCES_PK.to_string(), source_sort_key(name)))
     }
 
     /// An update of the notice claim of one account's log-source item.
@@ -1005,9 +1014,9 @@ impl CounterStore for DynamoStore {
             .map_err(|e| self.table_error(OPERATION, e))
     }
 
-    async fn account_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
+    async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
         const OPERATION: &str = "UpdateItem (log source seen)";
-        if !crate::layout::is_account_id(account) {
+        if crate::sources::parse_source_name(account).is_none() {
             return Ok(());
         }
         let update = self
@@ -1047,7 +1056,14 @@ impl CounterStore for DynamoStore {
             let out = self
                 .counted(OPERATION, Units::Read, out)
                 .map_err(|e| self.table_error(OPERATION, e))?;
-            sources.extend(out.items().iter().filter_map(log_source));
+            // Items of the earlier, account-wide layout name no Region: not watched
+            // any more, they expire within WATCHED_FOR_SECONDS and a day.
+            sources.extend(
+                out.items()
+                    .iter()
+                    .filter_map(log_source)
+                    .filter(|s| crate::sources::parse_source_name(&s.account).is_some()),
+            );
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() && sources.len() < super::MAX_LOG_SOURCES => {
                     start = Some(k.clone());

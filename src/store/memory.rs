@@ -238,7 +238,10 @@ impl CounterStore for MemoryStore {
         Ok(())
     }
 
-    async fn account_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
+    async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
+        if crate::sources::parse_source_name(account).is_none() {
+            return Ok(());
+        }
         let mut sources = lock(&self.sources);
         let s = sources
             .entry(account.to_string())
@@ -320,12 +323,15 @@ mod tests {
         let store = MemoryStore::new();
         for i in 0..=super::super::MAX_LOG_SOURCES {
             store
-                .account_seen(&format!("{:012}", 100_000_000_000 + i), 0)
+                .source_seen(&format!("{:012}:us-east-1", 100_000_000_000 + i), 0)
                 .await
                 .expect("seen");
         }
         let sources = store.log_sources().await.expect("sources");
         assert_eq!(sources.len(), super::super::MAX_LOG_SOURCES);
-        assert_eq!(sources[0].account, "100000000000", "the first, in order");
+        assert_eq!(
+            sources[0].account, "100000000000:us-east-1",
+            "the first, in order"
+        );
     }
 }

@@ -305,15 +305,18 @@ pub trait CounterStore: Send + Sync {
         async { Ok(()) }
     }
 
-    /// Records that a log object of `account` was seen at `now`; a no-op when the
-    /// stored time is less than [`SEEN_EVERY_SECONDS`](crate::sources::SEEN_EVERY_SECONDS)
-    /// older (docs/DESIGN.md, "Log sources"). A store that watches no source keeps nothing.
-    fn account_seen(
+    /// Records that a log object with records of the source `source`
+    /// (`<account>:<region>`, [`crate::sources::source_name`]) was read at `now`; a no-op
+    /// when the stored time is less than
+    /// [`SEEN_EVERY_SECONDS`](crate::sources::SEEN_EVERY_SECONDS) older, or the name is
+    /// not a source's (docs/DESIGN.md, "Log sources"). A store that watches no source
+    /// keeps nothing.
+    fn source_seen(
         &self,
-        account: &str,
+        source: &str,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (account, now);
+        let _ = (source, now);
         async { Ok(()) }
     }
 

@@ -5,7 +5,10 @@ keeps what the account had and gives it back, and answers CloudFormation on succ
 and on failure, in time.
 
 The emulator (moto 5.2.5) keeps the logging configuration it is given as it is
-(cloudWatchConfig, s3Config and the delivery flags), and Delete leaves it empty.
+(cloudWatchConfig, s3Config and the delivery flags), and Delete leaves it empty. Its
+SSM Parameter Store answers GetParameters and DeleteParameters for a missing name with
+the name in InvalidParameters, as AWS does, and PutParameter overwrites with
+Overwrite=True.
 
 Run by scripts/test with the emulator's AWS_ENDPOINT_URL set.
 """
@@ -13,6 +16,7 @@ import base64
 import http.server
 import json
 import os
+import re
 import threading
 import time
 import types
@@ -23,6 +27,12 @@ import yaml
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The stack the events come from, and the SSM parameter in which the function keeps the
+# S3 destination an Update replaced: /bedrock-denied-models/<stack name>/<stack uuid>.
+STACK_UUID = "5b1e0f40-8c3a-11ef-9d2b-0a1b2c3d4e5f"
+STACK_ID = "arn:aws:cloudformation:us-east-1:111122223333:stack/member/" + STACK_UUID
+PARAMETER = "/bedrock-denied-models/member/" + STACK_UUID
 
 
 class _Loader(yaml.SafeLoader):
@@ -103,6 +113,7 @@ class MemberCustomResource(unittest.TestCase):
             raise RuntimeError("needs the AWS emulator: run ./scripts/test")
         cls.index = custom_resource_module()
         cls.bedrock = boto3.client("bedrock", region_name="us-east-1")
+        cls.ssm = boto3.client("ssm", region_name="us-east-1")
         cls.server = http.server.HTTPServer(("127.0.0.1", 0), _Responses)
         threading.Thread(target=cls.server.serve_forever, daemon=True).start()
 
@@ -113,14 +124,16 @@ class MemberCustomResource(unittest.TestCase):
     def setUp(self):
         _Responses.received.clear()
         self.bedrock.delete_model_invocation_logging_configuration()
+        self.ssm.delete_parameters(Names=[PARAMETER])
 
-    def event(self, request_type, bucket, physical_id=None, old_bucket=None, take_over=None):
+    def event(self, request_type, bucket, physical_id=None, old_bucket=None, take_over=None,
+              old_take_over=None):
         """What CloudFormation sends: the physical id on Update and Delete, the old
         properties on Update."""
         event = {
             "RequestType": request_type,
             "ResponseURL": "http://127.0.0.1:%d/response" % self.server.server_port,
-            "StackId": "arn:aws:cloudformation:us-east-1:111122223333:stack/member/1",
+            "StackId": STACK_ID,
             "RequestId": "r-1",
             "LogicalResourceId": "InvocationLogging",
             "ResourceProperties": {"BucketName": bucket},
@@ -131,6 +144,8 @@ class MemberCustomResource(unittest.TestCase):
             event["PhysicalResourceId"] = physical_id
         if old_bucket is not None:
             event["OldResourceProperties"] = {"BucketName": old_bucket}
+        if old_take_over is not None:
+            event["OldResourceProperties"]["TakeOverExistingS3Destination"] = old_take_over
         return event
 
     def run_handler(self, event, client="emulator", context=None):
@@ -145,6 +160,12 @@ class MemberCustomResource(unittest.TestCase):
 
     def config(self):
         return self.bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or {}
+
+    def kept(self):
+        """The SSM parameter's value (the base64 of the s3Config an Update replaced), or
+        None."""
+        found = self.ssm.get_parameters(Names=[PARAMETER])["Parameters"]
+        return found[0]["Value"] if found else None
 
     def current_bucket(self):
         config = self.bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or {}
@@ -277,6 +298,132 @@ class MemberCustomResource(unittest.TestCase):
         self.assertEqual(rolled_back["Status"], "SUCCESS")
         self.assertEqual(self.config(), before)
 
+    # Take-over allowed by an Update: the physical id cannot change (a new one makes
+    # CloudFormation delete the old resource), so the stack's SSM parameter keeps what
+    # the Update replaced.
+
+    TEAM = {
+        "s3Config": {"bucketName": "team-bedrock-logs", "keyPrefix": "bedrock/"},
+        "textDataDeliveryEnabled": True,
+        "imageDataDeliveryEnabled": False,
+        "embeddingDataDeliveryEnabled": True,
+    }
+
+    def create_then_let_the_team_take_logging(self):
+        """A stack created with TakeOverExistingS3Destination=false and nothing to
+        replace; then the account points logging at the team's bucket. The physical id."""
+        created = self.run_handler(self.event("Create", "bedrock-logs-a", take_over="false"))
+        self.assertEqual(created["Status"], "SUCCESS", created["Reason"])
+        self.assertEqual(created["PhysicalResourceId"], "bedrock-invocation-logging")
+        self.bedrock.put_model_invocation_logging_configuration(loggingConfig=self.TEAM)
+        return created["PhysicalResourceId"]
+
+    def update_taking_over(self, physical_id):
+        updated = self.run_handler(self.event(
+            "Update", "bedrock-logs-a", physical_id, old_bucket="bedrock-logs-a",
+            take_over="true", old_take_over="false"))
+        self.assertEqual(updated["Status"], "SUCCESS", updated["Reason"])
+        self.assertEqual(updated["PhysicalResourceId"], physical_id, "an Update keeps its physical id")
+        self.assertEqual(
+            self.config(), dict(self.TEAM, s3Config={"bucketName": "bedrock-logs-a", "keyPrefix": ""}))
+
+    def test_an_update_that_takes_over_keeps_what_it_replaced_for_delete(self):
+        created = self.create_then_let_the_team_take_logging()
+        # Not allowed yet: refused, nothing changed, nothing kept.
+        refused = self.run_handler(self.event(
+            "Update", "bedrock-logs-a", created, old_bucket="bedrock-logs-a", take_over="false",
+            old_take_over="false"))
+        self.assertEqual(refused["Status"], "FAILED")
+        self.assertIn("team-bedrock-logs", refused["Reason"])
+        self.assertEqual(self.config(), self.TEAM)
+        self.assertIsNone(self.kept())
+        # Allowed by an Update: the team's S3 destination is kept in the parameter.
+        self.update_taking_over(created)
+        self.assertIsNotNone(self.kept(), "the Update kept what it replaced")
+        self.assertEqual(json.loads(base64.urlsafe_b64decode(self.kept())), self.TEAM["s3Config"])
+        # Another Update with nothing to replace keeps what the first one replaced.
+        again = self.run_handler(self.event(
+            "Update", "bedrock-logs-a", created, old_bucket="bedrock-logs-a", take_over="true",
+            old_take_over="true"))
+        self.assertEqual(again["Status"], "SUCCESS", again["Reason"])
+        self.assertEqual(json.loads(base64.urlsafe_b64decode(self.kept())), self.TEAM["s3Config"])
+        # Delete gives the team's bucket back and forgets it; a repeated Delete (as
+        # CloudFormation may send) changes nothing.
+        for _ in range(2):
+            deleted = self.run_handler(self.event("Delete", "bedrock-logs-a", created, take_over="true"))
+            self.assertEqual(deleted["Status"], "SUCCESS", deleted["Reason"])
+            self.assertEqual(self.config(), self.TEAM, "the team's bucket is given back")
+            self.assertIsNone(self.kept())
+
+    def test_delete_without_the_kept_destination_removes_its_own(self):
+        created = self.create_then_let_the_team_take_logging()
+        self.update_taking_over(created)
+        self.assertIsNotNone(self.kept(), "the Update kept what it replaced")
+        self.ssm.delete_parameters(Names=[PARAMETER])  # lost (deleted by hand)
+        deleted = self.run_handler(self.event("Delete", "bedrock-logs-a", created, take_over="true"))
+        self.assertEqual(deleted["Status"], "SUCCESS", deleted["Reason"])
+        without_s3 = {k: v for k, v in self.TEAM.items() if k != "s3Config"}
+        self.assertEqual(self.config(), {}, "no destination left: the configuration goes")
+        # With a CloudWatch Logs destination, that and the settings stay.
+        with_cloudwatch = dict(without_s3, cloudWatchConfig={
+            "logGroupName": "/aws/bedrock/invocations",
+            "roleArn": "arn:aws:iam::111122223333:role/bedrock-logging"})
+        self.bedrock.put_model_invocation_logging_configuration(
+            loggingConfig=dict(with_cloudwatch, s3Config={"bucketName": "bedrock-logs-a", "keyPrefix": ""}))
+        deleted = self.run_handler(self.event("Delete", "bedrock-logs-a", created, take_over="true"))
+        self.assertEqual(deleted["Status"], "SUCCESS", deleted["Reason"])
+        self.assertEqual(self.config(), with_cloudwatch)
+
+    def test_a_physical_id_that_keeps_a_destination_is_still_given_back(self):
+        # A stack created with take-over (by this version or an earlier one, which kept
+        # the replaced destination only in the physical id) and no parameter.
+        physical_id = "bedrock-invocation-logging:" + base64.urlsafe_b64encode(
+            json.dumps(self.TEAM["s3Config"]).encode()).decode()
+        ours = dict(self.TEAM, s3Config={"bucketName": "bedrock-logs-a", "keyPrefix": ""})
+        self.bedrock.put_model_invocation_logging_configuration(loggingConfig=ours)
+        deleted = self.run_handler(self.event("Delete", "bedrock-logs-a", physical_id, take_over="true"))
+        self.assertEqual(deleted["Status"], "SUCCESS", deleted["Reason"])
+        self.assertEqual(self.config(), self.TEAM)
+        # If an Update later took over another bucket, that one, the latest replaced,
+        # is given back.
+        self.bedrock.put_model_invocation_logging_configuration(loggingConfig=ours)
+        since = {"bucketName": "moved-elsewhere", "keyPrefix": "x/"}
+        self.bedrock.put_model_invocation_logging_configuration(loggingConfig=dict(self.TEAM, s3Config=since))
+        updated = self.run_handler(self.event(
+            "Update", "bedrock-logs-a", physical_id, old_bucket="bedrock-logs-a", take_over="true",
+            old_take_over="true"))
+        self.assertEqual((updated["Status"], updated["PhysicalResourceId"]), ("SUCCESS", physical_id))
+        deleted = self.run_handler(self.event("Delete", "bedrock-logs-a", physical_id, take_over="true"))
+        self.assertEqual(deleted["Status"], "SUCCESS", deleted["Reason"])
+        self.assertEqual(self.config(), dict(self.TEAM, s3Config=since))
+        self.assertIsNone(self.kept())
+
+    def test_the_role_may_use_exactly_the_parameter_and_calls_the_function_uses(self):
+        template = member_template()
+        code = template["Resources"]["LoggingConfigFunction"]["Properties"]["Code"]["ZipFile"]
+        statements = template["Resources"]["LoggingConfigRole"]["Properties"]["Policies"][0][
+            "PolicyDocument"]["Statement"]
+        ssm = [s for s in statements if any(a.startswith("ssm:") for a in s["Action"])]
+        self.assertEqual(len(ssm), 1, ssm)
+        calls = set(re.findall(r'aws\("ssm"\)\.(\w+)\(', code))
+        self.assertEqual(
+            set(ssm[0]["Action"]),
+            {"ssm:" + "".join(w.capitalize() for w in call.split("_")) for call in calls})
+        self.assertEqual(len(calls), 3)
+        # !Sub [text, {StackUuid: !Select [2, !Split ["/", !Ref AWS::StackId]]}], as
+        # CloudFormation resolves it for STACK_ID.
+        text, variables = ssm[0]["Resource"]
+        self.assertEqual(variables, {"StackUuid": [2, ["/", "AWS::StackId"]]})
+        self.assertEqual(STACK_ID.split("/")[2], STACK_UUID)
+        arn = (text.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "us-east-1")
+               .replace("${AWS::AccountId}", "111122223333").replace("${AWS::StackName}", "member")
+               .replace("${StackUuid}", STACK_UUID))
+        self.assertEqual(arn, "arn:aws:ssm:us-east-1:111122223333:parameter" + PARAMETER)
+        # The function names that parameter.
+        self.create_then_let_the_team_take_logging()
+        self.update_taking_over("bedrock-invocation-logging")
+        self.assertIsNotNone(self.kept())
+
     # Bedrock failing or slow: CloudFormation always gets its answer.
 
     def test_bedrock_failing_on_every_call(self):
@@ -356,6 +503,4 @@ class MemberCustomResource(unittest.TestCase):
                         timeout - self.index.ANSWER_MS / 1000)
 
 if __name__ == "__main__":
-    unittest.main()
-
     unittest.main()

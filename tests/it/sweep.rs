@@ -182,7 +182,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
 
     // A log object of the account arrives again: resumed, told once.
     dynamo_store(&s.sdk, &s.table)
-        .account_seen(watched, now + 10 * 3600)
+        .source_seen(watched, now + 10 * 3600)
         .await
         .expect("seen");
     let r = sweep(now + 10 * 3600 + 60).await;

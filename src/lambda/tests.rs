@@ -130,12 +130,13 @@ async fn malformed_and_control_payloads_are_acknowledged() {
     );
 }
 
-/// JSON lines of four denials by Mallory that claim `account`.
+/// JSON lines of four denials by a principal of `account` that claim `account`.
 fn claiming(account: &str) -> String {
+    let mallory = MALLORY.replace(ACCOUNT, account);
     (0..4)
         .map(|i| {
             record(
-                MALLORY,
+                &mallory,
                 MODEL,
                 account,
                 T0 + i,
@@ -279,8 +280,9 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let h = handler(MemorySource::new());
     let store = h.detector().store();
     let (watched, quiet) = ("111122223333", "444455556666");
-    store.source_seen(watched, T0).await.expect("seen");
-    store.source_seen(quiet, T0).await.expect("seen");
+    let (watched_source, quiet_source) = (format!("{watched}:us-east-1"), format!("{quiet}:us-east-1"));
+    store.source_seen(&watched_source, T0).await.expect("seen");
+    store.source_seen(&quiet_source, T0).await.expect("seen");
     let req = watching(quiet);
     let sweep = |now| {
         let (h, req) = (&h, &req);
@@ -299,7 +301,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     assert_eq!((r.sources_silent, r.source_notices), (1, 0), "told once");
 
     store
-        .source_seen(watched, T0 + 10 * 3600)
+        .source_seen(&watched_source, T0 + 10 * 3600)
         .await
         .expect("seen again");
     let r = sweep(T0 + 10 * 3600 + 60).await.expect("sweep");
@@ -314,16 +316,64 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
 }
 
 #[tokio::test]
-async fn objects_mark_their_folders_account_as_seen() {
+async fn objects_with_records_mark_their_account_and_region_as_seen() {
     let src = MemorySource::new();
-    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/14/t.json";
-    src.put("logs", key, "{\"Records\": []}");
+    let trail = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/14/t.json";
+    let record = crate::testing::cloudtrail_record(MALLORY, MODEL, T0, "InvokeModel", None, "r");
+    src.put("logs", trail, json!({"Records": [record]}).to_string());
+    // Keys alone, empty documents and garbage say nothing of a Region delivering.
+    let nothing = [
+        ("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/e.json", "{\"Records\": []}".to_string()),
+        ("AWSLogs/111122223333/BedrockModelInvocationLogs/eu-west-1/2026/03/14/09/g.json", "not json\n".to_string()),
+        ("AWSLogs/111122223333/notes/us-west-2/x.json", denials(MALLORY, &[T0])),
+    ];
+    for (key, body) in &nothing {
+        src.put("logs", key, body.clone());
+    }
     let h = handler(src);
-    h.handle(s3_event(&[key])).await.expect("ok");
+    h.handle(s3_event(&[trail])).await.expect("ok");
+    for (key, _) in &nothing {
+        h.handle(s3_event(&[key])).await.expect("ok");
+    }
     let sources = h.detector().store().log_sources().await.expect("sources");
-    assert_eq!(sources.len(), 1);
-    assert_eq!(sources[0].account, "111122223333");
+    let names: Vec<&str> = sources.iter().map(|s| s.account.as_str()).collect();
+    assert_eq!(names, ["111122223333:us-east-1"]);
     assert!(sources[0].last_seen > 0);
+}
+
+#[tokio::test]
+async fn one_region_that_stops_is_told_while_the_accounts_others_deliver() {
+    let h = handler(MemorySource::new());
+    let store = h.detector().store();
+    store.source_seen("111122223333:us-east-1", T0).await.expect("seen");
+    store.source_seen("111122223333:eu-west-1", T0).await.expect("seen");
+    // us-east-1 keeps delivering; eu-west-1 stops.
+    for hour in 1..=6 {
+        store
+            .source_seen("111122223333:us-east-1", T0 + hour * 3600)
+            .await
+            .expect("seen");
+    }
+    let r = h
+        .sweep(&watching(""), T0 + 6 * 3600 + 60, &mut Counts::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!((r.sources_watched, r.source_notices), (2, 1), "{r:?}");
+    let notices = h.sink().notices();
+    assert_eq!(
+        (notices[0].account_id.as_str(), notices[0].region.as_str()),
+        ("111122223333", "eu-west-1")
+    );
+    assert!(notices[0].subject().contains("eu-west-1"));
+    // A Region expected to be quiet is named as `account:region`.
+    let h = handler(MemorySource::new());
+    let store = h.detector().store();
+    store.source_seen("111122223333:eu-west-1", T0).await.expect("seen");
+    let r = h
+        .sweep(&watching("111122223333:eu-west-1"), T0 + 7 * 3600, &mut Counts::default(), None)
+        .await
+        .expect("sweep");
+    assert_eq!((r.sources_watched, r.source_notices), (0, 0), "{r:?}");
 }
 
 /// A sweep request over the last `hours` hours, watching no account.
@@ -346,14 +396,17 @@ fn recent_key(folder: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn a_sweep_that_stops_early_continues_where_it_left_off() {
+    // Twelve accounts with 60 new objects each: 720, over one sweep's 500, and each
+    // over an account's share of 50.
     let src = MemorySource::new();
-    let accounts = ["111111111111", "222222222222", "333333333333"];
-    for account in accounts {
-        for i in 0..200 {
+    let accounts: Vec<String> = (1..=12).map(|i| format!("{:012}", i * 1_000_000)).collect();
+    for account in &accounts {
+        for i in 0..60 {
             let key = recent_key(&format!("AWSLogs/{account}/"), &format!("{i:03}.json"));
             src.put("logs", &key, denials(MALLORY, &[T0]));
         }
     }
+    assert_eq!(sweep::SWEEP_MAX_OBJECTS_PER_ACCOUNT, 50);
     let h = handler(src);
     let now = chrono::Utc::now().timestamp();
     let mut metrics = Counts::default();
@@ -361,20 +414,32 @@ async fn a_sweep_that_stops_early_continues_where_it_left_off() {
         .sweep(&sweep_of(1), now, &mut metrics, None)
         .await
         .expect("sweep");
-    assert_eq!(first.accounts, 3);
+    assert_eq!(first.accounts, 12);
     assert_eq!(first.processed as usize, sweep::SWEEP_MAX_OBJECTS);
-    assert_eq!((first.accounts_swept, first.left_for_next_sweep), (2, 100));
-    assert_eq!(first.continues_at.as_deref(), Some("AWSLogs/333333333333/"));
+    assert_eq!(
+        (first.accounts_over_share, first.left_for_next_sweep),
+        (10, 100),
+        "ten accounts had their share: {first:?}"
+    );
+    assert_eq!(first.accounts_swept, 0);
+    let eleventh = format!("AWSLogs/{}/", accounts[10]);
+    assert_eq!(first.continues_at.as_deref(), Some(eleventh.as_str()));
     let second = h
         .sweep(&sweep_of(1), now, &mut metrics, None)
         .await
         .expect("sweep");
     assert_eq!(
-        second.processed, 100,
-        "the rest, from where the first stopped"
+        second.processed, 200,
+        "the two not reached get their share, then the ten the rest: {second:?}"
     );
-    assert_eq!(second.already_processed, 500);
+    assert_eq!((second.accounts_swept, second.accounts_over_share), (10, 2));
     assert_eq!(second.continues_at, None, "went through");
+    let third = h
+        .sweep(&sweep_of(1), now, &mut metrics, None)
+        .await
+        .expect("sweep");
+    assert_eq!((third.processed, third.already_processed), (20, 700));
+    assert_eq!(third.accounts_swept, 12);
     // Out of time before anything: nothing processed, and the next sweep starts where
     // this one would have.
     let src = MemorySource::new();
@@ -434,7 +499,7 @@ async fn one_sweep_sends_a_bounded_number_of_notices_and_the_next_the_rest() {
     let total = sweep::MAX_NOTICES_PER_SWEEP + 5;
     for i in 0..total {
         store
-            .source_seen(&format!("{:012}", 100_000_000_000 + i), T0)
+            .source_seen(&format!("{:012}:us-east-1", 100_000_000_000 + i), T0)
             .await
             .expect("seen");
     }

@@ -170,7 +170,9 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
     /// A record the prefilter flagged (already counted): parse it.
     fn classify(&mut self, json: &[u8]) {
         match record::classify(json, self.matcher) {
-            Record::Denial(d) if self.account.is_some_and(|a| a != d.key.account_id) => {
+            Record::Denial(d) | Record::ForeignPrincipal(d)
+                if self.account.is_some_and(|a| a != d.key.account_id) =>
+            {
                 self.mismatch(&d.key.account_id);
             }
             Record::ForeignPrincipal(d) if self.account.is_some() => {

@@ -252,6 +252,18 @@ impl CounterStore for EarlierLayout {
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.inner.mark_alert_sent(key, claim).await
     }
+
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .take_alert_slot(account, hour_start, max, expires_at)
+            .await
+    }
 }
 
 /// Counts `objects` through the detector over `store`; `usage` reads what the store

@@ -10,6 +10,11 @@ pub const DEFAULT_THRESHOLD: u64 = 3;
 pub const DEFAULT_BUCKET_MINUTES: u32 = 10;
 pub const DEFAULT_WINDOW_BUCKETS: u32 = 6;
 pub const DEFAULT_SUPPRESS_MINUTES: u32 = 60;
+/// Alerts of one object sent one by one; the rest are summed up (docs/DESIGN.md,
+/// "Alert ceilings").
+pub const DEFAULT_MAX_ALERTS_PER_OBJECT: u32 = 10;
+/// Alerts of one account sent per wall-clock hour; the rest are summed up.
+pub const DEFAULT_MAX_ALERTS_PER_ACCOUNT_HOUR: u32 = 30;
 /// The rule's `gen_ai.response.error_code == "AccessDeniedException"`, exactly.
 pub const DEFAULT_DENIAL_CODES: &str = "AccessDeniedException";
 /// CloudTrail writes IAM denials of `bedrock:InvokeModel` as `AccessDenied`.
@@ -64,6 +69,10 @@ pub struct Config {
     pub cloudtrail_denial_codes: Vec<String>,
     /// Keys that do not alert, or alert at their own threshold.
     pub exceptions: Exceptions,
+    /// Alerts of one object sent one by one, the most denied first.
+    pub max_alerts_per_object: u32,
+    /// Alerts of one account sent per wall-clock hour.
+    pub max_alerts_per_account_hour: u32,
 }
 
 impl Default for Config {
@@ -81,6 +90,8 @@ impl Default for Config {
             )
             .unwrap_or_default(),
             exceptions: Exceptions::default(),
+            max_alerts_per_object: DEFAULT_MAX_ALERTS_PER_OBJECT,
+            max_alerts_per_account_hour: DEFAULT_MAX_ALERTS_PER_ACCOUNT_HOUR,
         }
     }
 }

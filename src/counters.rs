@@ -139,6 +139,11 @@ counters! {
     object alerts_suppressed => Some("AlertsSuppressed"), Some(("alerts", "{} suppressed"));
     /// Alerts not raised because an exception rule stops them.
     object alerts_excepted => Some("AlertsExcepted"), Some(("alerts", "{} excepted"));
+    /// Keys over the threshold whose alert the ceilings held back (docs/DESIGN.md,
+    /// "Alert ceilings").
+    object alerts_over_ceiling => Some("AlertsOverCeiling"), Some(("alerts", "?{} held back by the ceilings"));
+    /// Summaries of the alerts held back, sent.
+    object ceiling_notices => Some("CeilingNotices"), Some(("alerts", "?{} ceiling summaries sent"));
     /// Keys whose alert another attempt was delivering: this one waited for it.
     object alerts_in_progress => Some("AlertsInProgress"), Some(("alerts", "?{} waited for another attempt"));
     /// Alerts shown but not delivered (a replay that counts only).

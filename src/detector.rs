@@ -6,12 +6,12 @@
 //! blocking thread, then [`Detector::count`].
 
 use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, Reader};
-use crate::alert::{Alert, AlertSink, Sink, SinkError};
+use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
 use crate::counters::Counts;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{LogFormat, ReadError};
-use crate::sources::SourceNotice;
+
 use crate::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowRead,
 };
@@ -229,23 +229,64 @@ impl<S: CounterStore> Detector<S> {
         })
     }
 
-    /// Counts one object's aggregate and raises the alerts it completes. Every key is
-    /// counted and evaluated whatever another key's requests do, and none is dropped
-    /// halfway (a claim held, a delivery under way): a failing key fails the object,
-    /// so it is retried and the retry completes exactly what is missing, but it never
-    /// stops the others.
+    /// Counts one object's aggregate and raises the alerts it completes, within the
+    /// alert ceilings (docs/DESIGN.md, "Alert ceilings"). Every key is counted and
+    /// evaluated whatever another key's requests do, and none is dropped halfway (a
+    /// claim held, a delivery under way): a failing key fails the object, so it is
+    /// retried and the retry completes exactly what is missing, but it never stops the
+    /// others.
     pub async fn record(&self, object: &ObjectId, agg: &Aggregate) -> Result<Counts, DetectError> {
         let attempt = attempt_id();
-        let results: Vec<Result<Counts, DetectError>> = stream::iter(agg.keys.iter())
-            .map(|(key, denials)| self.record_key(object, &attempt, key, denials))
-            .buffer_unordered(KEY_CONCURRENCY)
-            .collect()
-            .await;
+        let results: Vec<Result<(Counts, Option<Pending>), DetectError>> =
+            stream::iter(agg.keys.iter())
+                .map(|(key, denials)| self.record_key(object, key, denials))
+                .buffer_unordered(KEY_CONCURRENCY)
+                .collect()
+                .await;
         let keys = results.len();
         let mut done = Counts::default();
         let mut errors = Vec::new();
+        let mut pending = Vec::new();
         for r in results {
             match r {
+                Ok((r, p)) => {
+                    done.add(&r);
+                    pending.extend(p);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // The most denied keys are alerted one by one, the same ones on every retry;
+        // the rest of the object's alerts are summed up.
+        pending.sort_by(|a, b| {
+            b.alert
+                .total_denials
+                .cmp(&a.alert.total_denials)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        let over_object = pending.split_off(pending.len().min(self.config.max_alerts_per_object as usize));
+        let mut held: Vec<(String, HeldKey)> = over_object.into_iter().map(Pending::held).collect();
+        let delivered: Vec<Result<(Counts, Option<Pending>), DetectError>> = stream::iter(pending)
+            .map(|p| self.deliver_pending(object, &attempt, p))
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut over_hour = false;
+        for r in delivered {
+            match r {
+                Ok((r, p)) => {
+                    done.add(&r);
+                    if let Some(p) = p {
+                        over_hour = true;
+                        held.push(p.held());
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        done.alerts_over_ceiling += held.len() as u64;
+        if !held.is_empty() {
+            match self.summarize(object, &attempt, held, over_hour).await {
                 Ok(r) => done.add(&r),
                 Err(e) => errors.push(e),
             }
@@ -271,13 +312,15 @@ impl<S: CounterStore> Detector<S> {
         }
     }
 
+    /// Counts one key of an object and evaluates its windows: the alert it would raise,
+    /// if any, for [`Detector::record`] to deliver within the ceilings. Previewing, the
+    /// alert is shown at once.
     async fn record_key(
         &self,
         object: &ObjectId,
-        attempt: &str,
         key: &DenialKey,
         denials: &KeyDenials,
-    ) -> Result<Counts, DetectError> {
+    ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
         let spec = self.reader.spec();
         let window_seconds = spec.bucket_seconds() * spec.window_buckets();
@@ -303,7 +346,7 @@ impl<S: CounterStore> Detector<S> {
 
         let touched = denials.buckets.keys().copied().collect();
         let Some((first, last)) = spec.query_range(&touched) else {
-            return Ok(report);
+            return Ok((report, None));
         };
         let rule = self.config.exceptions.rule_for(key, counted_at);
         let threshold = rule
@@ -327,7 +370,7 @@ impl<S: CounterStore> Detector<S> {
             if let (Some(rule), Some(window)) = (stops, &partial) {
                 info!(key = %key, total_at_least = window.total, reason = %rule.reason, "alert excepted");
                 report.alerts_excepted += 1;
-                return Ok(report);
+                return Ok((report, None));
             }
             let state = self.store.alert_state(key).await.map_err(&store_err)?;
             let suppress = self.config.suppress_seconds();
@@ -337,7 +380,7 @@ impl<S: CounterStore> Detector<S> {
             }) {
                 report.alerts_suppressed += 1;
                 info!(key = %key, last_sent_end = state.last_sent_end, "every window of this object is within the suppression period; not read whole");
-                return Ok(report);
+                return Ok((report, None));
             }
             read.max_contributions = None;
             counts = self
@@ -348,12 +391,12 @@ impl<S: CounterStore> Detector<S> {
         }
         let counts = counts.buckets;
         let Some(window) = spec.alert_window(&counts, &touched, threshold) else {
-            return Ok(report);
+            return Ok((report, None));
         };
         if let Some(rule) = stops {
             info!(key = %key, total = window.total, reason = %rule.reason, "alert excepted");
             report.alerts_excepted += 1;
-            return Ok(report);
+            return Ok((report, None));
         }
 
         let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
@@ -368,22 +411,120 @@ impl<S: CounterStore> Detector<S> {
                         source,
                     },
                 })?;
-            return Ok(report);
+            return Ok((report, None));
         }
+        let pending = Pending {
+            key: key.clone(),
+            alert,
+            window_end,
+        };
+        Ok((report, Some(pending)))
+    }
+
+    /// How long an alert's state outlives it, from `now`.
+    fn expires_at(&self, now: i64) -> i64 {
+        let spec = self.reader.spec();
+        now + spec.bucket_seconds() * spec.window_buckets()
+            + self.config.suppress_seconds()
+            + LATE_LOG_MARGIN_SECONDS
+    }
+
+    /// Claims and delivers one alert within its account's hourly allowance; the alert
+    /// back when the allowance is used up (its claim given back).
+    async fn deliver_pending(
+        &self,
+        object: &ObjectId,
+        attempt: &str,
+        pending: Pending,
+    ) -> Result<(Counts, Option<Pending>), DetectError> {
+        let mut report = Counts::default();
         // The claim's time is read when it is written: counting and reading may have
         // taken a while, and the lease is measured from the claim.
         let now = (self.clock)();
         let claim = AlertClaim {
             object_token: object.token.clone(),
             attempt: attempt.to_string(),
-            window_end,
+            window_end: pending.window_end,
             suppress_seconds: self.config.suppress_seconds(),
             lease_seconds: CLAIM_LEASE_SECONDS,
             now,
-            expires_at: expires_at(now),
+            expires_at: self.expires_at(now),
         };
-        self.deliver(object, key, &alert, claim, &mut report)
+        let sent = self
+            .deliver(object, &pending.key, &pending.alert, claim, &mut report)
             .await?;
+        Ok((report, (!sent).then_some(pending)))
+    }
+
+    /// Tells the team of the alerts the ceilings held back, one summary per account
+    /// (at most [`MAX_CEILING_SUMMARIES`] per object) and per hour: claimed like an
+    /// alert, so a redelivered object or a concurrent one sends it once, and given
+    /// back when a sink fails so the retry sends it again.
+    async fn summarize(
+        &self,
+        object: &ObjectId,
+        attempt: &str,
+        held: Vec<(String, HeldKey)>,
+        over_hour: bool,
+    ) -> Result<Counts, DetectError> {
+        let store_err = Self::store_error(object);
+        let mut report = Counts::default();
+        let mut by_account: std::collections::BTreeMap<String, Vec<HeldKey>> = Default::default();
+        for (account, key) in held {
+            by_account.entry(account).or_default().push(key);
+        }
+        let mut accounts: Vec<(String, Vec<HeldKey>)> = by_account.into_iter().collect();
+        accounts.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        accounts.truncate(MAX_CEILING_SUMMARIES);
+        let now = (self.clock)();
+        let hour_start = now - now.rem_euclid(3600);
+        for (account, keys) in accounts {
+            let notice = Notice::Ceiling(CeilingNotice::new(
+                &account,
+                keys,
+                &object.uri,
+                over_hour.then_some(hour_start),
+                (
+                    self.config.max_alerts_per_object,
+                    self.config.max_alerts_per_account_hour,
+                ),
+            ));
+            // No log id is empty: this key is no principal's.
+            let key = DenialKey::new("", CEILING_CLAIM_MODEL, &account);
+            let claim = AlertClaim {
+                object_token: object.token.clone(),
+                attempt: attempt.to_string(),
+                window_end: hour_start + 3600,
+                suppress_seconds: 0,
+                lease_seconds: CLAIM_LEASE_SECONDS,
+                now,
+                expires_at: now + 2 * 3600,
+            };
+            let claimed = match self.store.claim_alert(&key, &claim).await {
+                Ok(ClaimOutcome::Claimed { .. }) => true,
+                Ok(_) => false,
+                Err(e) => {
+                    self.release(&key, &claim).await;
+                    return Err(store_err(e));
+                }
+            };
+            if !claimed {
+                continue; // Told this hour already, or being told.
+            }
+            if let Err(source) = self.notify(&notice).await {
+                self.release(&key, &claim).await;
+                return Err(DetectError::Deliver {
+                    object: object.uri.clone(),
+                    source,
+                });
+            }
+            self.store
+                .mark_alert_sent(&key, &claim)
+                .await
+                .map_err(&store_err)?;
+            warn!(object = %object.uri, account = %account, "alerts over the ceilings summed up in one notice");
+            report.ceiling_notices += 1;
+        }
         Ok(report)
     }
 
@@ -421,8 +562,10 @@ impl<S: CounterStore> Detector<S> {
     }
 
     /// Claims the alert and delivers it to every sink that does not have it yet; waits
-    /// while another attempt holds a fresh claim. On any failure the claim is given
-    /// back so the retry can take it at once.
+    /// while another attempt holds a fresh claim. A first delivery takes one of its
+    /// account's alerts of the hour: with none left, the claim is given back and the
+    /// alert is held (`Ok(false)`). On any failure the claim is given back so the
+    /// retry can take it at once.
     async fn deliver(
         &self,
         object: &ObjectId,
@@ -430,7 +573,7 @@ impl<S: CounterStore> Detector<S> {
         alert: &Alert,
         mut claim: AlertClaim,
         report: &mut Counts,
-    ) -> Result<(), DetectError> {
+    ) -> Result<bool, DetectError> {
         let store_err = Self::store_error(object);
         let started = Instant::now();
         loop {
@@ -444,6 +587,29 @@ impl<S: CounterStore> Detector<S> {
             };
             match outcome {
                 ClaimOutcome::Claimed { delivered } => {
+                    if delivered.is_empty() {
+                        let hour_start = claim.now - claim.now.rem_euclid(3600);
+                        let slot = self
+                            .store
+                            .take_alert_slot(
+                                &key.account_id,
+                                hour_start,
+                                self.config.max_alerts_per_account_hour,
+                                hour_start + 2 * 3600,
+                            )
+                            .await;
+                        match slot {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                self.release(key, &claim).await;
+                                return Ok(false);
+                            }
+                            Err(e) => {
+                                self.release(key, &claim).await;
+                                return Err(store_err(e));
+                            }
+                        }
+                    }
                     if let Err(e) = self
                         .deliver_claimed(object, key, alert, &claim, &delivered)
                         .await
@@ -452,11 +618,11 @@ impl<S: CounterStore> Detector<S> {
                         return Err(e);
                     }
                     report.alerts_published += 1;
-                    return Ok(());
+                    return Ok(true);
                 }
                 ClaimOutcome::Suppressed { .. } => {
                     report.alerts_suppressed += 1;
-                    return Ok(());
+                    return Ok(true);
                 }
                 ClaimOutcome::Busy { .. } => {
                     report.alerts_in_progress = 1;
@@ -512,7 +678,7 @@ impl<S: CounterStore> Detector<S> {
     /// Delivers a notice about an account's logs to every sink at once; the first
     /// failure, after all were tried. A retry delivers to every sink again: notices
     /// are at least once, like alerts.
-    pub async fn notify(&self, notice: &SourceNotice) -> Result<(), SinkError> {
+    pub async fn notify(&self, notice: &Notice) -> Result<(), SinkError> {
         join_all(self.sinks.iter().map(|s| notify(s, notice)))
             .await
             .into_iter()
@@ -527,6 +693,32 @@ impl<S: CounterStore> Detector<S> {
     }
 }
 
+/// Ceiling summaries one object sends at most (one per account it names).
+pub const MAX_CEILING_SUMMARIES: usize = 10;
+/// The model id of a ceiling summary's claim key, whose user id is empty.
+const CEILING_CLAIM_MODEL: &str = "alert-ceiling";
+
+/// An alert found for one key of an object, not yet claimed.
+struct Pending {
+    key: DenialKey,
+    alert: Alert,
+    window_end: i64,
+}
+
+impl Pending {
+    /// The alert held back: its account and what a summary names of it.
+    fn held(self) -> (String, HeldKey) {
+        (
+            self.key.account_id,
+            HeldKey {
+                user_id: self.key.user_id,
+                model_id: self.key.model_id,
+                total_denials: self.alert.total_denials,
+            },
+        )
+    }
+}
+
 /// Delivers `alert` to `sink` within [`SINK_TIMEOUT`].
 async fn publish(sink: &Sink, alert: &Alert) -> Result<(), SinkError> {
     tokio::time::timeout(SINK_TIMEOUT, sink.publish(alert))
@@ -535,7 +727,7 @@ async fn publish(sink: &Sink, alert: &Alert) -> Result<(), SinkError> {
 }
 
 /// Delivers `notice` to `sink` within [`SINK_TIMEOUT`].
-async fn notify(sink: &Sink, notice: &SourceNotice) -> Result<(), SinkError> {
+async fn notify(sink: &Sink, notice: &Notice) -> Result<(), SinkError> {
     tokio::time::timeout(SINK_TIMEOUT, sink.notify(notice))
         .await
         .unwrap_or_else(|_| Err(SinkError::notice(sink.name(), notice, timed_out())))

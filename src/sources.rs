@@ -163,11 +163,11 @@ impl SourceNotice {
     pub fn subject(&self) -> String {
         let subject = match self.status {
             SourceStatus::Silent => format!(
-                "[WARNING] Bedrock logs: {} {} silent {} h",
+                "[WARNING] Bedrock logs: account {} in {} silent for {} h",
                 self.account_id, self.region, self.hours_since_last_seen
             ),
             SourceStatus::Resumed => format!(
-                "[OK] Bedrock logs: {} {} delivering again",
+                "[OK] Bedrock logs: account {} in {} delivering again",
                 self.account_id, self.region
             ),
         };
@@ -302,13 +302,14 @@ mod tests {
         );
         assert_eq!(
             n.subject(),
-            "[WARNING] Bedrock logs: 111122223333 us-east-1 silent 7 h"
+            "[WARNING] Bedrock logs: account 111122223333 in us-east-1 silent for 7 h"
         );
         let longest = LogSource {
             account: format!("111122223333:{}", "a".repeat(MAX_REGION_BYTES)),
             ..source(0, None)
         };
-        let n2 = SourceNotice::new(SourceStatus::Silent, &longest, i64::MAX / 2, SIX_HOURS, "l");
+        // Sources silent longer than the watched week are not told of.
+        let n2 = SourceNotice::new(SourceStatus::Silent, &longest, WATCHED_FOR_SECONDS, SIX_HOURS, "l");
         assert!(n2.subject().len() <= 100 && n2.subject().ends_with(" h"), "{}", n2.subject());
         assert!(n.email_text().contains("111122223333"));
         assert!(n.email_text().contains("Region:  us-east-1"));

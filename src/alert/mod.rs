@@ -7,10 +7,12 @@
 //! characters and are bounded.
 
 pub mod finding;
+pub mod notice;
 pub mod sink;
 pub mod text;
 
 pub use crate::text::{rfc3339, text_escape};
+pub use notice::{CeilingNotice, HeldKey, Notice};
 pub use sink::{AlertSink, MemorySink, Sink, SinkError, StdoutFormat, StdoutSink};
 pub use text::{ascii_escape, MAX_SUBJECT_CHARS};
 

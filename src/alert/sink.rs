@@ -1,6 +1,7 @@
 //! Where alerts go: the [`AlertSink`] seam and the sinks that need no AWS (memory,
 //! stdout); the AWS ones are in `crate::aws`.
 
+use super::notice::{CeilingNotice, Notice};
 use super::Alert;
 use crate::errors::{lock, BoxError};
 use crate::sources::SourceNotice;
@@ -30,11 +31,11 @@ impl SinkError {
 }
 
 impl SinkError {
-    /// A notice about an account's logs could not be delivered.
-    pub fn notice(sink: &str, notice: &SourceNotice, source: impl Into<BoxError>) -> Self {
+    /// A notice could not be delivered.
+    pub fn notice(sink: &str, notice: &Notice, source: impl Into<BoxError>) -> Self {
         Self {
             sink: sink.to_string(),
-            key: format!("log source {}", notice.account_id),
+            key: format!("{} of {}", notice.detail_type(), notice.account_id()),
             source: source.into(),
         }
     }
@@ -49,12 +50,9 @@ pub trait AlertSink: Send + Sync {
 
     fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>>;
 
-    /// Tells the team an account's logs went silent or resumed (docs/DESIGN.md, "Log
-    /// sources"). Sinks for alerts only take no notices.
-    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
-        let _ = notice;
-        Box::pin(async { Ok(()) })
-    }
+    /// Tells the team a log source went silent or resumed (docs/DESIGN.md, "Log
+    /// sources"), or what the alert ceilings held back ("Alert ceilings").
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>>;
 }
 
 /// A sink of any kind.
@@ -66,6 +64,7 @@ pub type Sink = Arc<dyn AlertSink>;
 pub struct MemorySink {
     alerts: Arc<Mutex<Vec<Alert>>>,
     notices: Arc<Mutex<Vec<SourceNotice>>>,
+    ceilings: Arc<Mutex<Vec<CeilingNotice>>>,
 }
 
 impl MemorySink {
@@ -79,6 +78,11 @@ impl MemorySink {
 
     pub fn notices(&self) -> Vec<SourceNotice> {
         lock(&self.notices).clone()
+    }
+
+    /// The ceiling summaries delivered.
+    pub fn ceilings(&self) -> Vec<CeilingNotice> {
+        lock(&self.ceilings).clone()
     }
 }
 
@@ -94,9 +98,12 @@ impl AlertSink for MemorySink {
         })
     }
 
-    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            lock(&self.notices).push(notice.clone());
+            match notice {
+                Notice::Source(n) => lock(&self.notices).push(n.clone()),
+                Notice::Ceiling(n) => lock(&self.ceilings).push(n.clone()),
+            }
             Ok(())
         })
     }
@@ -128,6 +135,26 @@ impl AlertSink for StdoutSink {
 
     fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move { self.print(alert) })
+    }
+
+    /// A ceiling summary is printed like an alert; notices of log sources come only
+    /// from the function's sweep.
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if !matches!(notice, Notice::Ceiling(_)) {
+                return Ok(());
+            }
+            let text = match self.format {
+                StdoutFormat::Json => notice.to_json(),
+                StdoutFormat::Email => {
+                    format!("Subject: {}\n\n{}", notice.subject(), notice.email_text())
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{text}")
+                .and_then(|()| out.flush())
+                .map_err(|e| SinkError::notice("stdout", notice, e))
+        })
     }
 }
 

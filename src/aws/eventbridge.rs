@@ -5,7 +5,7 @@
 
 use super::json::JsonApi;
 use crate::alert::{Alert, AlertSink, SinkError};
-use crate::sources::SourceNotice;
+use crate::alert::Notice;
 use crate::Context;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -43,11 +43,11 @@ pub fn put_events_request(alert: &Alert, bus: &str) -> Value {
     }]})
 }
 
-/// The PutEvents request for one notice about an account's logs.
-pub fn notice_request(notice: &SourceNotice, bus: &str) -> Value {
+/// The PutEvents request for one notice.
+pub fn notice_request(notice: &Notice, bus: &str) -> Value {
     json!({"Entries": [{
         "Source": SOURCE,
-        "DetailType": crate::sources::detail_type(notice.status),
+        "DetailType": notice.detail_type(),
         "Detail": notice.to_json(),
         "Resources": [],
         "EventBusName": bus,
@@ -91,7 +91,7 @@ impl AlertSink for EventBridgeSink {
         })
     }
 
-    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.put(&notice_request(notice, &self.bus))
                 .await

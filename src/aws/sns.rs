@@ -3,7 +3,7 @@
 //! for filter policies (docs/DESIGN.md, "The alert").
 
 use crate::alert::{Alert, AlertSink, SinkError};
-use crate::sources::{SourceNotice, SourceStatus};
+use crate::alert::Notice;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use futures_util::future::BoxFuture;
@@ -105,20 +105,16 @@ impl AlertSink for SnsSink {
         })
     }
 
-    fn notify<'a>(&'a self, notice: &'a SourceNotice) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let severity = match notice.status {
-                SourceStatus::Silent => "warning",
-                SourceStatus::Resumed => "informational",
-            };
             let message = serde_json::json!({
                 "default": notice.to_json(),
                 "email": notice.email_text(),
             });
             let attributes = [
-                ("severity", severity),
-                ("cloud.account.id", notice.account_id.as_str()),
-                ("notice", crate::sources::detail_type(notice.status)),
+                ("severity", notice.severity()),
+                ("cloud.account.id", notice.account_id()),
+                ("notice", notice.detail_type()),
             ];
             self.send(message.to_string(), notice.subject(), &attributes)
                 .await

@@ -199,6 +199,19 @@ impl AlertSink for FlakySink {
             self.inner.publish(alert).await
         })
     }
+
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(SinkError::notice(self.name, notice, "topic unavailable"));
+            }
+            self.inner.notify(notice).await
+        })
+    }
 }
 
 #[tokio::test]
@@ -512,4 +525,121 @@ async fn a_stopped_key_counted_by_many_objects_is_never_read_whole() {
         objects as u64,
         "every denial is counted"
     );
+}
+
+/// An object where each of `keys` principals of the account is denied `4 + i` times.
+fn many_keys(keys: usize) -> String {
+    (0..keys)
+        .map(|i| {
+            let user = format!("arn:aws:iam::{ACCOUNT}:user/flood{i:03}");
+            let times: Vec<i64> = (0..4 + i as i64).map(|t| T0 + t).collect();
+            denials(&user, &times)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_object_sends_its_most_denied_alerts_and_one_summary_of_the_rest() {
+    let d = memory_detector();
+    let body = many_keys(25);
+    let r = run(&d, "flood", &body).await.expect("ok");
+    assert_eq!(
+        (r.counts.alerts_published, r.counts.alerts_over_ceiling, r.counts.ceiling_notices),
+        (10, 15, 1)
+    );
+    let alerts = d.sink().alerts();
+    assert_eq!(alerts.len(), 10);
+    assert!(
+        alerts.iter().all(|a| a.total_denials >= 4 + 15),
+        "the ten most denied are the ones sent"
+    );
+    let summaries = d.sink().ceilings();
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!((s.account_id.as_str(), s.keys_over_threshold), (ACCOUNT, 15));
+    assert_eq!(s.top.len(), crate::alert::notice::CEILING_TOP_KEYS);
+    assert_eq!(s.top[0].total_denials, 4 + 14, "the most denied held back first");
+    assert_eq!(s.hour, None, "the object's ceiling, not the hour's");
+    // Delivered again: nothing more, neither alerts nor a second summary.
+    let again = run(&d, "flood", &body).await.expect("ok");
+    assert_eq!((again.counts.alerts_published, again.counts.ceiling_notices), (0, 0));
+    assert_eq!((d.sink().alerts().len(), d.sink().ceilings().len()), (10, 1));
+}
+
+#[tokio::test]
+async fn an_account_sends_a_bounded_number_of_alerts_an_hour_then_one_summary() {
+    let now = Arc::new(AtomicI64::new(T0));
+    let clock = now.clone();
+    let sink = MemorySink::new();
+    let config = Config {
+        max_alerts_per_account_hour: 3,
+        ..Config::default()
+    };
+    let d = Detector::new(config, MemoryStore::new(), sink.clone())
+        .with_clock(move || clock.load(Ordering::SeqCst));
+    // Five objects with two keys each that cross the threshold, within one hour.
+    for o in 0..5 {
+        let body = denials(&format!("{ALICE}{o}a"), &[T0, T0 + 1, T0 + 2, T0 + 3])
+            + &denials(&format!("{ALICE}{o}b"), &[T0, T0 + 1, T0 + 2, T0 + 3]);
+        run(&d, &format!("o{o}"), &body).await.expect("ok");
+    }
+    assert_eq!(sink.alerts().len(), 3, "the hour's allowance");
+    let summaries = sink.ceilings();
+    assert_eq!(summaries.len(), 1, "one summary an hour: {summaries:?}");
+    assert!(summaries[0].hour.is_some());
+    // The next hour has its allowance again; a key held back alerts once it crosses
+    // again.
+    now.store(T0 + 3600, Ordering::SeqCst);
+    run(&d, "later", &denials(&format!("{ALICE}4a"), &[T0 + 4]))
+        .await
+        .expect("ok");
+    assert_eq!(sink.alerts().len(), 4);
+}
+
+/// Delivers alerts; fails the first notice, then delivers them.
+struct FirstNoticeFails {
+    failed: std::sync::atomic::AtomicBool,
+    inner: MemorySink,
+}
+
+impl AlertSink for FirstNoticeFails {
+    fn name(&self) -> &str {
+        "sns"
+    }
+
+    fn publish<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), SinkError>> {
+        self.inner.publish(alert)
+    }
+
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if !self.failed.swap(true, Ordering::SeqCst) {
+                return Err(SinkError::notice("sns", notice, "topic unavailable"));
+            }
+            self.inner.notify(notice).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_summary_that_fails_a_sink_is_sent_by_the_retry() {
+    let delivered = MemorySink::new();
+    let sink = FirstNoticeFails {
+        failed: Default::default(),
+        inner: delivered.clone(),
+    };
+    let config = Config {
+        max_alerts_per_object: 1,
+        ..Config::default()
+    };
+    let d = Detector::new(config, MemoryStore::new(), sink).with_clock(|| T0);
+    let body = many_keys(3);
+    let err = run(&d, "a", &body).await.expect_err("the summary failed");
+    assert!(matches!(err.first(), DetectError::Deliver { .. }), "{err}");
+    assert_eq!((delivered.alerts().len(), delivered.ceilings().len()), (1, 0));
+    // The retry: the alert is not sent again, the summary is.
+    let r = run(&d, "a", &body).await.expect("retry");
+    assert_eq!((r.counts.alerts_published, r.counts.ceiling_notices), (0, 1));
+    assert_eq!((delivered.alerts().len(), delivered.ceilings().len()), (1, 1));
+    assert_eq!(delivered.ceilings()[0].keys_over_threshold, 2);
 }

@@ -558,7 +558,10 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                 continue; // Another sweep is telling, or the account changed meanwhile.
             }
             let notice = SourceNotice::new(status, &source, now, expect, &req.bucket);
-            let delivered = self.detector.notify(&notice).await;
+            let delivered = self
+                .detector
+                .notify(&crate::alert::Notice::Source(notice.clone()))
+                .await;
             store
                 .finish_notice(&source, status, &attempt, delivered.is_ok())
                 .await

@@ -74,6 +74,7 @@ pub mod attr {
     pub const NOTICE_CLAIMED_AT: &str = "notice_claimed_at";
     pub const FAILURES: &str = "failures";
     pub const CURSOR: &str = "cursor";
+    pub const ALERTS_SENT: &str = "alerts_sent";
 }
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
 
@@ -148,6 +149,14 @@ fn alert_pk(key: &DenialKey) -> String {
 
 fn marker_pk(marker: &str) -> String {
     format!("O#{marker}")
+}
+
+/// The alert allowance of one account: its hours are the sort keys.
+fn allowance_pk(account: &str) -> String {
+    format!(
+        "H#{}",
+        &crate::key::digest_parts(&[b"alert-allowance", account.as_bytes()])[..32]
+    )
 }
 
 fn cursor_pk(name: &str) -> String {
@@ -995,6 +1004,27 @@ impl CounterStore for DynamoStore {
         self.counted(OPERATION, Units::Write, out)
             .map(|_| ())
             .map_err(|e| self.table_error(OPERATION, e))
+    }
+
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "UpdateItem (alert allowance)";
+        let update = self
+            .update(allowance_pk(account), hour_start)
+            .update_expression("ADD #sent :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#sent) OR #sent < :max")
+            .expression_attribute_names("#sent", attr::ALERTS_SENT)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max))
+            .expression_attribute_values(":exp", n(expires_at));
+        self.send_update(OPERATION, &DenialKey::new("", "", account), update)
+            .await
     }
 
     async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {

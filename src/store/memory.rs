@@ -36,6 +36,8 @@ pub struct MemoryStore {
     seen: Mutex<HashMap<String, Marker>>,
     cursors: Mutex<HashMap<String, String>>,
     sources: Mutex<BTreeMap<String, LogSource>>,
+    /// Alerts sent per (account, hour).
+    alert_slots: Mutex<HashMap<(String, i64), u32>>,
     adds: AtomicU64,
     queries: AtomicU64,
     claims: AtomicU64,
@@ -301,6 +303,22 @@ impl CounterStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut slots = lock(&self.alert_slots);
+        let taken = slots.entry((account.to_string(), hour_start)).or_default();
+        if *taken >= max {
+            return Ok(false);
+        }
+        *taken += 1;
+        Ok(true)
     }
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {

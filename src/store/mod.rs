@@ -254,6 +254,17 @@ pub trait CounterStore: Send + Sync {
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Takes one of the `max` alerts that `account` may send in the wall-clock hour
+    /// starting at `hour_start` (docs/DESIGN.md, "Alert ceilings"); false when every
+    /// one is taken. The hour's allowance is kept until `expires_at`.
+    fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// What is recorded of these object markers (docs/DESIGN.md, "The sweep"); a
     /// marker with nothing recorded is absent. A store that keeps none knows none.
     fn markers(

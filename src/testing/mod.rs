@@ -314,6 +314,18 @@ impl<S: CounterStore> CounterStore for BarrierStore<S> {
         self.inner.release_claim(key, claim).await
     }
 
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner
+            .take_alert_slot(account, hour_start, max, expires_at)
+            .await
+    }
+
     async fn mark_alert_sent(
         &self,
         key: &crate::key::DenialKey,

@@ -5,7 +5,7 @@
 //! unless the fault fell between a sink's delivery and its record.
 
 use crate::support::*;
-use bedrock_denied_models::alert::{Alert, AlertSink, MemorySink, Sink, SinkError};
+use bedrock_denied_models::alert::{Alert, AlertSink, MemorySink, Notice, Sink, SinkError};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::errors::Context;
@@ -157,6 +157,21 @@ impl CounterStore for FaultyStore {
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         faulty!(self, "mark", self.inner.mark_alert_sent(key, claim))
     }
+
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        faulty!(
+            self,
+            "slot",
+            self.inner
+                .take_alert_slot(account, hour_start, max, expires_at)
+        )
+    }
 }
 
 struct FaultySink {
@@ -177,6 +192,17 @@ impl AlertSink for FaultySink {
                 format!("publish {}", self.name),
                 self.inner.publish(alert),
                 SinkError::new(self.name, alert, "injected failure")
+            )
+        })
+    }
+
+    fn notify<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            faulty!(
+                self,
+                format!("notify {}", self.name),
+                self.inner.notify(notice),
+                SinkError::notice(self.name, notice, "injected failure")
             )
         })
     }

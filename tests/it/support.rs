@@ -218,6 +218,7 @@ impl Stack {
             region: "us-east-1".into(),
             event_bus: None,
             security_hub_account: None,
+            attribution: Default::default(),
         }
     }
 
@@ -568,5 +569,17 @@ impl<S: CounterStore> CounterStore for OneKeyFails<S> {
 
     async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
         self.inner.mark_alert_sent(key, claim).await
+    }
+
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .take_alert_slot(account, hour_start, max, expires_at)
+            .await
     }
 }

@@ -157,7 +157,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert_eq!(
         mail[0]["Subject"],
-        format!("[WARNING] Bedrock logs: account {watched} silent for 6 h")
+        format!("[WARNING] Bedrock logs: account {watched} in us-east-1 silent for 6 h")
     );
     assert_eq!(
         mail[0]["MessageAttributes"]["cloud.account.id"]["Value"],
@@ -182,7 +182,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
 
     // A log object of the account arrives again: resumed, told once.
     dynamo_store(&s.sdk, &s.table)
-        .source_seen(watched, now + 10 * 3600)
+        .source_seen(&format!("{watched}:us-east-1"), now + 10 * 3600)
         .await
         .expect("seen");
     let r = sweep(now + 10 * 3600 + 60).await;
@@ -191,7 +191,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
     assert_eq!(mail.len(), 1);
     assert_eq!(
         mail[0]["Subject"],
-        format!("[OK] Bedrock logs: account {watched} delivering again")
+        format!("[OK] Bedrock logs: account {watched} in us-east-1 delivering again")
     );
     let sent = s.drain(&events).await;
     assert_eq!(sent.len(), 1);

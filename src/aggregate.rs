@@ -29,10 +29,12 @@ pub const MAX_CONTEXT_VALUES: usize = 5;
 /// account's calls; thousands of distinct principals denied within it is far beyond
 /// real traffic, and each key costs store requests.
 pub const MAX_KEYS_PER_OBJECT: usize = 4000;
-/// Distinct (key, bucket) counters of one object held at once: each is one store write.
-pub const MAX_COUNTERS_PER_OBJECT: usize = 40_000;
-/// Buckets of one key in one object (a week of 10-minute buckets is 1008).
-pub const MAX_BUCKETS_PER_KEY: usize = 10_000;
+/// Distinct (key, bucket) counters of one object held at once: each is one conditional
+/// store write, so this bounds what one object can cost the table (docs/DESIGN.md,
+/// "Alert ceilings"). A real object spans minutes: one or two buckets per key.
+pub const MAX_COUNTERS_PER_OBJECT: usize = 5_000;
+/// Buckets of one key in one object (two weeks of 10-minute buckets is 2016).
+pub const MAX_BUCKETS_PER_KEY: usize = 2_016;
 /// Share of the keys let go at once when a limit is reached: the ones with the fewest
 /// denials, so the work of letting go stays small per denial.
 const EVICT_SHARE: usize = 10;

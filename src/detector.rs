@@ -264,7 +264,11 @@ impl<S: CounterStore> Detector<S> {
                 .cmp(&a.alert.total_denials)
                 .then_with(|| a.key.cmp(&b.key))
         });
-        let over_object = pending.split_off(pending.len().min(self.config.max_alerts_per_object as usize));
+        let over_object = pending.split_off(
+            pending
+                .len()
+                .min(self.config.max_alerts_per_object as usize),
+        );
         let mut held: Vec<(String, HeldKey)> = over_object.into_iter().map(Pending::held).collect();
         let delivered: Vec<Result<(Counts, Option<Pending>), DetectError>> = stream::iter(pending)
             .map(|p| self.deliver_pending(object, &attempt, p))

@@ -56,6 +56,18 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Bytes of a Region name accepted (AWS's are at most 14 or so).
+pub const MAX_REGION_BYTES: usize = 32;
+
+/// Whether `region` can be a Region name: lower-case letters, digits and `-`, at most
+/// [`MAX_REGION_BYTES`].
+pub fn is_region_name(region: &str) -> bool {
+    (2..=MAX_REGION_BYTES).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// An AWS Organizations id: `o-` and 10 to 32 lower-case letters or digits.
 pub fn is_organization_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|r| {
@@ -110,9 +122,7 @@ pub fn key_account(key: &str) -> Option<&str> {
         if segment != AWS_LOGS {
             continue;
         }
-        let Some(&first) = segments.peek() else {
-            return None;
-        };
+        let &first = segments.peek()?;
         if is_account_id(first) {
             return Some(first);
         }
@@ -129,10 +139,10 @@ pub fn key_account(key: &str) -> Option<&str> {
 }
 
 /// The Region folder of a key in one of AWS's layouts (`<region>/YYYY/...`), when it
-/// can be a Region name ([`crate::sources::is_region_name`]).
+/// can be a Region name ([`is_region_name`]).
 pub fn region<'a>(key: &LogKey<'a>) -> Option<&'a str> {
     let region = key.rest.split('/').next()?;
-    crate::sources::is_region_name(region).then_some(region)
+    is_region_name(region).then_some(region)
 }
 
 /// The account and Region of a CloudTrail log stream in CloudWatch Logs:
@@ -158,7 +168,7 @@ pub fn cloudtrail_stream(stream: &str) -> Option<(Option<&str>, &str, &str)> {
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {}
         Some(_) => return None,
     }
-    if parts.next().is_some() || !crate::sources::is_region_name(region) {
+    if parts.next().is_some() || !is_region_name(region) {
         return None;
     }
     Some((organization, first, region))
@@ -270,11 +280,15 @@ mod tests {
     fn region_folders() {
         let key = |k| parse(k).expect("layout");
         assert_eq!(
-            region(&key("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/f.json.gz")),
+            region(&key(
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/f.json.gz"
+            )),
             Some("eu-west-1")
         );
         assert_eq!(
-            region(&key("AWSLogs/111122223333/CloudTrail/EU West/2026/f.json.gz")),
+            region(&key(
+                "AWSLogs/111122223333/CloudTrail/EU West/2026/f.json.gz"
+            )),
             None
         );
     }

@@ -18,17 +18,7 @@ pub const WATCHED_FOR_SECONDS: i64 = 7 * 86_400;
 /// A notice claim older than this, never marked sent, can be taken over.
 pub const NOTICE_LEASE_SECONDS: i64 = 60;
 
-/// Bytes of a Region name kept in a source name (AWS's are at most 14 or so).
-pub const MAX_REGION_BYTES: usize = 32;
-
-/// Whether `region` can be a Region name: lower-case letters, digits and `-`, at most
-/// [`MAX_REGION_BYTES`].
-pub fn is_region_name(region: &str) -> bool {
-    (2..=MAX_REGION_BYTES).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+pub use crate::layout::{is_region_name, MAX_REGION_BYTES};
 
 /// The name of one account's logs of one Region: `<account>:<region>`, or `None` when
 /// either cannot be what AWS writes.
@@ -309,8 +299,18 @@ mod tests {
             ..source(0, None)
         };
         // Sources silent longer than the watched week are not told of.
-        let n2 = SourceNotice::new(SourceStatus::Silent, &longest, WATCHED_FOR_SECONDS, SIX_HOURS, "l");
-        assert!(n2.subject().len() <= 100 && n2.subject().ends_with(" h"), "{}", n2.subject());
+        let n2 = SourceNotice::new(
+            SourceStatus::Silent,
+            &longest,
+            WATCHED_FOR_SECONDS,
+            SIX_HOURS,
+            "l",
+        );
+        assert!(
+            n2.subject().len() <= 100 && n2.subject().ends_with(" h"),
+            "{}",
+            n2.subject()
+        );
         assert!(n.email_text().contains("111122223333"));
         assert!(n.email_text().contains("Region:  us-east-1"));
         let v: serde_json::Value = serde_json::from_str(&n.to_json()).expect("json");

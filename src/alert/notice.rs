@@ -202,7 +202,9 @@ mod tests {
         let notice = Notice::Ceiling(n);
         assert_eq!(notice.detail_type(), CEILING_DETAIL_TYPE);
         assert!(notice.subject().len() <= 100);
-        assert!(notice.email_text().contains("25 more principal and model pairs"));
+        assert!(notice
+            .email_text()
+            .contains("25 more principal and model pairs"));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! detail the alert JSON (docs/DESIGN.md, "Alert sinks").
 
 use super::json::JsonApi;
-use crate::alert::{Alert, AlertSink, SinkError};
 use crate::alert::Notice;
+use crate::alert::{Alert, AlertSink, SinkError};
 use crate::Context;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};

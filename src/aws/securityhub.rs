@@ -3,8 +3,8 @@
 //! key and the window only, so a retried import updates the same finding.
 
 use super::json::JsonApi;
-use crate::alert::Notice;
 use crate::alert::finding::finding;
+use crate::alert::Notice;
 use crate::alert::{rfc3339, Alert, AlertSink, SinkError};
 use crate::Context;
 use futures_util::future::BoxFuture;

@@ -2,8 +2,8 @@
 //! `default` and the text rendering as `email`, the subject, and message attributes
 //! for filter policies (docs/DESIGN.md, "The alert").
 
-use crate::alert::{Alert, AlertSink, SinkError};
 use crate::alert::Notice;
+use crate::alert::{Alert, AlertSink, SinkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use futures_util::future::BoxFuture;

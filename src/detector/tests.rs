@@ -544,7 +544,11 @@ async fn one_object_sends_its_most_denied_alerts_and_one_summary_of_the_rest() {
     let body = many_keys(25);
     let r = run(&d, "flood", &body).await.expect("ok");
     assert_eq!(
-        (r.counts.alerts_published, r.counts.alerts_over_ceiling, r.counts.ceiling_notices),
+        (
+            r.counts.alerts_published,
+            r.counts.alerts_over_ceiling,
+            r.counts.ceiling_notices
+        ),
         (10, 15, 1)
     );
     let alerts = d.sink().alerts();
@@ -556,14 +560,27 @@ async fn one_object_sends_its_most_denied_alerts_and_one_summary_of_the_rest() {
     let summaries = d.sink().ceilings();
     assert_eq!(summaries.len(), 1);
     let s = &summaries[0];
-    assert_eq!((s.account_id.as_str(), s.keys_over_threshold), (ACCOUNT, 15));
+    assert_eq!(
+        (s.account_id.as_str(), s.keys_over_threshold),
+        (ACCOUNT, 15)
+    );
     assert_eq!(s.top.len(), crate::alert::notice::CEILING_TOP_KEYS);
-    assert_eq!(s.top[0].total_denials, 4 + 14, "the most denied held back first");
+    assert_eq!(
+        s.top[0].total_denials,
+        4 + 14,
+        "the most denied held back first"
+    );
     assert_eq!(s.hour, None, "the object's ceiling, not the hour's");
     // Delivered again: nothing more, neither alerts nor a second summary.
     let again = run(&d, "flood", &body).await.expect("ok");
-    assert_eq!((again.counts.alerts_published, again.counts.ceiling_notices), (0, 0));
-    assert_eq!((d.sink().alerts().len(), d.sink().ceilings().len()), (10, 1));
+    assert_eq!(
+        (again.counts.alerts_published, again.counts.ceiling_notices),
+        (0, 0)
+    );
+    assert_eq!(
+        (d.sink().alerts().len(), d.sink().ceilings().len()),
+        (10, 1)
+    );
 }
 
 #[tokio::test]
@@ -636,10 +653,19 @@ async fn a_summary_that_fails_a_sink_is_sent_by_the_retry() {
     let body = many_keys(3);
     let err = run(&d, "a", &body).await.expect_err("the summary failed");
     assert!(matches!(err.first(), DetectError::Deliver { .. }), "{err}");
-    assert_eq!((delivered.alerts().len(), delivered.ceilings().len()), (1, 0));
+    assert_eq!(
+        (delivered.alerts().len(), delivered.ceilings().len()),
+        (1, 0)
+    );
     // The retry: the alert is not sent again, the summary is.
     let r = run(&d, "a", &body).await.expect("retry");
-    assert_eq!((r.counts.alerts_published, r.counts.ceiling_notices), (0, 1));
-    assert_eq!((delivered.alerts().len(), delivered.ceilings().len()), (1, 1));
+    assert_eq!(
+        (r.counts.alerts_published, r.counts.ceiling_notices),
+        (0, 1)
+    );
+    assert_eq!(
+        (delivered.alerts().len(), delivered.ceilings().len()),
+        (1, 1)
+    );
     assert_eq!(delivered.ceilings()[0].keys_over_threshold, 2);
 }

@@ -537,10 +537,10 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
             &payload.log_stream,
             payload.log_events.iter().map(|e| e.id.as_str()),
         );
-        let read = self
-            .detector
-            .reader()
-            .read_messages(payload.log_events.iter().map(|e| e.message.as_str()), account);
+        let read = self.detector.reader().read_messages(
+            payload.log_events.iter().map(|e| e.message.as_str()),
+            account,
+        );
         let report = self.detector.count(&id, read).await?;
         log_report(&report, None);
         if let Some(account) = account.filter(|_| delivers(&report)) {

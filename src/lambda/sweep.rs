@@ -337,13 +337,17 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                     // the first hour and before the end of the last (`/` sorts before
                     // `0`), so keys a writer dates in the future are not listed.
                     let end = format!("{}0", last.trim_end_matches('/'));
-                    let left = max.saturating_sub(listed.load(std::sync::atomic::Ordering::Relaxed));
+                    let left =
+                        max.saturating_sub(listed.load(std::sync::atomic::Ordering::Relaxed));
                     let range = KeyRange {
                         start_after: Some(first.trim_end_matches('/')),
                         end_before: Some(&end),
                         max_objects: Some(left),
                     };
-                    self.source.list(bucket, &region, false, range).await.map(Some)
+                    self.source
+                        .list(bucket, &region, false, range)
+                        .await
+                        .map(Some)
                 }
             })
             .buffered(REGION_LIST_CONCURRENCY);
@@ -414,7 +418,10 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                     max_objects: Some(MAX_REGION_FOLDERS),
                     ..KeyRange::default()
                 };
-                let listed = self.source.list(bucket, &service_folder, true, range).await?;
+                let listed = self
+                    .source
+                    .list(bucket, &service_folder, true, range)
+                    .await?;
                 requests += 1;
                 cut |= listed.cut;
                 regions.extend(
@@ -423,7 +430,7 @@ impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
                         .into_iter()
                         .filter(|r| {
                             let name = r[service_folder.len()..].trim_end_matches('/');
-                            crate::sources::is_region_name(name)
+                            crate::layout::is_region_name(name)
                         })
                         .map(|r| (r, hourly)),
                 );

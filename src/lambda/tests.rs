@@ -280,7 +280,8 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let h = handler(MemorySource::new());
     let store = h.detector().store();
     let (watched, quiet) = ("111122223333", "444455556666");
-    let (watched_source, quiet_source) = (format!("{watched}:us-east-1"), format!("{quiet}:us-east-1"));
+    let (watched_source, quiet_source) =
+        (format!("{watched}:us-east-1"), format!("{quiet}:us-east-1"));
     store.source_seen(&watched_source, T0).await.expect("seen");
     store.source_seen(&quiet_source, T0).await.expect("seen");
     let req = watching(quiet);
@@ -323,9 +324,18 @@ async fn objects_with_records_mark_their_account_and_region_as_seen() {
     src.put("logs", trail, json!({"Records": [record]}).to_string());
     // Keys alone, empty documents and garbage say nothing of a Region delivering.
     let nothing = [
-        ("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/e.json", "{\"Records\": []}".to_string()),
-        ("AWSLogs/111122223333/BedrockModelInvocationLogs/eu-west-1/2026/03/14/09/g.json", "not json\n".to_string()),
-        ("AWSLogs/111122223333/notes/us-west-2/x.json", denials(MALLORY, &[T0])),
+        (
+            "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/14/e.json",
+            "{\"Records\": []}".to_string(),
+        ),
+        (
+            "AWSLogs/111122223333/BedrockModelInvocationLogs/eu-west-1/2026/03/14/09/g.json",
+            "not json\n".to_string(),
+        ),
+        (
+            "AWSLogs/111122223333/notes/us-west-2/x.json",
+            denials(MALLORY, &[T0]),
+        ),
     ];
     for (key, body) in &nothing {
         src.put("logs", key, body.clone());
@@ -345,8 +355,14 @@ async fn objects_with_records_mark_their_account_and_region_as_seen() {
 async fn one_region_that_stops_is_told_while_the_accounts_others_deliver() {
     let h = handler(MemorySource::new());
     let store = h.detector().store();
-    store.source_seen("111122223333:us-east-1", T0).await.expect("seen");
-    store.source_seen("111122223333:eu-west-1", T0).await.expect("seen");
+    store
+        .source_seen("111122223333:us-east-1", T0)
+        .await
+        .expect("seen");
+    store
+        .source_seen("111122223333:eu-west-1", T0)
+        .await
+        .expect("seen");
     // us-east-1 keeps delivering; eu-west-1 stops.
     for hour in 1..=6 {
         store
@@ -355,7 +371,12 @@ async fn one_region_that_stops_is_told_while_the_accounts_others_deliver() {
             .expect("seen");
     }
     let r = h
-        .sweep(&watching(""), T0 + 6 * 3600 + 60, &mut Counts::default(), None)
+        .sweep(
+            &watching(""),
+            T0 + 6 * 3600 + 60,
+            &mut Counts::default(),
+            None,
+        )
         .await
         .expect("sweep");
     assert_eq!((r.sources_watched, r.source_notices), (2, 1), "{r:?}");
@@ -368,9 +389,17 @@ async fn one_region_that_stops_is_told_while_the_accounts_others_deliver() {
     // A Region expected to be quiet is named as `account:region`.
     let h = handler(MemorySource::new());
     let store = h.detector().store();
-    store.source_seen("111122223333:eu-west-1", T0).await.expect("seen");
+    store
+        .source_seen("111122223333:eu-west-1", T0)
+        .await
+        .expect("seen");
     let r = h
-        .sweep(&watching("111122223333:eu-west-1"), T0 + 7 * 3600, &mut Counts::default(), None)
+        .sweep(
+            &watching("111122223333:eu-west-1"),
+            T0 + 7 * 3600,
+            &mut Counts::default(),
+            None,
+        )
         .await
         .expect("sweep");
     assert_eq!((r.sources_watched, r.source_notices), (0, 0), "{r:?}");

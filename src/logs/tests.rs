@@ -449,12 +449,22 @@ fn a_principal_of_another_account_speaks_only_where_no_location_names_one() {
     assert_eq!((d.len(), r.stats.counts.skipped_account_mismatch), (3, 0));
     // CloudTrail's cross-account caller is a call into the recipient account: counted
     // there (the finding then names no resource of the caller's account).
-    let mut ct = cloudtrail_record(foreign, MODEL, TS_EPOCH, "InvokeModel", Some("AccessDenied"), "r");
+    let mut ct = cloudtrail_record(
+        foreign,
+        MODEL,
+        TS_EPOCH,
+        "InvokeModel",
+        Some("AccessDenied"),
+        "r",
+    );
     ct["userIdentity"]["accountId"] = serde_json::json!("999988887777");
     let doc = format!("{{\"Records\": [{ct}]}}");
     let r = read_log(doc.as_bytes(), &matcher(), Some(ACCOUNT), |_| {});
     assert_eq!(
-        (r.stats.counts.denials, r.stats.counts.skipped_account_mismatch),
+        (
+            r.stats.counts.denials,
+            r.stats.counts.skipped_account_mismatch
+        ),
         (1, 0)
     );
 }

@@ -129,6 +129,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     usage: Arc<Mutex<Usage>>,
+    /// Log sources read at most ([`super::MAX_LOG_SOURCES`]).
+    max_log_sources: usize,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -394,7 +396,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             usage: Arc::default(),
+            max_log_sources: super::MAX_LOG_SOURCES,
         }
+    }
+
+    /// Reads at most `max` log sources (tests reach the bound with a few).
+    pub fn with_max_log_sources(mut self, max: usize) -> Self {
+        self.max_log_sources = max;
+        self
     }
 
     /// Requests and consumed capacity so far, by operation.
@@ -1095,11 +1104,11 @@ impl CounterStore for DynamoStore {
                     .filter(|s| crate::sources::parse_source_name(&s.account).is_some()),
             );
             match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() && sources.len() < super::MAX_LOG_SOURCES => {
+                Some(k) if !k.is_empty() && sources.len() < self.max_log_sources => {
                     start = Some(k.clone());
                 }
                 _ => {
-                    sources.truncate(super::MAX_LOG_SOURCES);
+                    sources.truncate(self.max_log_sources);
                     return Ok(sources);
                 }
             }

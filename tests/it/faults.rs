@@ -344,16 +344,17 @@ async fn matrix(sinks: &[&'static str], expected_calls: usize) -> usize {
 
 #[tokio::test]
 async fn every_failure_point_then_a_clean_retry_with_one_sink() {
-    // mallory: add, add, query, claim, publish, mark; bob: add, add, query.
-    let tried = matrix(&["sns"], 9).await;
-    assert_eq!(tried, 18);
+    // mallory: add, add, query, claim, slot (the account's hourly allowance),
+    // publish, mark; bob: add, add, query.
+    let tried = matrix(&["sns"], 10).await;
+    assert_eq!(tried, 20);
 }
 
 #[tokio::test]
 async fn every_failure_point_then_a_clean_retry_with_three_sinks() {
     // As above, plus a publish and a record for each of three sinks.
-    let tried = matrix(&["sns", "events", "securityhub"], 14).await;
-    assert_eq!(tried, 28);
+    let tried = matrix(&["sns", "events", "securityhub"], 15).await;
+    assert_eq!(tried, 30);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! Tests marked `#[ignore = "needs the emulator"]` run under `scripts/test`, which
 //! starts the emulator and passes `--include-ignored`.
 
+mod attribution;
 mod design;
 mod faults;
 mod hostile;

@@ -221,7 +221,7 @@ fn environment_names_are_those_the_code_reads() {
         read.borrow_mut().insert(name.to_string());
         Some(
             match name {
-                "SECURITY_HUB" => "true",
+                "SECURITY_HUB" | "REQUIRE_LOG_LAYOUT" => "true",
                 "ACCOUNT_ID" => "111122223333",
                 "EXCEPTIONS" => "[]",
                 _ => "1",

@@ -4,12 +4,16 @@
 //! every object counted into it), measured in the same run (docs/DESIGN.md,
 //! "Exactly-once counting").
 //!
-//! `scripts/bench state [--hot N] [--mix N]` starts the emulators and runs it. Two
-//! workloads, each through the detector (counting, window reads, claims):
+//! `scripts/bench state [--hot N] [--mix N] [--hostile N]` starts the emulators and
+//! runs it. Three workloads, each through the detector (counting, window reads,
+//! claims, the alert ceilings):
 //! - hot: `--hot` objects (default 20,000) of one principal denied once each, all in
 //!   one 10-minute bucket (a fleet denied without pause, one CloudWatch Logs payload
 //!   per second);
-//! - mix: `--mix` objects (default 2,000) of a few principals out of 200, over a day.
+//! - mix: `--mix` objects (default 2,000) of a few principals out of 200, over a day;
+//! - hostile: `--hostile` objects (default 2) built to cost the most, 10,000
+//!   principals each denied 4 times in each of 2 buckets, read through the per-object
+//!   limits (docs/DESIGN.md, "Alert ceilings": what a member can cost).
 //!
 //! It prints, per design and workload: objects counted (and where the earlier layout
 //! failed), requests and consumed capacity (`ReturnConsumedCapacity`) per object, and
@@ -26,6 +30,7 @@ use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
+use bedrock_denied_models::logs::Denial;
 use bedrock_denied_models::store::dynamodb::DynamoStore;
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
@@ -76,6 +81,36 @@ fn mix(n: usize) -> Vec<Object> {
                     )
                 })
                 .collect()
+        })
+        .collect()
+}
+
+/// Objects built to cost the most, aggregated within the per-object limits.
+fn hostile(n: usize) -> Vec<Aggregate> {
+    let spec = Config::default().window();
+    (0..n)
+        .map(|o| {
+            let mut agg = Aggregate::default();
+            for k in 0..10_000 {
+                for b in 0..2 {
+                    for i in 0..4 {
+                        agg.add(
+                            Denial {
+                                key: DenialKey::new(
+                                    format!("arn:aws:iam::{ACCOUNT}:user/h{o}-{k}"),
+                                    MODEL,
+                                    ACCOUNT,
+                                ),
+                                event_time: T0 + b * 600 + i,
+                                request_id: None,
+                                context: Default::default(),
+                            },
+                            &spec,
+                        );
+                    }
+                }
+            }
+            agg
         })
         .collect()
 }
@@ -271,7 +306,7 @@ impl CounterStore for EarlierLayout {
 async fn count_all<S: CounterStore>(
     s: &Stack,
     store: S,
-    objects: &[Object],
+    objects: &[Aggregate],
     usage: impl Fn(&Detector<S>) -> (u64, f64, f64),
 ) -> Cost {
     let d = Detector::new(Config::default(), store, MemorySink::new());
@@ -279,7 +314,7 @@ async fn count_all<S: CounterStore>(
     let mut cost = Cost::default();
     for (i, object) in objects.iter().enumerate() {
         let id = ObjectId::s3("logs", &format!("o-{i}.json.gz"), "v1");
-        if let Err(e) = d.record(&id, &aggregate(object)).await {
+        if let Err(e) = d.record(&id, object).await {
             cost.failed_at = Some((i, bedrock_denied_models::error_chain(&e)));
             break;
         }
@@ -356,7 +391,11 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (hot_n, mix_n) = (value("--hot", 20_000), value("--mix", 2_000));
+    let (hot_n, mix_n, hostile_n) = (
+        value("--hot", 20_000),
+        value("--mix", 2_000),
+        value("--hostile", 2),
+    );
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
         panic!("AWS_ENDPOINT_URL_DYNAMODB must name the strict emulator: run scripts/bench state")
     });
@@ -365,7 +404,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let workloads: [(&str, Vec<Object>); 2] = [("hot", hot(hot_n)), ("mix", mix(mix_n))];
+    let of = |objects: Vec<Object>| objects.iter().map(aggregate).collect::<Vec<_>>();
+    let workloads: [(&str, Vec<Aggregate>); 3] = [
+        ("hot", of(hot(hot_n))),
+        ("mix", of(mix(mix_n))),
+        ("hostile", hostile(hostile_n)),
+    ];
     let mut rows = BTreeMap::new();
     for (name, objects) in &workloads {
         let asked = objects.len();
@@ -397,5 +441,16 @@ fn main() {
             "token set per (key, bucket) (earlier)"
         };
         row(name, workload, *asked, cost);
+    }
+    if let Some((_, cost)) = rows.get(&(0, "hostile")) {
+        let per = |x: f64| x / cost.objects.max(1) as f64;
+        println!();
+        println!(
+            "a hostile object costs {:.0} requests ({:.0} write and {:.0} read units): ${:.4} at $0.625 per million write and $0.125 per million read units",
+            per(cost.requests as f64),
+            per(cost.write_units),
+            per(cost.read_units),
+            per(cost.write_units) * 0.625e-6 + per(cost.read_units) * 0.125e-6,
+        );
     }
 }

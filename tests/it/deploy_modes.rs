@@ -21,7 +21,10 @@ const MODES: [(&str, &[(&str, Option<&str>)]); 4] = [
             ("ExistingBucketDelivery", Some("EventBridge")),
         ],
     ),
-    ("busy-bucket", &[("AlertEmail", None), ("UseQueue", Some("true"))]),
+    (
+        "busy-bucket",
+        &[("AlertEmail", None), ("UseQueue", Some("true"))],
+    ),
     (
         "organization",
         &[
@@ -89,13 +92,21 @@ fn each_mode_deploys_in_one_line_with_every_parameter_it_needs() {
         // command line would silently replace.
         let deploy = format!("{mode}.deploy.parameters");
         let get = |section: &str, key: &str| config.get(&(section.to_string(), key.to_string()));
-        assert_eq!(get(&deploy, "confirm_changeset").map(String::as_str), Some("false"), "{mode}");
+        assert_eq!(
+            get(&deploy, "confirm_changeset").map(String::as_str),
+            Some("false"),
+            "{mode}"
+        );
         assert_eq!(
             get(&deploy, "capabilities").map(String::as_str),
             Some("\"CAPABILITY_IAM\""),
             "{mode}"
         );
-        assert_eq!(get(&deploy, "resolve_s3").map(String::as_str), Some("true"), "{mode}");
+        assert_eq!(
+            get(&deploy, "resolve_s3").map(String::as_str),
+            Some("true"),
+            "{mode}"
+        );
         assert!(
             get(&format!("{mode}.global.parameters"), "stack_name").is_some(),
             "{mode}: a stack name"
@@ -129,7 +140,10 @@ fn each_mode_deploys_in_one_line_with_every_parameter_it_needs() {
             }
         }
         if let Some(org) = line.get("OrganizationId") {
-            assert!(bedrock_denied_models::layout::is_organization_id(org), "{org}");
+            assert!(
+                bedrock_denied_models::layout::is_organization_id(org),
+                "{org}"
+            );
         }
         // Only the organization's mode sets an organization.
         assert_eq!(line.contains_key("OrganizationId"), mode == "organization");

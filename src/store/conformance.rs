@@ -68,6 +68,42 @@ pub async fn run_all<S: CounterStore>(store: &S) {
     deliveries_carry_over_to_the_next_attempt_of_that_window(store).await;
     object_markers_are_remembered(store).await;
     log_sources_are_seen_hourly_and_told_once(store).await;
+    an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance(store).await;
+}
+
+pub async fn an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance<S: CounterStore>(
+    store: &S,
+) {
+    // An account of its own per run: the emulator's table may be shared.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() % 100_000_000_000);
+    let account = format!("9{nanos:011}");
+    let hour = T - T.rem_euclid(3600);
+    // Eight attempts at once for an allowance of three: exactly three get one.
+    let taken = futures_util::future::join_all(
+        (0..8).map(|_| store.take_alert_slot(&account, hour, 3, T + 7200)),
+    )
+    .await;
+    let granted = taken
+        .into_iter()
+        .map(|r| r.expect("slot"))
+        .filter(|t| *t)
+        .count();
+    assert_eq!(granted, 3, "the allowance, even under concurrent takers");
+    assert!(!store
+        .take_alert_slot(&account, hour, 3, T + 7200)
+        .await
+        .expect("slot"));
+    // Another hour, another account: their own allowances.
+    assert!(store
+        .take_alert_slot(&account, hour + 3600, 3, T + 7200)
+        .await
+        .expect("slot"));
+    assert!(store
+        .take_alert_slot(&format!("{account}x"), hour, 3, T + 7200)
+        .await
+        .expect("slot"));
 }
 
 async fn claim_ok<S: CounterStore>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {

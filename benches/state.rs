@@ -33,8 +33,8 @@ use bedrock_denied_models::key::{DenialKey, ObjectId};
 use bedrock_denied_models::logs::Denial;
 use bedrock_denied_models::store::dynamodb::DynamoStore;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
-    WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DetectorStore,
+    StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::T0;
 use bedrock_denied_models::window::Bucket;
@@ -170,7 +170,7 @@ fn store_error(
     }
 }
 
-impl CounterStore for EarlierLayout {
+impl Counters for EarlierLayout {
     async fn add(
         &self,
         object: &ObjectId,
@@ -258,7 +258,9 @@ impl CounterStore for EarlierLayout {
             complete: true,
         })
     }
+}
 
+impl AlertClaims for EarlierLayout {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         self.inner.alert_state(key).await
     }
@@ -303,7 +305,7 @@ impl CounterStore for EarlierLayout {
 
 /// Counts `objects` through the detector over `store`; `usage` reads what the store
 /// asked of DynamoDB: (requests, read units, write units).
-async fn count_all<S: CounterStore>(
+async fn count_all<S: DetectorStore>(
     s: &Stack,
     store: S,
     objects: &[Aggregate],

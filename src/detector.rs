@@ -1,7 +1,7 @@
 //! The detector for one object: read (synchronous, [`Reader`]) → count per (key,
 //! bucket) in the store → evaluate windows → claim → deliver → mark sent.
 //!
-//! Generic over the [`CounterStore`]; the sinks are any mix of [`AlertSink`]s. `scan`,
+//! Generic over the [`DetectorStore`](crate::store::DetectorStore); the sinks are any mix of [`AlertSink`]s. `scan`,
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
@@ -13,7 +13,7 @@ use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{LogFormat, ReadError};
 
 use crate::store::{
-    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowRead,
+    AddOutcome, AlertClaim, AlertState, ClaimOutcome, DetectorStore, StoreError, WindowRead,
 };
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
@@ -128,7 +128,7 @@ pub struct Detector<S> {
     previews: Option<std::sync::Mutex<std::collections::HashMap<DenialKey, AlertState>>>,
 }
 
-impl<S: CounterStore> Detector<S> {
+impl<S: DetectorStore> Detector<S> {
     pub fn new(config: Config, store: S, sink: impl AlertSink + 'static) -> Self {
         Self::with_sinks(config, store, vec![Arc::new(sink)])
     }

@@ -8,7 +8,7 @@ use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::event::{skip_reason, ObjectRef};
 use crate::key::ObjectId;
 use crate::source::{ObjectSource, SourceError};
-use crate::store::CounterStore;
+use crate::store::DetectorStore;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
@@ -92,7 +92,7 @@ pub async fn fetch<O: ObjectSource>(
 }
 
 /// [`fetch`], then count what was read.
-pub async fn process<S: CounterStore, O: ObjectSource>(
+pub async fn process<S: DetectorStore, O: ObjectSource>(
     source: &O,
     detector: &Detector<S>,
     object: &ObjectRef,

@@ -14,7 +14,7 @@ use crate::event::ObjectRef;
 use crate::pipeline::{fetch, Fetched, ReadObject};
 use crate::source::FileSource;
 use crate::store::memory::MemoryStore;
-use crate::store::CounterStore;
+use crate::store::DetectorStore;
 use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::process::ExitCode;
@@ -304,7 +304,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
 /// `preview`, only showing what it would alert: [`Detector::previewing`]); returns it
 /// with the summary of the inputs it counted.
 #[allow(clippy::too_many_arguments)]
-async fn scan_into<S: CounterStore>(
+async fn scan_into<S: DetectorStore>(
     store: S,
     config: Config,
     sinks: Vec<Sink>,
@@ -323,7 +323,7 @@ async fn scan_into<S: CounterStore>(
 }
 
 /// Reads up to `jobs` inputs at once and counts them in input order.
-async fn scan_with<S: CounterStore>(
+async fn scan_with<S: DetectorStore>(
     detector: &Detector<S>,
     sources: &Sources,
     inputs: &[Input],

@@ -2,6 +2,7 @@ use super::*;
 use crate::alert::MemorySink;
 use crate::exceptions::Exceptions;
 use crate::store::memory::{MemoryStore, StoreOps};
+use crate::store::AlertClaims;
 use crate::testing::{
     cloudtrail_record, denials, gzip, line, memory_detector, memory_detector_with, BarrierStore,
     FailingSource, Watched, ACCOUNT, ALICE, DENIED, MODEL, T0,
@@ -9,7 +10,7 @@ use crate::testing::{
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-async fn run<S: CounterStore>(
+async fn run<S: DetectorStore>(
     d: &Detector<S>,
     name: &str,
     body: &str,
@@ -474,7 +475,7 @@ async fn a_read_broken_off_by_the_source_counts_nothing_and_the_retry_counts_all
 }
 
 /// A principal denied without pause: `n` objects of one denial each in one bucket.
-async fn hammer<S: CounterStore>(d: &Detector<S>, n: usize) -> Counts {
+async fn hammer<S: DetectorStore>(d: &Detector<S>, n: usize) -> Counts {
     let mut total = Counts::default();
     for i in 0..n {
         let r = run(d, &format!("o{i}"), &denials(ALICE, &[T0 + i as i64]))

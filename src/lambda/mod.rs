@@ -22,7 +22,7 @@ use crate::key::{object_marker, ObjectId};
 use crate::pipeline::{process, PipelineError, Processed};
 use crate::source::{ObjectSource, SourceError};
 use crate::store::dynamodb::DynamoStore;
-use crate::store::CounterStore;
+use crate::store::FunctionStore;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
@@ -281,7 +281,7 @@ type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bo
 /// Log sources remembered by one process before it starts afresh.
 const SEEN_SOURCES_KEPT: usize = 10_000;
 
-impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
+impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
     pub fn new(detector: Detector<S>, source: O, function_name: impl Into<String>) -> Self {
         Self {
             detector: Arc::new(detector),

@@ -19,7 +19,7 @@ use crate::key::{attempt_id, object_marker};
 use crate::layout::{is_account_id, is_organization_id};
 use crate::source::{KeyRange, ListedObject, ObjectSource, SourceError};
 use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
-use crate::store::{CounterStore, Marker, StoreError};
+use crate::store::{FunctionStore, Marker, StoreError};
 use chrono::{DateTime, Datelike, Timelike};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -148,7 +148,7 @@ struct AccountListing {
     cut: bool,
 }
 
-impl<S: CounterStore, O: ObjectSource> Handler<S, O> {
+impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
     /// Processes the objects of the last `lookback_hours` hours that have no marker,
     /// starting at the account folder where the last sweep stopped; stops early at
     /// `cutoff` or after [`SWEEP_MAX_OBJECTS`] objects.

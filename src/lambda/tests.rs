@@ -4,6 +4,7 @@ use crate::errors::Context;
 use crate::key::DenialKey;
 use crate::source::{KeyRange, MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
+use crate::store::SourceWatch;
 use crate::testing::{answer, denials, record, ACCOUNT, DENIED, MALLORY, MODEL, T0};
 use serde_json::json;
 use std::time::{Duration, Instant};

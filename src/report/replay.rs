@@ -19,7 +19,7 @@ use crate::detector::CLAIM_LEASE_SECONDS;
 use crate::exceptions::ExceptionRule;
 use crate::key::DenialKey;
 use crate::store::memory::MemoryStore;
-use crate::store::{AlertClaim, ClaimOutcome, CounterStore};
+use crate::store::{AlertClaim, AlertClaims, ClaimOutcome};
 use crate::window::{Bucket, WindowSpec, WindowTotal};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -1,9 +1,12 @@
-//! One conformance suite for every [`CounterStore`]: the in-memory store runs it in the
+//! One conformance suite for every store, a part per trait: the in-memory store runs it in the
 //! unit tests, the DynamoDB store against the emulator in the integration tests, so
 //! the ConditionExpressions are checked against the policy they encode
 //! ([`decide_claim`](super::decide_claim)), edge by edge.
 
-use super::{AddOutcome, AlertClaim, ClaimOutcome, CounterStore, Marker, WindowCounts, WindowRead};
+use super::{
+    AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, FunctionStore, Marker,
+    SourceWatch, SweepBook, WindowCounts, WindowRead,
+};
 use crate::key::{DenialKey, ObjectId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +35,7 @@ fn key(case: &str) -> DenialKey {
 }
 
 /// Every count of buckets `first ..= last`, read whole.
-async fn all_counts<S: CounterStore>(
+async fn all_counts<S: Counters>(
     store: &S,
     k: &DenialKey,
     first: i64,
@@ -52,12 +55,24 @@ fn is_claimed(o: &ClaimOutcome) -> bool {
     matches!(o, ClaimOutcome::Claimed { .. })
 }
 
-/// Runs every case; panics naming the first that fails.
-pub async fn run_all<S: CounterStore>(store: &S) {
+/// Runs every case of every part; panics naming the first that fails.
+pub async fn run_all<S: FunctionStore>(store: &S) {
+    counters(store).await;
+    alert_claims(store).await;
+    sweep_book(store).await;
+    source_watch(store).await;
+}
+
+/// The [`Counters`] cases.
+pub async fn counters<S: Counters>(store: &S) {
     counts_each_object_once(store).await;
     reads_the_inclusive_bucket_range(store).await;
     a_bounded_read_says_it_is_partial(store).await;
     many_objects_in_one_bucket_count_once_each(store).await;
+}
+
+/// The [`AlertClaims`] cases.
+pub async fn alert_claims<S: AlertClaims>(store: &S) {
     the_last_sent_window_never_moves_back(store).await;
     suppresses_within_the_period_and_not_at_its_end(store).await;
     suppresses_the_same_window_without_suppression(store).await;
@@ -66,12 +81,20 @@ pub async fn run_all<S: CounterStore>(store: &S) {
     a_released_claim_is_free_at_once(store).await;
     only_the_holder_marks_releases_or_records(store).await;
     deliveries_carry_over_to_the_next_attempt_of_that_window(store).await;
-    object_markers_are_remembered(store).await;
-    log_sources_are_seen_hourly_and_told_once(store).await;
     an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance(store).await;
 }
 
-pub async fn an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance<S: CounterStore>(
+/// The [`SweepBook`] cases.
+pub async fn sweep_book<S: SweepBook>(store: &S) {
+    object_markers_are_remembered(store).await;
+}
+
+/// The [`SourceWatch`] cases.
+pub async fn source_watch<S: SourceWatch>(store: &S) {
+    log_sources_are_seen_hourly_and_told_once(store).await;
+}
+
+pub async fn an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance<S: AlertClaims>(
     store: &S,
 ) {
     // An account of its own per run: the emulator's table may be shared.
@@ -106,11 +129,11 @@ pub async fn an_accounts_alerts_of_an_hour_are_taken_up_to_the_allowance<S: Coun
         .expect("slot"));
 }
 
-async fn claim_ok<S: CounterStore>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {
+async fn claim_ok<S: AlertClaims>(store: &S, k: &DenialKey, c: &AlertClaim) -> ClaimOutcome {
     store.claim_alert(k, c).await.expect("claim")
 }
 
-pub async fn counts_each_object_once<S: CounterStore>(store: &S) {
+pub async fn counts_each_object_once<S: Counters>(store: &S) {
     let k = key("counts-once");
     let a = ObjectId::s3("logs", "a.json.gz", "v1");
     let b = ObjectId::s3("logs", "b.json.gz", "v1");
@@ -133,7 +156,7 @@ pub async fn counts_each_object_once<S: CounterStore>(store: &S) {
     assert_eq!(all_counts(store, &k, 10, 11).await, vec![(10, 5), (11, 1)]);
 }
 
-pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
+pub async fn reads_the_inclusive_bucket_range<S: Counters>(store: &S) {
     let k = key("range");
     let other = key("range-other");
     let o = ObjectId::s3("logs", "r.json.gz", "v1");
@@ -156,7 +179,7 @@ pub async fn reads_the_inclusive_bucket_range<S: CounterStore>(store: &S) {
     }
 }
 
-pub async fn a_bounded_read_says_it_is_partial<S: CounterStore>(store: &S) {
+pub async fn a_bounded_read_says_it_is_partial<S: Counters>(store: &S) {
     let k = key("bounded");
     for i in 0..5 {
         let o = ObjectId::s3("logs", &format!("bounded-{i}.json.gz"), "v1");
@@ -181,7 +204,7 @@ pub async fn a_bounded_read_says_it_is_partial<S: CounterStore>(store: &S) {
     );
 }
 
-pub async fn many_objects_in_one_bucket_count_once_each<S: CounterStore>(store: &S) {
+pub async fn many_objects_in_one_bucket_count_once_each<S: Counters>(store: &S) {
     let k = key("many-objects");
     for round in 0..2 {
         for i in 0..150 {
@@ -198,7 +221,7 @@ pub async fn many_objects_in_one_bucket_count_once_each<S: CounterStore>(store: 
     assert_eq!(all_counts(store, &k, 25, 35).await, vec![(30, 300)]);
 }
 
-pub async fn the_last_sent_window_never_moves_back<S: CounterStore>(store: &S) {
+pub async fn the_last_sent_window_never_moves_back<S: AlertClaims>(store: &S) {
     let k = key("never-back");
     let newer = claim("a", "o1", T + 4 * SUPPRESS, T);
     assert!(is_claimed(&claim_ok(store, &k, &newer).await));
@@ -244,7 +267,7 @@ pub async fn the_last_sent_window_never_moves_back<S: CounterStore>(store: &S) {
     );
 }
 
-pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(store: &S) {
+pub async fn suppresses_within_the_period_and_not_at_its_end<S: AlertClaims>(store: &S) {
     for (case, offset, suppressed) in [
         ("suppress-plus-period", SUPPRESS, false),
         ("suppress-plus-period-less-1", SUPPRESS - 1, true),
@@ -272,7 +295,7 @@ pub async fn suppresses_within_the_period_and_not_at_its_end<S: CounterStore>(st
     }
 }
 
-pub async fn suppresses_the_same_window_without_suppression<S: CounterStore>(store: &S) {
+pub async fn suppresses_the_same_window_without_suppression<S: AlertClaims>(store: &S) {
     let k = key("same-window");
     let mut first = claim("a", "o1", T, T);
     first.suppress_seconds = 0;
@@ -289,7 +312,7 @@ pub async fn suppresses_the_same_window_without_suppression<S: CounterStore>(sto
     assert!(is_claimed(&claim_ok(store, &k, &next).await));
 }
 
-pub async fn a_fresh_claim_is_busy_until_its_lease_ends<S: CounterStore>(store: &S) {
+pub async fn a_fresh_claim_is_busy_until_its_lease_ends<S: AlertClaims>(store: &S) {
     // A concurrent attempt on the same object, and one on another object.
     for (case, object) in [("lease-same-object", "o1"), ("lease-other-object", "o2")] {
         let k = key(case);
@@ -309,7 +332,7 @@ pub async fn a_fresh_claim_is_busy_until_its_lease_ends<S: CounterStore>(store: 
     }
 }
 
-pub async fn the_holder_may_claim_again<S: CounterStore>(store: &S) {
+pub async fn the_holder_may_claim_again<S: AlertClaims>(store: &S) {
     let k = key("holder-again");
     assert!(is_claimed(
         &claim_ok(store, &k, &claim("a", "o1", T, T)).await
@@ -319,7 +342,7 @@ pub async fn the_holder_may_claim_again<S: CounterStore>(store: &S) {
     ));
 }
 
-pub async fn a_released_claim_is_free_at_once<S: CounterStore>(store: &S) {
+pub async fn a_released_claim_is_free_at_once<S: AlertClaims>(store: &S) {
     let k = key("release");
     let a = claim("a", "o1", T, T);
     assert!(is_claimed(&claim_ok(store, &k, &a).await));
@@ -329,7 +352,7 @@ pub async fn a_released_claim_is_free_at_once<S: CounterStore>(store: &S) {
     ));
 }
 
-pub async fn only_the_holder_marks_releases_or_records<S: CounterStore>(store: &S) {
+pub async fn only_the_holder_marks_releases_or_records<S: AlertClaims>(store: &S) {
     let k = key("holder-only");
     let a = claim("a", "o1", T, T);
     assert!(is_claimed(&claim_ok(store, &k, &a).await));
@@ -351,7 +374,7 @@ pub async fn only_the_holder_marks_releases_or_records<S: CounterStore>(store: &
     );
 }
 
-pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: CounterStore>(store: &S) {
+pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: AlertClaims>(store: &S) {
     let k = key("deliveries");
     let a = claim("a", "o1", T, T);
     assert!(is_claimed(&claim_ok(store, &k, &a).await));
@@ -379,7 +402,7 @@ pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: Counter
     );
 }
 
-pub async fn object_markers_are_remembered<S: CounterStore>(store: &S) {
+pub async fn object_markers_are_remembered<S: SweepBook>(store: &S) {
     let case = format!("{:?}", std::time::SystemTime::now());
     let markers: Vec<String> = (0..250)
         .map(|i| crate::key::object_marker("logs", &format!("k-{i}"), &case))
@@ -439,7 +462,7 @@ pub async fn object_markers_are_remembered<S: CounterStore>(store: &S) {
     assert_eq!(store.sweep_cursor(&name).await.expect("cursor"), None);
 }
 
-pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &S) {
+pub async fn log_sources_are_seen_hourly_and_told_once<S: SourceWatch>(store: &S) {
     use crate::sources::{due, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS};
     // An account id of its own per run: the emulator's table may be shared.
     let nanos = std::time::SystemTime::now()
@@ -531,8 +554,25 @@ pub async fn log_sources_are_seen_hourly_and_told_once<S: CounterStore>(store: &
 
 #[cfg(test)]
 mod tests {
+    use crate::store::memory::MemoryStore;
+
     #[tokio::test]
-    async fn the_memory_store_conforms() {
-        super::run_all(&crate::store::memory::MemoryStore::new()).await;
+    async fn the_memory_store_keeps_counters() {
+        super::counters(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_claims_alerts() {
+        super::alert_claims(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_sweeps_book() {
+        super::sweep_book(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_watches_log_sources() {
+        super::source_watch(&MemoryStore::new()).await;
     }
 }

@@ -1,4 +1,4 @@
-//! [`CounterStore`] on one DynamoDB table (key schema `pk` S, `sk` N; TTL attribute
+//! The store's four traits on one DynamoDB table (key schema `pk` S, `sk` N; TTL attribute
 //! `expires_at`), the table `template.yaml` defines (docs/DESIGN.md, "The DynamoDB
 //! item layout").
 //!
@@ -28,8 +28,8 @@
 //! Every request asks for its consumed capacity, kept in [`Usage`] for the benchmark.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, Marker,
-    PendingClaim, StoreError, WindowCounts, WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, Marker,
+    PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
 };
 use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
@@ -756,7 +756,7 @@ struct CounterItem {
     tokens: Vec<String>,
 }
 
-impl CounterStore for DynamoStore {
+impl Counters for DynamoStore {
     async fn add(
         &self,
         object: &ObjectId,
@@ -843,7 +843,9 @@ impl CounterStore for DynamoStore {
         }
         Ok(WindowCounts { buckets, complete })
     }
+}
 
+impl AlertClaims for DynamoStore {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         self.read_alert_state(key).await
     }
@@ -936,6 +938,56 @@ impl CounterStore for DynamoStore {
             .await
     }
 
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "UpdateItem (alert allowance)";
+        let update = self
+            .update(allowance_pk(account), hour_start)
+            .update_expression("ADD #sent :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#sent) OR #sent < :max")
+            .expression_attribute_names("#sent", attr::ALERTS_SENT)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max))
+            .expression_attribute_values(":exp", n(expires_at));
+        self.send_update(OPERATION, &DenialKey::new("", "", account), update)
+            .await
+    }
+
+    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        const OPERATION: &str = "UpdateItem (alert sent)";
+        // The usual case, a later window, takes one request; a condition that fails
+        // because of the stored ends leads to the next case, and one that fails
+        // because the claim was taken over to none (the last case is conditioned on
+        // holding alone).
+        for (i, (update, condition)) in [MARK_LATER, MARK_OLDER, MARK_SAME].into_iter().enumerate()
+        {
+            let mut request = pending_names(self.update(alert_pk(key), 0))
+                .update_expression(update)
+                .condition_expression(condition)
+                .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
+                .expression_attribute_names("#delivered", attr::DELIVERED)
+                .expression_attribute_values(":att", s(&claim.attempt));
+            if i < 2 {
+                request = request
+                    .expression_attribute_names("#last", attr::LAST_SENT_END)
+                    .expression_attribute_names("#earlier", attr::EARLIER_SENT_END)
+                    .expression_attribute_values(":end", n(claim.window_end));
+            }
+            if self.send_update(OPERATION, key, request).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SweepBook for DynamoStore {
     async fn markers(&self, markers: &[String]) -> Result<BTreeMap<String, Marker>, StoreError> {
         let mut found = BTreeMap::new();
         for batch in markers.chunks(BATCH_GET_KEYS) {
@@ -1015,27 +1067,6 @@ impl CounterStore for DynamoStore {
             .map_err(|e| self.table_error(OPERATION, e))
     }
 
-    async fn take_alert_slot(
-        &self,
-        account: &str,
-        hour_start: i64,
-        max: u32,
-        expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        const OPERATION: &str = "UpdateItem (alert allowance)";
-        let update = self
-            .update(allowance_pk(account), hour_start)
-            .update_expression("ADD #sent :one SET #exp = :exp")
-            .condition_expression("attribute_not_exists(#sent) OR #sent < :max")
-            .expression_attribute_names("#sent", attr::ALERTS_SENT)
-            .expression_attribute_names("#exp", attr::EXPIRES_AT)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max))
-            .expression_attribute_values(":exp", n(expires_at));
-        self.send_update(OPERATION, &DenialKey::new("", "", account), update)
-            .await
-    }
-
     async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
         const OPERATION: &str = "PutItem (object marker)";
         let out = self
@@ -1052,7 +1083,9 @@ impl CounterStore for DynamoStore {
             .map(|_| ())
             .map_err(|e| self.table_error(OPERATION, e))
     }
+}
 
+impl SourceWatch for DynamoStore {
     async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
         const OPERATION: &str = "UpdateItem (log source seen)";
         if crate::sources::parse_source_name(account).is_none() {
@@ -1170,33 +1203,6 @@ impl CounterStore for DynamoStore {
         self.send_update("UpdateItem (log source notice)", &key, update)
             .await
             .map(|_| ())
-    }
-
-    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        const OPERATION: &str = "UpdateItem (alert sent)";
-        // The usual case, a later window, takes one request; a condition that fails
-        // because of the stored ends leads to the next case, and one that fails
-        // because the claim was taken over to none (the last case is conditioned on
-        // holding alone).
-        for (i, (update, condition)) in [MARK_LATER, MARK_OLDER, MARK_SAME].into_iter().enumerate()
-        {
-            let mut request = pending_names(self.update(alert_pk(key), 0))
-                .update_expression(update)
-                .condition_expression(condition)
-                .expression_attribute_names("#patt", attr::PENDING_ATTEMPT)
-                .expression_attribute_names("#delivered", attr::DELIVERED)
-                .expression_attribute_values(":att", s(&claim.attempt));
-            if i < 2 {
-                request = request
-                    .expression_attribute_names("#last", attr::LAST_SENT_END)
-                    .expression_attribute_names("#earlier", attr::EARLIER_SENT_END)
-                    .expression_attribute_values(":end", n(claim.window_end));
-            }
-            if self.send_update(OPERATION, key, request).await? {
-                return Ok(());
-            }
-        }
-        Ok(())
     }
 }
 

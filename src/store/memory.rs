@@ -1,9 +1,9 @@
-//! In-process [`CounterStore`]: used by `scan` and by tests. Counts its operations so
+//! In-process store, every trait of [`super`]: used by `scan` and by tests. Counts its operations so
 //! tests can check how many store requests an object costs.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, Marker,
-    PendingClaim, StoreError, WindowCounts, WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, Marker,
+    PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
 };
 use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
@@ -94,7 +94,7 @@ impl MemoryStore {
     }
 }
 
-impl CounterStore for MemoryStore {
+impl Counters for MemoryStore {
     async fn add(
         &self,
         object: &ObjectId,
@@ -156,7 +156,9 @@ impl CounterStore for MemoryStore {
         }
         Ok(out)
     }
+}
 
+impl AlertClaims for MemoryStore {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         Ok(lock(&self.alerts).get(key).cloned())
     }
@@ -197,6 +199,34 @@ impl CounterStore for MemoryStore {
         Ok(())
     }
 
+    async fn take_alert_slot(
+        &self,
+        account: &str,
+        hour_start: i64,
+        max: u32,
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut slots = lock(&self.alert_slots);
+        let taken = slots.entry((account.to_string(), hour_start)).or_default();
+        if *taken >= max {
+            return Ok(false);
+        }
+        *taken += 1;
+        Ok(true)
+    }
+
+    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
+        self.marks.fetch_add(1, Ordering::Relaxed);
+        self.if_holding(key, claim, |state| {
+            state.mark_sent(claim.window_end);
+            state.pending = None;
+            state.delivered.clear();
+        });
+        Ok(())
+    }
+}
+
+impl SweepBook for MemoryStore {
     async fn markers(&self, markers: &[String]) -> Result<BTreeMap<String, Marker>, StoreError> {
         let seen = lock(&self.seen);
         Ok(markers
@@ -239,7 +269,9 @@ impl CounterStore for MemoryStore {
         };
         Ok(())
     }
+}
 
+impl SourceWatch for MemoryStore {
     async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
         if crate::sources::parse_source_name(account).is_none() {
             return Ok(());
@@ -302,32 +334,6 @@ impl CounterStore for MemoryStore {
                 }
             }
         }
-        Ok(())
-    }
-
-    async fn take_alert_slot(
-        &self,
-        account: &str,
-        hour_start: i64,
-        max: u32,
-        _expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let mut slots = lock(&self.alert_slots);
-        let taken = slots.entry((account.to_string(), hour_start)).or_default();
-        if *taken >= max {
-            return Ok(false);
-        }
-        *taken += 1;
-        Ok(true)
-    }
-
-    async fn mark_alert_sent(&self, key: &DenialKey, claim: &AlertClaim) -> Result<(), StoreError> {
-        self.marks.fetch_add(1, Ordering::Relaxed);
-        self.if_holding(key, claim, |state| {
-            state.mark_sent(claim.window_end);
-            state.pending = None;
-            state.delivered.clear();
-        });
         Ok(())
     }
 }

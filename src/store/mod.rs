@@ -2,8 +2,12 @@
 //! alert state with its atomic claim (docs/DESIGN.md, "Exactly-once counting" and
 //! "The alert claim").
 //!
-//! [`CounterStore`] is the seam between the detector and storage: [`memory`] keeps
-//! everything in process (for `scan` and tests), [`dynamodb`] is the deployed one.
+//! Four small traits are the seam between the detector and storage, one per kind of
+//! state: [`Counters`], [`AlertClaims`], [`SweepBook`] and [`SourceWatch`] (the
+//! detector needs the first two, [`DetectorStore`]; the function all four,
+//! [`FunctionStore`]). [`memory`] keeps everything in process (for `scan` and tests),
+//! [`dynamodb`] is the deployed one; a wrapper implements, or forwards, every method of
+//! each trait it claims.
 //! The claim rules live here, in [`decide_claim`], so both implement the same policy;
 //! [`conformance`] checks that they do.
 
@@ -39,7 +43,7 @@ pub enum AddOutcome {
     AlreadyCounted,
 }
 
-/// How much of a key's windows to read ([`CounterStore::counts`]).
+/// How much of a key's windows to read ([`Counters::counts`]).
 #[derive(Debug, Clone, Copy)]
 pub struct WindowRead<'a> {
     /// The object being counted: a store that kept counts in an earlier layout
@@ -194,8 +198,9 @@ pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutc
     }
 }
 
-/// Storage for counters and alert state. Every method is atomic on its own.
-pub trait CounterStore: Send + Sync {
+/// Exactly-once denial counters per (key, bucket) (docs/DESIGN.md, "Exactly-once
+/// counting"). Every method is atomic on its own.
+pub trait Counters: Send + Sync {
     /// Adds `count` to (key, bucket) unless `object` already contributed to it, in one
     /// atomic step.
     fn add(
@@ -206,7 +211,6 @@ pub trait CounterStore: Send + Sync {
         count: u64,
         expires_at: i64,
     ) -> impl Future<Output = Result<AddOutcome, StoreError>> + Send;
-
     /// Non-zero counts of buckets `first ..= last` for `key`, read consistently.
     fn counts(
         &self,
@@ -215,20 +219,22 @@ pub trait CounterStore: Send + Sync {
         last: Bucket,
         read: WindowRead<'_>,
     ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
+}
 
+/// The per-key alert state with its atomic claim, and each account's hourly alert
+/// allowance (docs/DESIGN.md, "The alert claim", "Alert ceilings").
+pub trait AlertClaims: Send + Sync {
     /// The key's alert state, read consistently (`None`: never claimed).
     fn alert_state(
         &self,
         key: &DenialKey,
     ) -> impl Future<Output = Result<Option<AlertState>, StoreError>> + Send;
-
     /// Atomically applies [`decide_claim`] and, when claimed, records the claim.
     fn claim_alert(
         &self,
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
-
     /// Records that `sink` has the claimed alert, while this attempt holds the claim.
     fn record_delivery(
         &self,
@@ -236,7 +242,6 @@ pub trait CounterStore: Send + Sync {
         claim: &AlertClaim,
         sink: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Gives up this attempt's claim (delivery failed), keeping the deliveries it
     /// recorded, so a retry can claim at once. A no-op when not held.
     fn release_claim(
@@ -244,7 +249,6 @@ pub trait CounterStore: Send + Sync {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Records that the claimed alert was delivered everywhere and clears the claim;
     /// the key's last sent window end becomes the later of the two, never an earlier
     /// one. A no-op when the claim was taken over in the meantime.
@@ -253,7 +257,6 @@ pub trait CounterStore: Send + Sync {
         key: &DenialKey,
         claim: &AlertClaim,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Takes one of the `max` alerts that `account` may send in the wall-clock hour
     /// starting at `hour_start` (docs/DESIGN.md, "Alert ceilings"); false when every
     /// one is taken. The hour's allowance is kept until `expires_at`.
@@ -264,58 +267,47 @@ pub trait CounterStore: Send + Sync {
         max: u32,
         expires_at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
+/// The sweep's bookkeeping: object markers, failures and its cursor (docs/DESIGN.md,
+/// "The sweep").
+pub trait SweepBook: Send + Sync {
     /// What is recorded of these object markers (docs/DESIGN.md, "The sweep"); a
     /// marker with nothing recorded is absent. A store that keeps none knows none.
     fn markers(
         &self,
         markers: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, Marker>, StoreError>> + Send {
-        let _ = markers;
-        async { Ok(BTreeMap::new()) }
-    }
-
+    ) -> impl Future<Output = Result<BTreeMap<String, Marker>, StoreError>> + Send;
     /// Records an object marker as processed until `expires_at`.
     fn mark_seen(
         &self,
         marker: &str,
         expires_at: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (marker, expires_at);
-        async { Ok(()) }
-    }
-
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Records one more failure of the sweep to process the object, unless it was
     /// processed; the failures so far (0 when processed).
     fn mark_failed(
         &self,
         marker: &str,
         expires_at: i64,
-    ) -> impl Future<Output = Result<u32, StoreError>> + Send {
-        let _ = (marker, expires_at);
-        async { Ok(0) }
-    }
-
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
     /// Where the sweep named `name` stopped early, to continue from.
     fn sweep_cursor(
         &self,
         name: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
-        let _ = name;
-        async { Ok(None) }
-    }
-
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Records where the sweep named `name` stopped (`None`: it went through).
     fn set_sweep_cursor(
         &self,
         name: &str,
         cursor: Option<&str>,
         expires_at: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (name, cursor, expires_at);
-        async { Ok(()) }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// When each log source last delivered, and the notices about it (docs/DESIGN.md,
+/// "Log sources").
+pub trait SourceWatch: Send + Sync {
     /// Records that a log object with records of the source `source`
     /// (`<account>:<region>`, [`crate::sources::source_name`]) was read at `now`; a no-op
     /// when the stored time is less than
@@ -326,18 +318,11 @@ pub trait CounterStore: Send + Sync {
         &self,
         source: &str,
         now: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (source, now);
-        async { Ok(()) }
-    }
-
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The accounts whose log objects were seen, as stored: at most
     /// [`MAX_LOG_SOURCES`], so account folders a bucket's writer makes up cannot grow
     /// what each sweep reads.
-    fn log_sources(&self) -> impl Future<Output = Result<Vec<LogSource>, StoreError>> + Send {
-        async { Ok(Vec::new()) }
-    }
-
+    fn log_sources(&self) -> impl Future<Output = Result<Vec<LogSource>, StoreError>> + Send;
     /// Claims the `status` notice of `source` for `attempt`: true when the account is
     /// still as it was read and no other attempt holds a claim younger than the lease.
     fn claim_notice(
@@ -346,11 +331,7 @@ pub trait CounterStore: Send + Sync {
         status: SourceStatus,
         attempt: &str,
         now: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = (source, status, attempt, now);
-        async { Ok(false) }
-    }
-
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Ends this attempt's notice claim: `delivered` records the notice (the account
     /// is then known silent, or no longer), else the claim is given back.
     fn finish_notice(
@@ -359,11 +340,16 @@ pub trait CounterStore: Send + Sync {
         status: SourceStatus,
         attempt: &str,
         delivered: bool,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (source, status, attempt, delivered);
-        async { Ok(()) }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// What the detector needs of a store: counters and alert claims.
+pub trait DetectorStore: Counters + AlertClaims {}
+impl<T: Counters + AlertClaims> DetectorStore for T {}
+
+/// What the function needs besides: the sweep's bookkeeping and the log-source watch.
+pub trait FunctionStore: DetectorStore + SweepBook + SourceWatch {}
+impl<T: DetectorStore + SweepBook + SourceWatch> FunctionStore for T {}
 
 /// The notice claim policy, as both stores apply it: the account unchanged since it
 /// was read (`stored` is what the store holds now), and no fresh claim of another

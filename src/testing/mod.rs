@@ -9,7 +9,7 @@ use crate::alert::{rfc3339, MemorySink};
 use crate::config::Config;
 use crate::detector::Detector;
 use crate::store::memory::MemoryStore;
-use crate::store::CounterStore;
+use crate::store::{AlertClaims, Counters, DetectorStore, SourceWatch, SweepBook};
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 
@@ -136,7 +136,7 @@ pub struct Watched<S = MemoryStore> {
     pub sink: MemorySink,
 }
 
-impl<S: CounterStore> Watched<S> {
+impl<S: DetectorStore> Watched<S> {
     /// Over `store`, its clock at [`T0`].
     pub fn new(config: Config, store: S) -> Self {
         let sink = MemorySink::new();
@@ -254,7 +254,7 @@ impl<S> BarrierStore<S> {
     }
 }
 
-impl<S: CounterStore> CounterStore for BarrierStore<S> {
+impl<S: Counters> Counters for BarrierStore<S> {
     async fn add(
         &self,
         object: &crate::key::ObjectId,
@@ -276,7 +276,9 @@ impl<S: CounterStore> CounterStore for BarrierStore<S> {
     ) -> Result<crate::store::WindowCounts, crate::store::StoreError> {
         self.inner.counts(key, first, last, read).await
     }
+}
 
+impl<S: AlertClaims> AlertClaims for BarrierStore<S> {
     async fn alert_state(
         &self,
         key: &crate::key::DenialKey,
@@ -332,5 +334,78 @@ impl<S: CounterStore> CounterStore for BarrierStore<S> {
         claim: &crate::store::AlertClaim,
     ) -> Result<(), crate::store::StoreError> {
         self.inner.mark_alert_sent(key, claim).await
+    }
+}
+
+impl<S: SweepBook> SweepBook for BarrierStore<S> {
+    async fn markers(
+        &self,
+        markers: &[String],
+    ) -> Result<std::collections::BTreeMap<String, crate::store::Marker>, crate::store::StoreError>
+    {
+        self.inner.markers(markers).await
+    }
+
+    async fn mark_seen(
+        &self,
+        marker: &str,
+        expires_at: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.mark_seen(marker, expires_at).await
+    }
+
+    async fn mark_failed(
+        &self,
+        marker: &str,
+        expires_at: i64,
+    ) -> Result<u32, crate::store::StoreError> {
+        self.inner.mark_failed(marker, expires_at).await
+    }
+
+    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, crate::store::StoreError> {
+        self.inner.sweep_cursor(name).await
+    }
+
+    async fn set_sweep_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.set_sweep_cursor(name, cursor, expires_at).await
+    }
+}
+
+impl<S: SourceWatch> SourceWatch for BarrierStore<S> {
+    async fn source_seen(&self, source: &str, now: i64) -> Result<(), crate::store::StoreError> {
+        self.inner.source_seen(source, now).await
+    }
+
+    async fn log_sources(
+        &self,
+    ) -> Result<Vec<crate::sources::LogSource>, crate::store::StoreError> {
+        self.inner.log_sources().await
+    }
+
+    async fn claim_notice(
+        &self,
+        source: &crate::sources::LogSource,
+        status: crate::sources::SourceStatus,
+        attempt: &str,
+        now: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.claim_notice(source, status, attempt, now).await
+    }
+
+    async fn finish_notice(
+        &self,
+        source: &crate::sources::LogSource,
+        status: crate::sources::SourceStatus,
+        attempt: &str,
+        delivered: bool,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner
+            .finish_notice(source, status, attempt, delivered)
+            .await
     }
 }

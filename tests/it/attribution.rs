@@ -13,7 +13,7 @@ use bedrock_denied_models::counters::Counts;
 use bedrock_denied_models::event::Sweep;
 use bedrock_denied_models::lambda::{aws_handler_with, Attribution, LambdaSettings, ObjectOutcome};
 use bedrock_denied_models::source::{KeyRange, ObjectSource};
-use bedrock_denied_models::store::CounterStore;
+use bedrock_denied_models::store::SourceWatch;
 use serde_json::{json, Value};
 
 const MEMBER: &str = "111122223333";

@@ -9,9 +9,11 @@
 use crate::template::template;
 use std::collections::BTreeMap;
 
-/// The modes, and the parameters (with a required value, or any non-empty one) each
-/// needs on its line.
-const MODES: [(&str, &[(&str, Option<&str>)]); 4] = [
+/// A parameter a mode needs, with the value it must have (or any non-empty one).
+type Needed = (&'static str, Option<&'static str>);
+
+/// The modes, and the parameters each needs on its line.
+const MODES: [(&str, &[Needed]); 4] = [
     ("new-bucket", &[("AlertEmail", None)]),
     (
         "existing-bucket",

@@ -12,8 +12,8 @@ use bedrock_denied_models::errors::Context;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
 use bedrock_denied_models::store::memory::MemoryStore;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
-    WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, StoreError,
+    WindowCounts, WindowRead,
 };
 use bedrock_denied_models::window::Bucket;
 use futures_util::future::BoxFuture;
@@ -99,7 +99,7 @@ macro_rules! faulty {
     };
 }
 
-impl CounterStore for FaultyStore {
+impl Counters for FaultyStore {
     async fn add(
         &self,
         object: &ObjectId,
@@ -124,7 +124,9 @@ impl CounterStore for FaultyStore {
     ) -> Result<WindowCounts, StoreError> {
         faulty!(self, "query", self.inner.counts(key, first, last, read))
     }
+}
 
+impl AlertClaims for FaultyStore {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         faulty!(self, "state", self.inner.alert_state(key))
     }

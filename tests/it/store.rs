@@ -4,13 +4,34 @@
 use crate::support::*;
 use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
-use bedrock_denied_models::store::{conformance, CounterStore};
+use bedrock_denied_models::store::{conformance, Counters};
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
-async fn the_dynamodb_store_conforms() {
+async fn the_dynamodb_store_keeps_counters() {
     let s = Stack::new("conformance").await;
-    conformance::run_all(&dynamo_store(&s.sdk, &s.table)).await;
+    conformance::counters(&dynamo_store(&s.sdk, &s.table)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_dynamodb_store_claims_alerts() {
+    let s = Stack::new("conformance").await;
+    conformance::alert_claims(&dynamo_store(&s.sdk, &s.table)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_dynamodb_store_keeps_the_sweeps_book() {
+    let s = Stack::new("conformance").await;
+    conformance::sweep_book(&dynamo_store(&s.sdk, &s.table)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_dynamodb_store_watches_log_sources() {
+    let s = Stack::new("conformance").await;
+    conformance::source_watch(&dynamo_store(&s.sdk, &s.table)).await;
 }
 
 /// A counter item as the earlier layout wrote it: one item per (key, bucket) with the

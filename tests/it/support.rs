@@ -20,8 +20,8 @@ use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
 use bedrock_denied_models::store::dynamodb::{DynamoStore, PARTITION_KEY, SORT_KEY};
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertState, ClaimOutcome, CounterStore, StoreError, WindowCounts,
-    WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore, Marker,
+    SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
 use bedrock_denied_models::window::Bucket;
@@ -255,7 +255,7 @@ impl Stack {
 
     /// A handler over `store` (this stack's table behind a test wrapper), alerting
     /// through this stack's topic.
-    pub fn handler_over<S: CounterStore>(
+    pub fn handler_over<S: FunctionStore>(
         &self,
         store: S,
         function_name: &str,
@@ -513,7 +513,7 @@ impl<S> OneKeyFails<S> {
     }
 }
 
-impl<S: CounterStore> CounterStore for OneKeyFails<S> {
+impl<S: Counters> Counters for OneKeyFails<S> {
     async fn add(
         &self,
         object: &ObjectId,
@@ -541,7 +541,9 @@ impl<S: CounterStore> CounterStore for OneKeyFails<S> {
     ) -> Result<WindowCounts, StoreError> {
         self.inner.counts(key, first, last, read).await
     }
+}
 
+impl<S: AlertClaims> AlertClaims for OneKeyFails<S> {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         self.inner.alert_state(key).await
     }
@@ -580,6 +582,70 @@ impl<S: CounterStore> CounterStore for OneKeyFails<S> {
     ) -> Result<bool, StoreError> {
         self.inner
             .take_alert_slot(account, hour_start, max, expires_at)
+            .await
+    }
+}
+
+impl<S: SweepBook> SweepBook for OneKeyFails<S> {
+    async fn markers(
+        &self,
+        markers: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Marker>, StoreError> {
+        self.inner.markers(markers).await
+    }
+
+    async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.inner.mark_seen(marker, expires_at).await
+    }
+
+    async fn mark_failed(&self, marker: &str, expires_at: i64) -> Result<u32, StoreError> {
+        self.inner.mark_failed(marker, expires_at).await
+    }
+
+    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.sweep_cursor(name).await
+    }
+
+    async fn set_sweep_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.set_sweep_cursor(name, cursor, expires_at).await
+    }
+}
+
+impl<S: SourceWatch> SourceWatch for OneKeyFails<S> {
+    async fn source_seen(&self, source: &str, now: i64) -> Result<(), StoreError> {
+        self.inner.source_seen(source, now).await
+    }
+
+    async fn log_sources(
+        &self,
+    ) -> Result<Vec<bedrock_denied_models::sources::LogSource>, StoreError> {
+        self.inner.log_sources().await
+    }
+
+    async fn claim_notice(
+        &self,
+        source: &bedrock_denied_models::sources::LogSource,
+        status: bedrock_denied_models::sources::SourceStatus,
+        attempt: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_notice(source, status, attempt, now).await
+    }
+
+    async fn finish_notice(
+        &self,
+        source: &bedrock_denied_models::sources::LogSource,
+        status: bedrock_denied_models::sources::SourceStatus,
+        attempt: &str,
+        delivered: bool,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .finish_notice(source, status, attempt, delivered)
             .await
     }
 }

@@ -96,7 +96,7 @@ async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resu
     use bedrock_denied_models::counters::Counts;
     use bedrock_denied_models::event::Sweep;
     use bedrock_denied_models::lambda::{aws_handler, LambdaSettings};
-    use bedrock_denied_models::store::CounterStore;
+    use bedrock_denied_models::store::SourceWatch;
 
     let s = Stack::new("silent").await;
     let bus = unique("notices-bus");

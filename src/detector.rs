@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::counters::Counts;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{LogFormat, ReadError};
+use crate::rule::Decision;
 
 use crate::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, DetectorStore, StoreError, WindowRead,
@@ -353,10 +354,14 @@ impl<S: DetectorStore> Detector<S> {
             return Ok((report, None));
         };
         let rule = self.config.exceptions.rule_for(key, counted_at);
-        let threshold = rule
-            .and_then(|r| r.threshold)
-            .unwrap_or(self.config.threshold);
-        let stops = rule.filter(|r| r.threshold.is_none());
+        let decide = |counts: &std::collections::BTreeMap<_, _>| {
+            crate::rule::decide(spec, counts, &touched, rule, self.config.threshold)
+        };
+        let excepted = |total: u64, report: &mut Counts| {
+            let reason = rule.map_or("", |r| r.reason.as_str());
+            info!(key = %key, total_at_least = total, reason = %reason, "alert excepted");
+            report.alerts_excepted += 1;
+        };
         let mut read = WindowRead {
             object,
             max_contributions: Some(WINDOW_READ_CONTRIBUTIONS),
@@ -370,10 +375,8 @@ impl<S: DetectorStore> Detector<S> {
             // Part of the counts, never more than the whole: enough to see that a stop
             // rule has something to stop, or that every window this object touches is
             // within the suppression period of the key's last alert.
-            let partial = spec.alert_window(&counts.buckets, &touched, threshold);
-            if let (Some(rule), Some(window)) = (stops, &partial) {
-                info!(key = %key, total_at_least = window.total, reason = %rule.reason, "alert excepted");
-                report.alerts_excepted += 1;
+            if let Decision::Excepted { total } = decide(&counts.buckets) {
+                excepted(total, &mut report);
                 return Ok((report, None));
             }
             let state = self.store.alert_state(key).await.map_err(&store_err)?;
@@ -394,14 +397,14 @@ impl<S: DetectorStore> Detector<S> {
                 .map_err(&store_err)?;
         }
         let counts = counts.buckets;
-        let Some(window) = spec.alert_window(&counts, &touched, threshold) else {
-            return Ok((report, None));
+        let (window, threshold) = match decide(&counts) {
+            Decision::Quiet => return Ok((report, None)),
+            Decision::Excepted { total } => {
+                excepted(total, &mut report);
+                return Ok((report, None));
+            }
+            Decision::Alert { window, threshold } => (window, threshold),
         };
-        if let Some(rule) = stops {
-            info!(key = %key, total = window.total, reason = %rule.reason, "alert excepted");
-            report.alerts_excepted += 1;
-            return Ok((report, None));
-        }
 
         let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
         let window_end = spec.window_bounds(window.end).1;

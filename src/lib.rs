@@ -28,6 +28,7 @@ pub mod layout;
 pub mod logs;
 pub mod pipeline;
 pub mod report;
+pub mod rule;
 pub mod source;
 pub mod sources;
 pub mod store;

@@ -22,15 +22,7 @@ use crate::window::{WindowSpec, WindowTotal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const RULE_ID: &str = "17261da3-a6d0-463c-aac8-ea1718afcd20";
-pub const RULE_NAME: &str =
-    "AWS Bedrock Detected Multiple Attempts to use Denied Models by a Single User";
-pub const SEVERITY: &str = "high";
-pub const RISK_SCORE: u32 = 73;
-pub const THREATS: [&str; 2] = ["AML.T0015", "AML.T0034"];
-/// What to do about an alert: in the email and in the Security Hub finding.
-pub const NEXT_STEPS: &str = "Confirm who uses this principal, review its IAM and SCP denials \
-     for Bedrock, and check CloudTrail for other activity by it.";
+pub use crate::rule::{NEXT_STEPS, RISK_SCORE, RULE_ID, RULE_NAME, SEVERITY, THREATS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {

@@ -4,9 +4,9 @@
 //!
 //! Each object's entries are applied to the counters in counting order, as the store
 //! applied them; then, for every setting, each key the object touched is decided as
-//! the detector decides it: [`WindowSpec::query_range`] and
-//! [`WindowSpec::alert_window`] over the counts read, the key's threshold or stop
-//! from [`Exceptions::rule_for`](crate::exceptions::Exceptions::rule_for), and the
+//! the detector decides it: [`WindowSpec::query_range`], then the rule's one decision
+//! ([`crate::rule::decide`]) over the counts read with the key's exception rule from
+//! [`Exceptions::rule_for`](crate::exceptions::Exceptions::rule_for), and the
 //! claim through the in-memory store `scan` counts in ([`MemoryStore::claim_alert`],
 //! whose policy is [`decide_claim`](crate::store::decide_claim), then
 //! [`MemoryStore::mark_alert_sent`]), so suppression, and how the last sent window
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::detector::CLAIM_LEASE_SECONDS;
 use crate::exceptions::ExceptionRule;
 use crate::key::DenialKey;
+use crate::rule::Decision;
 use crate::store::memory::MemoryStore;
 use crate::store::{AlertClaim, AlertClaims, ClaimOutcome};
 use crate::window::{Bucket, WindowSpec, WindowTotal};
@@ -116,15 +117,16 @@ pub async fn replay(
                 } else {
                     None
                 };
-                let threshold = rule.and_then(|r| r.threshold).unwrap_or(setting.threshold);
-                let Some(window) = spec.alert_window(counts, &touched, threshold) else {
-                    continue;
-                };
                 let outcome = &mut outcomes[i];
-                if rule.is_some_and(|r| r.threshold.is_none()) {
-                    outcome.excepted += 1;
-                    continue;
-                }
+                let (window, threshold) =
+                    match crate::rule::decide(spec, counts, &touched, rule, setting.threshold) {
+                        Decision::Quiet => continue,
+                        Decision::Excepted { .. } => {
+                            outcome.excepted += 1;
+                            continue;
+                        }
+                        Decision::Alert { window, threshold } => (window, threshold),
+                    };
                 let claim = AlertClaim {
                     object_token: String::new(),
                     attempt: ATTEMPT.to_string(),

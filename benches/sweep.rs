@@ -20,9 +20,9 @@
 #[path = "../tests/it/support.rs"]
 mod support;
 
-use bedrock_denied_models::counters::Counts;
 use bedrock_denied_models::event::Sweep;
 use bedrock_denied_models::key::object_marker;
+use bedrock_denied_models::stats::Counts;
 use bedrock_denied_models::store::{Marker, SweepBook};
 use std::time::{Duration, Instant};
 use support::{denials_gz, Stack, MALLORY, T0};

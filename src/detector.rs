@@ -8,10 +8,10 @@
 use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, Reader};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
-use crate::counters::Counts;
 use crate::key::{attempt_id, DenialKey, ObjectId};
 use crate::logs::{LogFormat, ReadError};
 use crate::rule::Decision;
+use crate::stats::Counts;
 
 use crate::store::{
     AddOutcome, AlertClaim, AlertState, ClaimOutcome, DetectorStore, StoreError, WindowRead,
@@ -108,7 +108,7 @@ pub struct ObjectReport {
     pub object: String,
     pub format: LogFormat,
     pub gzip: bool,
-    /// What was read, counted and alerted (`crate::counters`).
+    /// What was read, counted and alerted (`crate::stats`).
     pub counts: Counts,
     /// An error that ended reading early but does not fail the invocation.
     pub read_error: Option<String>,

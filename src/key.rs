@@ -100,13 +100,13 @@ impl ObjectId {
     }
 
     /// The account whose folder holds this object, when its key (or path) follows
-    /// AWS's log layout (`crate::layout`).
+    /// AWS's log layout (`crate::log_keys`).
     pub fn folder_account(&self) -> Option<String> {
         let path = match self.uri.strip_prefix("s3://") {
             Some(rest) => rest.split_once('/').map(|(_, key)| key)?,
             None => self.uri.strip_prefix("file://")?,
         };
-        crate::layout::key_account(path).map(str::to_string)
+        crate::log_keys::key_account(path).map(str::to_string)
     }
 
     pub fn file(path: &str, version: &str) -> Self {
@@ -158,7 +158,7 @@ pub fn principal_account(arn: &str) -> Option<&str> {
     ) else {
         return None;
     };
-    crate::layout::is_account_id(account).then_some(account)
+    crate::log_keys::is_account_id(account).then_some(account)
 }
 
 /// The AWS partition of a region, for ARNs.

@@ -16,7 +16,6 @@ pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod config;
-pub mod counters;
 pub mod detector;
 pub mod errors;
 pub mod event;
@@ -24,13 +23,14 @@ pub mod exceptions;
 pub mod key;
 #[cfg(feature = "aws")]
 pub mod lambda;
-pub mod layout;
+pub mod log_keys;
 pub mod logs;
+pub mod objects;
 pub mod pipeline;
 pub mod report;
 pub mod rule;
-pub mod source;
-pub mod sources;
+pub mod silence;
+pub mod stats;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,20 +1,20 @@
 //! The alert (docs/DESIGN.md, "The alert"): the model and its JSON, bounded to what
-//! each destination takes. Its text renderings are in [`text`], the sinks it is
+//! each destination takes. Its text renderings are in [`email`], the sinks it is
 //! delivered through in [`sink`], its Security Hub finding in [`finding`].
 //!
 //! Ids come from logs and are untrusted: the JSON carries them as read (serde escapes
 //! what JSON needs), the text renderings escape control and bidirectional-formatting
 //! characters and are bounded.
 
+pub mod email;
 pub mod finding;
 pub mod notice;
 pub mod sink;
-pub mod text;
 
 pub use crate::text::{rfc3339, text_escape};
+pub use email::{ascii_escape, MAX_SUBJECT_CHARS};
 pub use notice::{CeilingNotice, HeldKey, Notice};
 pub use sink::{AlertSink, MemorySink, Sink, SinkError, StdoutFormat, StdoutSink};
-pub use text::{ascii_escape, MAX_SUBJECT_CHARS};
 
 use crate::aggregate::{ContextValues, KeyDenials};
 use crate::key::{DenialKey, ObjectId};

@@ -2,7 +2,7 @@
 //! sources"): a log source gone silent or delivering again, and the summary of the
 //! alerts an account's keys would have raised past the alert ceilings.
 
-use crate::sources::{SourceNotice, SourceStatus};
+use crate::silence::{SourceNotice, SourceStatus};
 use crate::text::{rfc3339, text_escape};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -44,7 +44,7 @@ impl Notice {
     /// The EventBridge detail type, also the SNS `notice` attribute.
     pub fn detail_type(&self) -> &'static str {
         match self {
-            Notice::Source(n) => crate::sources::detail_type(n.status),
+            Notice::Source(n) => crate::silence::detail_type(n.status),
             Notice::Ceiling(_) => CEILING_DETAIL_TYPE,
         }
     }

@@ -4,7 +4,7 @@
 use super::notice::{CeilingNotice, Notice};
 use super::Alert;
 use crate::errors::{lock, BoxError};
-use crate::sources::SourceNotice;
+use crate::silence::SourceNotice;
 use futures_util::future::BoxFuture;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 
 use crate::event::ObjectRef;
 use crate::key::ObjectId;
-use crate::source::{KeyRange, ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
+use crate::objects::{KeyRange, ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::Client;

@@ -2,7 +2,7 @@
 //! `s3://` prefixes given, and the time filter that selects among them.
 
 use crate::event::ObjectRef;
-use crate::source::{file_key, modified_secs};
+use crate::objects::{file_key, modified_secs};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::detector::Detector;
 use crate::errors::error_chain;
 use crate::event::ObjectRef;
+use crate::objects::FileSource;
 use crate::pipeline::{fetch, Fetched, ReadObject};
-use crate::source::FileSource;
 use crate::store::memory::MemoryStore;
 use crate::store::DetectorStore;
 use futures_util::stream::{self, StreamExt};
@@ -64,14 +64,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
 
 /// Where inputs are read from, and where a replay into a deployed table counts:
 /// local files in every build; S3 objects and the DynamoDB table in the AWS build.
-struct Sources {
+struct Backends {
     #[cfg(feature = "aws")]
     sdk: Option<aws_config::SdkConfig>,
     #[cfg(feature = "aws")]
     s3: Option<crate::aws::s3::S3Source>,
 }
 
-impl Sources {
+impl Backends {
     /// Reads `input` on the one path every object takes (`crate::pipeline`).
     async fn fetch(&self, reader: &Arc<Reader>, input: &Input) -> Result<Fetched, String> {
         let object = input.object();
@@ -85,7 +85,7 @@ impl Sources {
 }
 
 #[cfg(feature = "aws")]
-impl Sources {
+impl Backends {
     /// One SDK configuration and one S3 client, when anything needs AWS.
     async fn new(args: &ScanArgs) -> Result<Self, String> {
         let sdk = if args.table.is_some() || args.inputs.iter().any(|a| parse_s3_uri(a).is_some()) {
@@ -101,10 +101,10 @@ impl Sources {
 
     /// The objects under `prefix` in `bucket`.
     async fn list_s3(&self, bucket: &str, prefix: &str) -> Result<Vec<Input>, String> {
-        use crate::source::ObjectSource;
+        use crate::objects::ObjectSource;
         let s3 = self.s3.as_ref().ok_or("no S3 client")?;
         let listing = s3
-            .list(bucket, prefix, false, crate::source::KeyRange::default())
+            .list(bucket, prefix, false, crate::objects::KeyRange::default())
             .await
             .map_err(|e| error_chain(&*e.source))?;
         Ok(listing
@@ -159,7 +159,7 @@ impl Sources {
 }
 
 #[cfg(not(feature = "aws"))]
-impl Sources {
+impl Backends {
     async fn new(args: &ScanArgs) -> Result<Self, String> {
         unsupported(args).map_or(Ok(Self {}), Err)
     }
@@ -196,7 +196,7 @@ pub(super) fn unsupported(args: &ScanArgs) -> Option<String> {
 }
 
 async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: usize) -> ExitCode {
-    let sources = match Sources::new(args).await {
+    let backends = match Backends::new(args).await {
         Ok(s) => s,
         Err(why) => {
             eprintln!("bedrock-denied-models: {why}");
@@ -222,7 +222,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     let mut inputs = Vec::new();
     for arg in &args.inputs {
         let found = match parse_s3_uri(arg) {
-            Some((bucket, prefix)) => sources
+            Some((bucket, prefix)) => backends
                 .list_s3(&bucket, &prefix)
                 .await
                 .map_err(|e| format!("cannot list {arg}: {e}")),
@@ -251,7 +251,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         format,
         not_delivered: false,
     };
-    if let Some(mut summary) = sources
+    if let Some(mut summary) = backends
         .replay(args, config.clone(), stdout, &inputs, jobs)
         .await
     {
@@ -270,7 +270,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
         config.clone(),
         sinks,
         false,
-        &sources,
+        &backends,
         &inputs,
         jobs,
         collector.as_mut(),
@@ -309,7 +309,7 @@ async fn scan_into<S: DetectorStore>(
     config: Config,
     sinks: Vec<Sink>,
     preview: bool,
-    sources: &Sources,
+    backends: &Backends,
     inputs: &[Input],
     jobs: usize,
     collector: Option<&mut crate::report::Collector>,
@@ -318,14 +318,14 @@ async fn scan_into<S: DetectorStore>(
     if preview {
         detector = detector.previewing();
     }
-    let summary = scan_with(&detector, sources, inputs, jobs, collector).await;
+    let summary = scan_with(&detector, backends, inputs, jobs, collector).await;
     (summary, detector)
 }
 
 /// Reads up to `jobs` inputs at once and counts them in input order.
 async fn scan_with<S: DetectorStore>(
     detector: &Detector<S>,
-    sources: &Sources,
+    backends: &Backends,
     inputs: &[Input],
     jobs: usize,
     mut collector: Option<&mut crate::report::Collector>,
@@ -342,7 +342,7 @@ async fn scan_with<S: DetectorStore>(
     let mut reads = stream::iter(inputs)
         .map(|input| {
             let reader = reader.clone();
-            async move { (input, sources.fetch(&reader, input).await) }
+            async move { (input, backends.fetch(&reader, input).await) }
         })
         .buffered(jobs);
     while let Some((input, read)) = reads.next().await {
@@ -421,7 +421,7 @@ fn note(progress: &ProgressBar, msg: &str) {
     progress.suspend(|| eprintln!("bedrock-denied-models: {msg}"));
 }
 
-/// What a scan counted (`crate::counters`), and the keys with denials when known.
+/// What a scan counted (`crate::stats`), and the keys with denials when known.
 type Summary = crate::report::ScanTotals;
 
 /// Prints the summary; the exit status says whether every object was read.

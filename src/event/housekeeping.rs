@@ -10,7 +10,7 @@ pub fn skip_reason(key: &str, size: u64) -> Option<&'static str> {
         Some("empty object")
     } else if key.contains("amazon-bedrock-logs-permission-check") {
         Some("Bedrock logging permission check")
-    } else if crate::layout::parse(key).is_some_and(|k| k.is_large_payload()) {
+    } else if crate::log_keys::parse(key).is_some_and(|k| k.is_large_payload()) {
         Some("Bedrock large-payload file")
     } else {
         None

@@ -4,11 +4,11 @@
 //! Parsed leniently: emulators and older senders omit fields the detector does not
 //! need.
 
+pub mod cloudwatch_logs;
 pub mod housekeeping;
-pub mod logs;
 
+pub use cloudwatch_logs::LogPayload;
 pub use housekeeping::skip_reason;
-pub use logs::LogPayload;
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -213,7 +213,7 @@ fn parse_awslogs(awslogs: &Value) -> Invocation {
     let Some(data) = awslogs.get("data").and_then(Value::as_str) else {
         return Invocation::Malformed("awslogs without data".into());
     };
-    match logs::decode(data) {
+    match cloudwatch_logs::decode(data) {
         Ok(p) if p.is_control_message() => {
             Invocation::Ignored("CloudWatch Logs control message".into())
         }

@@ -2,7 +2,7 @@
 //! (docs/DESIGN.md, "Observability"). The template's alarms and dashboard name these
 //! metrics; a test checks that every name they use is one written here.
 
-use crate::counters::Counts;
+use crate::stats::Counts;
 use serde_json::json;
 
 pub const NAMESPACE: &str = "BedrockDeniedModels";

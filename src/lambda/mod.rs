@@ -14,13 +14,13 @@ pub mod sweep;
 use crate::aws::s3::S3Source;
 use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
-use crate::counters::Counts;
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, Invocation, LogPayload, ObjectRef};
 use crate::key::{object_marker, ObjectId};
+use crate::objects::{ObjectSource, SourceError};
 use crate::pipeline::{process, PipelineError, Processed};
-use crate::source::{ObjectSource, SourceError};
+use crate::stats::Counts;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::FunctionStore;
 use aws_lambda_events::sqs::SqsBatchResponse;
@@ -76,12 +76,12 @@ impl Attribution {
     ) -> (Option<&'a str>, &'a str) {
         if self.organization_log_groups.contains(&payload.log_group) {
             if let Some((_, account, stream_region)) =
-                crate::layout::cloudtrail_stream(&payload.log_stream)
+                crate::log_keys::cloudtrail_stream(&payload.log_stream)
             {
                 return (Some(account), stream_region);
             }
         }
-        let owner = Some(payload.owner.as_str()).filter(|o| crate::layout::is_account_id(o));
+        let owner = Some(payload.owner.as_str()).filter(|o| crate::log_keys::is_account_id(o));
         (owner, region)
     }
 }
@@ -298,7 +298,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
     /// once an hour per source and process. Only the silence check depends on it: a
     /// failure is logged.
     async fn source_seen(&self, account: &str, region: &str) {
-        let Some(name) = crate::sources::source_name(account, region) else {
+        let Some(name) = crate::silence::source_name(account, region) else {
             return;
         };
         let now = chrono::Utc::now().timestamp();
@@ -306,7 +306,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
             let mut seen = crate::errors::lock(&self.seen_sources);
             if seen
                 .get(&name)
-                .is_some_and(|at| *at > now - crate::sources::SEEN_EVERY_SECONDS)
+                .is_some_and(|at| *at > now - crate::silence::SEEN_EVERY_SECONDS)
             {
                 return;
             }
@@ -485,7 +485,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
         object: &ObjectRef,
         cutoff: Option<Instant>,
     ) -> Result<ObjectOutcome, HandlerError> {
-        let layout = crate::layout::parse(&object.key);
+        let layout = crate::log_keys::parse(&object.key);
         if layout.is_none() && self.attribution.require_log_layout {
             warn!(bucket = %object.bucket, key = %object.key, "object outside AWS's log layouts skipped: only Bedrock's and CloudTrail's keys are read here (REQUIRE_LOG_LAYOUT)");
             return Ok(ObjectOutcome::OutsideLayout);
@@ -509,7 +509,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
         };
         log_report(&report, Some(&version));
         if let Some(key) = layout.filter(|_| delivers(&report)) {
-            if let Some(region) = crate::layout::region(&key) {
+            if let Some(region) = crate::log_keys::region(&key) {
                 self.source_seen(key.account, region).await;
             }
         }

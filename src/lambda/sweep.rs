@@ -13,12 +13,12 @@
 //! so it cannot take every later sweep's time.
 
 use super::{Handler, HandlerError, ObjectOutcome};
-use crate::counters::Counts;
 use crate::event::{skip_reason, ObjectRef, Sweep};
 use crate::key::{attempt_id, object_marker};
-use crate::layout::{is_account_id, is_organization_id};
-use crate::source::{KeyRange, ListedObject, ObjectSource, SourceError};
-use crate::sources::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
+use crate::log_keys::{is_account_id, is_organization_id};
+use crate::objects::{KeyRange, ListedObject, ObjectSource, SourceError};
+use crate::silence::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};
+use crate::stats::Counts;
 use crate::store::{FunctionStore, Marker, StoreError};
 use chrono::{DateTime, Datelike, Timelike};
 use futures_util::stream::{self, StreamExt};
@@ -430,7 +430,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
                         .into_iter()
                         .filter(|r| {
                             let name = r[service_folder.len()..].trim_end_matches('/');
-                            crate::layout::is_region_name(name)
+                            crate::log_keys::is_region_name(name)
                         })
                         .map(|r| (r, hourly)),
                 );

@@ -2,7 +2,7 @@ use super::*;
 use crate::alert::MemorySink;
 use crate::errors::Context;
 use crate::key::DenialKey;
-use crate::source::{KeyRange, MemorySource, OpenedObject};
+use crate::objects::{KeyRange, MemorySource, OpenedObject};
 use crate::store::memory::MemoryStore;
 use crate::store::SourceWatch;
 use crate::testing::{answer, denials, record, ACCOUNT, DENIED, MALLORY, MODEL, T0};
@@ -298,7 +298,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     let notices = h.sink().notices();
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].account_id, watched);
-    assert_eq!(notices[0].status, crate::sources::SourceStatus::Silent);
+    assert_eq!(notices[0].status, crate::silence::SourceStatus::Silent);
     let r = sweep(T0 + 9 * 3600).await.expect("sweep");
     assert_eq!((r.sources_silent, r.source_notices), (1, 0), "told once");
 
@@ -310,7 +310,7 @@ async fn an_account_gone_silent_is_told_once_then_resumed_and_a_quiet_one_never(
     assert_eq!((r.sources_silent, r.source_notices), (0, 1));
     let notices = h.sink().notices();
     assert_eq!(notices.len(), 2);
-    assert_eq!(notices[1].status, crate::sources::SourceStatus::Resumed);
+    assert_eq!(notices[1].status, crate::silence::SourceStatus::Resumed);
     assert!(
         notices.iter().all(|n| n.account_id != quiet),
         "a quiet account is never reported"
@@ -647,7 +647,7 @@ impl ObjectSource for FailingKeys {
         prefix: &str,
         folders: bool,
         range: KeyRange<'_>,
-    ) -> Result<crate::source::Listing, SourceError> {
+    ) -> Result<crate::objects::Listing, SourceError> {
         self.0.list(bucket, prefix, folders, range).await
     }
 }
@@ -714,8 +714,8 @@ impl ObjectSource for SlowSource {
         _: &str,
         _: bool,
         _: KeyRange<'_>,
-    ) -> Result<crate::source::Listing, SourceError> {
-        Ok(crate::source::Listing::default())
+    ) -> Result<crate::objects::Listing, SourceError> {
+        Ok(crate::objects::Listing::default())
     }
 }
 

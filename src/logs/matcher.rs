@@ -9,7 +9,7 @@ use memchr::memmem;
 
 /// Where a record came from, as told by its fields (CloudTrail records carry `eventSource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordSource {
+pub enum RecordKind {
     BedrockInvocationLog,
     CloudTrail,
 }
@@ -52,10 +52,10 @@ impl DenialMatcher {
     }
 
     /// Is `code` a denial for a record of `source`?
-    pub fn is_denial(&self, source: RecordSource, code: &str) -> bool {
+    pub fn is_denial(&self, source: RecordKind, code: &str) -> bool {
         let codes = match source {
-            RecordSource::BedrockInvocationLog => &self.bedrock,
-            RecordSource::CloudTrail => &self.cloudtrail,
+            RecordKind::BedrockInvocationLog => &self.bedrock,
+            RecordKind::CloudTrail => &self.cloudtrail,
         };
         codes.iter().any(|c| c == code)
     }
@@ -91,7 +91,7 @@ mod tests {
             &codes("AccessDeniedException"),
             &codes("AccessDenied,AccessDeniedException"),
         );
-        use RecordSource::*;
+        use RecordKind::*;
         assert!(m.is_denial(BedrockInvocationLog, "AccessDeniedException"));
         assert!(!m.is_denial(BedrockInvocationLog, "AccessDenied"));
         assert!(m.is_denial(CloudTrail, "AccessDenied"));

@@ -15,10 +15,10 @@ mod lines;
 mod matcher;
 mod record;
 
-pub use matcher::{DenialMatcher, RecordSource};
+pub use matcher::{DenialMatcher, RecordKind};
 
-use crate::counters::Counts;
 use crate::key::DenialKey;
+use crate::stats::Counts;
 use buffer::LineBuffer;
 use flate2::read::MultiGzDecoder;
 use record::{Record, Unusable};
@@ -76,7 +76,7 @@ pub enum LogFormat {
 }
 
 /// What reading one object saw: its format, and its read counters (records, denials,
-/// bytes, lines skipped by reason: `crate::counters`).
+/// bytes, lines skipped by reason: `crate::stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct ReadStats {
     pub format: LogFormat,

@@ -4,10 +4,10 @@
 //! Only the fields the rule and the alert's evidence read are deserialized, borrowing
 //! from the input; prompt and completion bodies are skipped without being copied.
 
-use super::matcher::{DenialMatcher, RecordSource};
+use super::matcher::{DenialMatcher, RecordKind};
 use super::{Denial, DenialContext};
-use crate::counters::Counts;
 use crate::key::{bounded_id, principal_account, DenialKey};
+use crate::stats::Counts;
 use crate::text::prefix_bytes;
 use chrono::DateTime;
 use serde::Deserialize;
@@ -160,16 +160,16 @@ pub fn classify(json: &[u8], matcher: &DenialMatcher) -> Record {
 impl RecordFields<'_> {
     fn into_record(self, matcher: &DenialMatcher) -> Record {
         let source = if self.event_source.is_some() {
-            RecordSource::CloudTrail
+            RecordKind::CloudTrail
         } else {
-            RecordSource::BedrockInvocationLog
+            RecordKind::BedrockInvocationLog
         };
         match self.error_code.as_deref() {
             Some(code) if matcher.is_denial(source, code) => {}
             _ => return Record::Other,
         }
         let (user, model, account, time, request_id, context) = match source {
-            RecordSource::CloudTrail => {
+            RecordKind::CloudTrail => {
                 let invocation = self
                     .event_name
                     .as_deref()
@@ -199,7 +199,7 @@ impl RecordFields<'_> {
                     context,
                 )
             }
-            RecordSource::BedrockInvocationLog => {
+            RecordKind::BedrockInvocationLog => {
                 let context = DenialContext {
                     region: evidence(self.region, MAX_EVIDENCE_BYTES),
                     operation: evidence(self.operation, MAX_EVIDENCE_BYTES),
@@ -230,7 +230,7 @@ impl RecordFields<'_> {
         // than `recipientAccountId`) is a real call into the recipient account and
         // counts there; an invocation log is written by the account whose model was
         // called, for its own principals.
-        let foreign = source == RecordSource::BedrockInvocationLog
+        let foreign = source == RecordKind::BedrockInvocationLog
             && principal_account(&user).is_some_and(|a| a != account);
         let denial = Denial {
             key: DenialKey {

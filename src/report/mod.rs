@@ -25,7 +25,7 @@ pub use replay::{replay, Outcome, ReplayedAlert, Setting, Tuning, THRESHOLDS, WI
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::counters::Counts;
+use crate::stats::Counts;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,14 +34,14 @@ use thiserror::Error;
 /// The scan's own numbers, as its summary prints them.
 #[derive(Debug, Clone, Default)]
 pub struct ScanTotals {
-    /// What the scan counted (`crate::counters`).
+    /// What the scan counted (`crate::stats`).
     pub counts: Counts,
     /// Keys with denials, when the store knows.
     pub keys: Option<u64>,
 }
 
 impl ScanTotals {
-    /// The summary's lines (`crate::counters`), numbers written by `number`, with the
+    /// The summary's lines (`crate::stats`), numbers written by `number`, with the
     /// keys with denials when known.
     pub fn lines(&self, number: impl Fn(u64) -> String) -> Vec<(&'static str, String)> {
         let keys: Vec<_> = self

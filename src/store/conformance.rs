@@ -463,13 +463,13 @@ pub async fn object_markers_are_remembered<S: SweepBook>(store: &S) {
 }
 
 pub async fn log_sources_are_seen_hourly_and_told_once<S: SourceWatch>(store: &S) {
-    use crate::sources::{due, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS};
+    use crate::silence::{due, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS};
     // An account id of its own per run: the emulator's table may be shared.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() % 100_000_000_000);
     let account = format!("0{nanos:011}:eu-west-1");
-    let find = |all: Vec<crate::sources::LogSource>| {
+    let find = |all: Vec<crate::silence::LogSource>| {
         all.into_iter()
             .find(|s| s.account == account)
             .expect("the account is listed, its id exact")

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::errors::{lock, BoxError};
 use crate::key::{DenialKey, ObjectId};
-use crate::sources::{
+use crate::silence::{
     LogSource, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS, WATCHED_FOR_SECONDS,
 };
 use crate::window::Bucket;
@@ -464,7 +464,7 @@ impl DynamoStore {
 
     /// An update of one account's log-source item.
     fn source_update(&self, name: &str) -> Result<UpdateItemFluentBuilder, StoreError> {
-        if crate::sources::parse_source_name(name).is_none() {
+        if crate::silence::parse_source_name(name).is_none() {
             return Err(self.table_error(
                 "UpdateItem (log source)",
                 format!("{name:?} is not a log source (<account>:<region>)"),
@@ -1088,7 +1088,7 @@ impl SweepBook for DynamoStore {
 impl SourceWatch for DynamoStore {
     async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
         const OPERATION: &str = "UpdateItem (log source seen)";
-        if crate::sources::parse_source_name(account).is_none() {
+        if crate::silence::parse_source_name(account).is_none() {
             return Ok(());
         }
         let update = self
@@ -1134,7 +1134,7 @@ impl SourceWatch for DynamoStore {
                 out.items()
                     .iter()
                     .filter_map(log_source)
-                    .filter(|s| crate::sources::parse_source_name(&s.account).is_some()),
+                    .filter(|s| crate::silence::parse_source_name(&s.account).is_some()),
             );
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() && sources.len() < self.max_log_sources => {

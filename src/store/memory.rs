@@ -7,7 +7,7 @@ use super::{
 };
 use crate::errors::lock;
 use crate::key::{DenialKey, ObjectId};
-use crate::sources::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
+use crate::silence::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -273,7 +273,7 @@ impl SweepBook for MemoryStore {
 
 impl SourceWatch for MemoryStore {
     async fn source_seen(&self, account: &str, now: i64) -> Result<(), StoreError> {
-        if crate::sources::parse_source_name(account).is_none() {
+        if crate::silence::parse_source_name(account).is_none() {
             return Ok(());
         }
         let mut sources = lock(&self.sources);

@@ -19,7 +19,7 @@ pub mod memory;
 
 use crate::errors::BoxError;
 use crate::key::{DenialKey, ObjectId};
-use crate::sources::{LogSource, SourceStatus};
+use crate::silence::{LogSource, SourceStatus};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -309,9 +309,9 @@ pub trait SweepBook: Send + Sync {
 /// "Log sources").
 pub trait SourceWatch: Send + Sync {
     /// Records that a log object with records of the source `source`
-    /// (`<account>:<region>`, [`crate::sources::source_name`]) was read at `now`; a no-op
+    /// (`<account>:<region>`, [`crate::silence::source_name`]) was read at `now`; a no-op
     /// when the stored time is less than
-    /// [`SEEN_EVERY_SECONDS`](crate::sources::SEEN_EVERY_SECONDS) older, or the name is
+    /// [`SEEN_EVERY_SECONDS`](crate::silence::SEEN_EVERY_SECONDS) older, or the name is
     /// not a source's (docs/DESIGN.md, "Log sources"). A store that watches no source
     /// keeps nothing.
     fn source_seen(
@@ -371,7 +371,7 @@ pub fn may_claim_notice(
             SourceStatus::Resumed => stored.silent_since == read.silent_since,
         };
     let free = stored.claim.as_ref().is_none_or(|(holder, at)| {
-        holder == attempt || *at <= now - crate::sources::NOTICE_LEASE_SECONDS
+        holder == attempt || *at <= now - crate::silence::NOTICE_LEASE_SECONDS
     });
     unchanged && free
 }

@@ -383,14 +383,14 @@ impl<S: SourceWatch> SourceWatch for BarrierStore<S> {
 
     async fn log_sources(
         &self,
-    ) -> Result<Vec<crate::sources::LogSource>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::silence::LogSource>, crate::store::StoreError> {
         self.inner.log_sources().await
     }
 
     async fn claim_notice(
         &self,
-        source: &crate::sources::LogSource,
-        status: crate::sources::SourceStatus,
+        source: &crate::silence::LogSource,
+        status: crate::silence::SourceStatus,
         attempt: &str,
         now: i64,
     ) -> Result<bool, crate::store::StoreError> {
@@ -399,8 +399,8 @@ impl<S: SourceWatch> SourceWatch for BarrierStore<S> {
 
     async fn finish_notice(
         &self,
-        source: &crate::sources::LogSource,
-        status: crate::sources::SourceStatus,
+        source: &crate::silence::LogSource,
+        status: crate::silence::SourceStatus,
         attempt: &str,
         delivered: bool,
     ) -> Result<(), crate::store::StoreError> {

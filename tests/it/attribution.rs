@@ -9,10 +9,10 @@
 use crate::support::*;
 use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::config::Config;
-use bedrock_denied_models::counters::Counts;
 use bedrock_denied_models::event::Sweep;
 use bedrock_denied_models::lambda::{aws_handler_with, Attribution, LambdaSettings, ObjectOutcome};
-use bedrock_denied_models::source::{KeyRange, ObjectSource};
+use bedrock_denied_models::objects::{KeyRange, ObjectSource};
+use bedrock_denied_models::stats::Counts;
 use bedrock_denied_models::store::SourceWatch;
 use serde_json::{json, Value};
 

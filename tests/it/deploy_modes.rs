@@ -143,7 +143,7 @@ fn each_mode_deploys_in_one_line_with_every_parameter_it_needs() {
         }
         if let Some(org) = line.get("OrganizationId") {
             assert!(
-                bedrock_denied_models::layout::is_organization_id(org),
+                bedrock_denied_models::log_keys::is_organization_id(org),
                 "{org}"
             );
         }

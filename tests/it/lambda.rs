@@ -176,7 +176,7 @@ async fn one_object_delivered_four_times_at_once_counts_once_and_alerts_once() {
                 other => panic!("{other:?}"),
             };
         let runs = (0..4).map(|_| h.process_object(&object, None));
-        let mut sum = bedrock_denied_models::counters::Counts::default();
+        let mut sum = bedrock_denied_models::stats::Counts::default();
         for r in futures_util::future::join_all(runs).await {
             match r.expect("every delivery succeeds") {
                 bedrock_denied_models::lambda::ObjectOutcome::Processed(report) => {

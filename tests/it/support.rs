@@ -623,14 +623,14 @@ impl<S: SourceWatch> SourceWatch for OneKeyFails<S> {
 
     async fn log_sources(
         &self,
-    ) -> Result<Vec<bedrock_denied_models::sources::LogSource>, StoreError> {
+    ) -> Result<Vec<bedrock_denied_models::silence::LogSource>, StoreError> {
         self.inner.log_sources().await
     }
 
     async fn claim_notice(
         &self,
-        source: &bedrock_denied_models::sources::LogSource,
-        status: bedrock_denied_models::sources::SourceStatus,
+        source: &bedrock_denied_models::silence::LogSource,
+        status: bedrock_denied_models::silence::SourceStatus,
         attempt: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -639,8 +639,8 @@ impl<S: SourceWatch> SourceWatch for OneKeyFails<S> {
 
     async fn finish_notice(
         &self,
-        source: &bedrock_denied_models::sources::LogSource,
-        status: bedrock_denied_models::sources::SourceStatus,
+        source: &bedrock_denied_models::silence::LogSource,
+        status: bedrock_denied_models::silence::SourceStatus,
         attempt: &str,
         delivered: bool,
     ) -> Result<(), StoreError> {

@@ -93,9 +93,9 @@ async fn notices_bus(s: &Stack, bus: &str) -> String {
 #[tokio::test]
 #[ignore = "needs the emulator"]
 async fn a_silent_account_is_told_once_by_email_and_event_and_again_when_it_resumes() {
-    use bedrock_denied_models::counters::Counts;
     use bedrock_denied_models::event::Sweep;
     use bedrock_denied_models::lambda::{aws_handler, LambdaSettings};
+    use bedrock_denied_models::stats::Counts;
     use bedrock_denied_models::store::SourceWatch;
 
     let s = Stack::new("silent").await;

@@ -18,19 +18,19 @@ pub const WATCHED_FOR_SECONDS: i64 = 7 * 86_400;
 /// A notice claim older than this, never marked sent, can be taken over.
 pub const NOTICE_LEASE_SECONDS: i64 = 60;
 
-pub use crate::layout::{is_region_name, MAX_REGION_BYTES};
+pub use crate::log_keys::{is_region_name, MAX_REGION_BYTES};
 
 /// The name of one account's logs of one Region: `<account>:<region>`, or `None` when
 /// either cannot be what AWS writes.
 pub fn source_name(account: &str, region: &str) -> Option<String> {
-    (crate::layout::is_account_id(account) && is_region_name(region))
+    (crate::log_keys::is_account_id(account) && is_region_name(region))
         .then(|| format!("{account}:{region}"))
 }
 
 /// The account and Region of a source name made by [`source_name`].
 pub fn parse_source_name(name: &str) -> Option<(&str, &str)> {
     let (account, region) = name.split_once(':')?;
-    (crate::layout::is_account_id(account) && is_region_name(region)).then_some((account, region))
+    (crate::log_keys::is_account_id(account) && is_region_name(region)).then_some((account, region))
 }
 
 /// What the store holds of one log source's delivery.

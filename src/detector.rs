@@ -19,7 +19,7 @@ use crate::store::{
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use std::io::Read;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -163,6 +163,7 @@ impl<S: DetectorStore> Detector<S> {
     }
 
     /// How long to wait for another attempt's delivery before failing (tests shorten it).
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_claim_wait(mut self, wait: Duration) -> Self {
         self.claim_wait = wait;
         self
@@ -176,21 +177,13 @@ impl<S: DetectorStore> Detector<S> {
         &self.store
     }
 
-    pub fn sinks(&self) -> &[Sink] {
-        &self.sinks
-    }
-
-    /// The store and the sinks back, e.g. to continue with another configuration.
-    pub fn into_parts(self) -> (S, Vec<Sink>) {
-        (self.store, self.sinks)
-    }
-
-    /// Reads (blocking) and counts one object: for callers that have it at hand. Its
+    /// Reads (blocking) and counts one object, for tests that have it at hand. Its
     /// account is the one its key's layout names, if any.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn process(
         &self,
         object: &ObjectId,
-        input: impl Read,
+        input: impl std::io::Read,
     ) -> Result<ObjectReport, DetectError> {
         let account = object.folder_account();
         self.count(object, self.reader.read(input, account.as_deref()))

@@ -6,15 +6,13 @@
 //! and that is what the object's identity is made of (docs/DESIGN.md, "Object
 //! identity").
 
-use crate::errors::{lock, BoxError};
+use crate::errors::BoxError;
 use crate::event::ObjectRef;
 use crate::key::ObjectId;
-use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use thiserror::Error;
 
 /// An object opened for streaming.
@@ -163,83 +161,95 @@ pub trait ObjectSource: Send + Sync {
     ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
 }
 
-/// Bodies of every version of one object, oldest first.
-type Versions = Vec<Vec<u8>>;
+/// Objects held in memory, for tests.
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use super::*;
+    use crate::errors::lock;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
-/// Objects held in memory, keyed by (bucket, key), each with its versions.
-#[derive(Debug, Default)]
-pub struct MemorySource {
-    objects: Mutex<HashMap<(String, String), Versions>>,
-}
+    /// Bodies of every version of one object, oldest first.
+    type Versions = Vec<Vec<u8>>;
 
-impl MemorySource {
-    pub fn new() -> Self {
-        Self::default()
+    /// Objects held in memory, keyed by (bucket, key), each with its versions.
+    #[derive(Debug, Default)]
+    pub struct MemorySource {
+        objects: Mutex<HashMap<(String, String), Versions>>,
     }
 
-    /// Writes a new version of the object; returns its version id.
-    pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
-        let mut objects = lock(&self.objects);
-        let versions = objects
-            .entry((bucket.to_string(), key.to_string()))
-            .or_default();
-        versions.push(body.into());
-        format!("v{}", versions.len())
-    }
-}
+    impl MemorySource {
+        pub fn new() -> Self {
+            Self::default()
+        }
 
-impl ObjectSource for MemorySource {
-    async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
-        let objects = lock(&self.objects);
-        let Some(versions) = objects.get(&(object.bucket.clone(), object.key.clone())) else {
-            return Ok(None);
-        };
-        let index = match &object.version_id {
-            Some(v) => match v.strip_prefix('v').and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) if n >= 1 && n <= versions.len() => n - 1,
-                _ => return Ok(None),
-            },
-            None => versions.len() - 1,
-        };
-        let body = versions[index].clone();
-        let version = format!("v{}", index + 1);
-        Ok(Some(OpenedObject {
-            id: ObjectId::s3(&object.bucket, &object.key, &version),
-            version,
-            etag: Some(memory_etag(&body)),
-            size: Some(body.len() as u64),
-            body: Box::new(std::io::Cursor::new(body)),
-        }))
+        /// Writes a new version of the object; returns its version id.
+        pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
+            let mut objects = lock(&self.objects);
+            let versions = objects
+                .entry((bucket.to_string(), key.to_string()))
+                .or_default();
+            versions.push(body.into());
+            format!("v{}", versions.len())
+        }
     }
 
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        folders: bool,
-        range: KeyRange<'_>,
-    ) -> Result<Listing, SourceError> {
-        let objects = lock(&self.objects);
-        let all = objects
-            .iter()
-            .filter(|((b, _), _)| b == bucket)
-            .map(|((_, key), versions)| {
-                let body = versions.last().map(Vec::as_slice).unwrap_or_default();
-                ListedObject {
-                    key: key.clone(),
-                    size: body.len() as u64,
-                    etag: Some(memory_etag(body)),
-                    modified: 0,
-                }
-            });
-        Ok(Listing::of(all, prefix, folders, range))
+    impl ObjectSource for MemorySource {
+        async fn open(&self, object: &ObjectRef) -> Result<Option<OpenedObject>, SourceError> {
+            let objects = lock(&self.objects);
+            let Some(versions) = objects.get(&(object.bucket.clone(), object.key.clone())) else {
+                return Ok(None);
+            };
+            let index = match &object.version_id {
+                Some(v) => match v.strip_prefix('v').and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if n >= 1 && n <= versions.len() => n - 1,
+                    _ => return Ok(None),
+                },
+                None => versions.len() - 1,
+            };
+            let body = versions[index].clone();
+            let version = format!("v{}", index + 1);
+            Ok(Some(OpenedObject {
+                id: ObjectId::s3(&object.bucket, &object.key, &version),
+                version,
+                etag: Some(memory_etag(&body)),
+                size: Some(body.len() as u64),
+                body: Box::new(std::io::Cursor::new(body)),
+            }))
+        }
+
+        async fn list(
+            &self,
+            bucket: &str,
+            prefix: &str,
+            folders: bool,
+            range: KeyRange<'_>,
+        ) -> Result<Listing, SourceError> {
+            let objects = lock(&self.objects);
+            let all =
+                objects
+                    .iter()
+                    .filter(|((b, _), _)| b == bucket)
+                    .map(|((_, key), versions)| {
+                        let body = versions.last().map(Vec::as_slice).unwrap_or_default();
+                        ListedObject {
+                            key: key.clone(),
+                            size: body.len() as u64,
+                            etag: Some(memory_etag(body)),
+                            modified: 0,
+                        }
+                    });
+            Ok(Listing::of(all, prefix, folders, range))
+        }
+    }
+
+    /// A content digest standing in for S3's ETag.
+    fn memory_etag(body: &[u8]) -> String {
+        ObjectId::file("memory", &String::from_utf8_lossy(body)).token
     }
 }
-
-/// A content digest standing in for S3's ETag.
-fn memory_etag(body: &[u8]) -> String {
-    ObjectId::file("memory", &String::from_utf8_lossy(body)).token
-}
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemorySource;
 
 /// Local files as objects (`scan`): the "bucket" is a folder, a key is a path below
 /// it, '/'-separated with a leading '/' (what housekeeping rules and key dates are

@@ -333,11 +333,15 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
         self
     }
 
+    /// The detector, for tests to look at its store.
+    #[cfg(any(test, feature = "testing"))]
     pub fn detector(&self) -> &Detector<S> {
         &self.detector
     }
 
-    /// Handles one invocation event with no deadline ([`handle_until`](Self::handle_until)).
+    /// Handles one invocation event with no deadline ([`handle_until`](Self::handle_until)),
+    /// as tests do.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn handle(&self, event: Value) -> Result<Response, HandlerError> {
         self.handle_until(event, None).await
     }

@@ -27,11 +27,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use bedrock_denied_models::aggregate::{Aggregate, KeyDenials};
 use bedrock_denied_models::alert::MemorySink;
 use bedrock_denied_models::aws::dynamo_store;
+use bedrock_denied_models::aws::store::DynamoStore;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::key::{DenialKey, ObjectId};
 use bedrock_denied_models::logs::Denial;
-use bedrock_denied_models::store::dynamodb::DynamoStore;
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DetectorStore,
     StoreError, WindowCounts, WindowRead,

@@ -9,9 +9,10 @@ pub mod json;
 pub mod s3;
 pub mod securityhub;
 pub mod sns;
+pub mod store;
 
 use crate::alert::Sink;
-use crate::store::dynamodb::DynamoStore;
+use crate::aws::store::DynamoStore;
 use aws_config::timeout::TimeoutConfig;
 use eventbridge::EventBridgeSink;
 use json::JsonApi;

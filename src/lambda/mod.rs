@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod sweep;
 
 use crate::aws::s3::S3Source;
+use crate::aws::store::DynamoStore;
 use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::config::{non_blank, Config, ConfigError};
 use crate::detector::{DetectError, Detector, ObjectReport};
@@ -21,7 +22,6 @@ use crate::key::{object_marker, ObjectId};
 use crate::objects::{ObjectSource, SourceError};
 use crate::pipeline::{process, PipelineError, Processed};
 use crate::stats::Counts;
-use crate::store::dynamodb::DynamoStore;
 use crate::store::FunctionStore;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use futures_util::stream::{self, StreamExt};

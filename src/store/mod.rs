@@ -6,15 +6,13 @@
 //! state: [`Counters`], [`AlertClaims`], [`SweepBook`] and [`SourceWatch`] (the
 //! detector needs the first two, [`DetectorStore`]; the function all four,
 //! [`FunctionStore`]). [`memory`] keeps everything in process (for `scan` and tests),
-//! [`dynamodb`] is the deployed one; a wrapper implements, or forwards, every method of
+//! the DynamoDB one (`crate::aws::store`, feature `aws`) is the deployed one; a wrapper implements, or forwards, every method of
 //! each trait it claims.
 //! The claim rules live here, in [`decide_claim`], so both implement the same policy;
 //! [`conformance`] checks that they do.
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
-#[cfg(feature = "aws")]
-pub mod dynamodb;
 pub mod memory;
 
 use crate::errors::BoxError;

@@ -2,10 +2,10 @@
 //! names, the central bucket and the member template's replication; every permission
 //! stays least-privilege.
 
+use bedrock_denied_models::aws::store::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::lambda::metrics::{metric_names, DIMENSION, NAMESPACE};
 use bedrock_denied_models::lambda::LambdaSettings;
-use bedrock_denied_models::store::dynamodb::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 use serde_yaml_ng::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

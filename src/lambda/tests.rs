@@ -1,5 +1,6 @@
 use super::*;
 use crate::alert::MemorySink;
+use crate::config::Config;
 use crate::errors::Context;
 use crate::key::DenialKey;
 use crate::objects::{KeyRange, MemorySource, OpenedObject};

@@ -10,18 +10,21 @@ mod chart;
 mod collect;
 mod html;
 mod replay;
+mod style;
 #[cfg(test)]
 mod tests;
+mod values;
 
 pub use collect::{
     Collector, Entry, IpStats, KeyId, KeyStats, Record, Values, MAX_EVIDENCE_VALUES,
     MAX_KEY_OBJECTS,
 };
 pub use html::{
-    render, shown, CSP, FULL_ID_CHARS, MAX_ALERT_ROWS, MAX_KEY_SECTIONS, MAX_LISTED,
-    MAX_OTHER_KEYS, MAX_REPORT_BYTES, MAX_TOP_ROWS, TABLE_ID_CHARS,
+    render, CSP, FULL_ID_CHARS, MAX_ALERT_ROWS, MAX_KEY_SECTIONS, MAX_LISTED, MAX_OTHER_KEYS,
+    MAX_REPORT_BYTES, MAX_TOP_ROWS, TABLE_ID_CHARS,
 };
 pub use replay::{replay, Outcome, ReplayedAlert, Setting, Tuning, THRESHOLDS, WINDOW_MINUTES};
+pub use values::shown;
 
 use crate::alert::Alert;
 use crate::config::Config;

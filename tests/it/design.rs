@@ -28,27 +28,41 @@ fn ticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
-/// The layers table: each top-level module (`detector`, `cli`, ...) with its layer,
-/// and every crate named.
+/// The bands of the layers table, top to bottom.
+const BANDS: [&str; 5] = [
+    "entry points",
+    "orchestration",
+    "adapters",
+    "seams and core",
+    "foundations",
+];
+
+/// The layers table: each top-level module (`detector`, `cli`, ...) with its rank, its
+/// place in the table read top to bottom (a module may import only modules of a
+/// higher rank), and every crate named.
 fn layers() -> (BTreeMap<String, usize>, BTreeSet<String>) {
     let doc = read("docs/DESIGN.md");
     let mut modules = BTreeMap::new();
     let mut crates = BTreeSet::new();
+    let mut bands = Vec::new();
     for row in section(&doc, "Layers").lines() {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let Some(layer) = cells.get(1).and_then(|c| c.parse::<usize>().ok()) else {
+        let Some(band) = cells.get(1).filter(|c| BANDS.contains(c)) else {
             continue;
         };
-        assert!(cells.len() >= 5, "a layer row has four cells: {row}");
+        bands.push(*band);
+        assert!(cells.len() >= 5, "a band row has four cells: {row}");
         for m in ticked(cells[2]) {
             let name = m.trim_end_matches('/').trim_end_matches(".rs");
+            let rank = modules.len();
             assert!(
-                modules.insert(name.to_string(), layer).is_none(),
+                modules.insert(name.to_string(), rank).is_none(),
                 "{m} is listed twice"
             );
         }
         crates.extend(ticked(cells[3]).into_iter().map(str::to_string));
     }
+    assert_eq!(bands, BANDS, "the five bands, in order");
     assert!(modules.len() > 10, "the layers table is read: {modules:?}");
     (modules, crates)
 }
@@ -169,7 +183,7 @@ fn no_import_runs_up_a_layer() {
                 };
                 assert!(
                     b > a,
-                    "src/{rel}:{}: {from} (layer {a}) imports {to} (layer {b}), which is not below it",
+                    "src/{rel}:{}: {from} (rank {a}) imports {to} (rank {b}), which is not listed after it",
                     n + 1
                 );
                 checked += 1;
@@ -236,5 +250,56 @@ fn collect_text(dir: &Path, out: &mut Vec<PathBuf>) {
         {
             out.push(p);
         }
+    }
+}
+
+/// The top-level modules each top-level module imports (test code aside).
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, text) in sources() {
+        let from = module_of(&rel).to_string();
+        if rel == "lib.rs" || rel.ends_with("/tests.rs") {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for part in line.split("crate::").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if name != from && !name.is_empty() {
+                    out.entry(from.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_two_top_level_modules_import_each_other() {
+    let imports = imports();
+    for (from, tos) in &imports {
+        for to in tos {
+            assert!(
+                !imports.get(to).is_some_and(|back| back.contains(from)),
+                "{from} and {to} import each other"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_file_under_src_is_over_700_lines_but_tests() {
+    for (rel, text) in sources() {
+        if rel.ends_with("/tests.rs") {
+            continue;
+        }
+        let lines = text.lines().count();
+        assert!(
+            lines <= 700,
+            "src/{rel} has {lines} lines: split it by what it holds (docs/DESIGN.md, \"Where things go\")"
+        );
     }
 }

@@ -33,6 +33,37 @@ pub fn parse_source_name(name: &str) -> Option<(&str, &str)> {
     (crate::log_keys::is_account_id(account) && is_region_name(region)).then_some((account, region))
 }
 
+/// The log sources one process recorded as seen within the hour, so the store is asked
+/// at most once an hour per source and process; at most 10,000, then it starts afresh.
+#[derive(Debug, Default)]
+pub struct RecentlySeen(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+/// Sources a process remembers before it starts afresh.
+const RECENTLY_SEEN_KEPT: usize = 10_000;
+
+impl RecentlySeen {
+    /// True, and remembered, when `name` was not recorded within the hour before `now`.
+    pub fn first_within_the_hour(&self, name: &str, now: i64) -> bool {
+        let mut seen = crate::errors::lock(&self.0);
+        if seen
+            .get(name)
+            .is_some_and(|at| *at > now - SEEN_EVERY_SECONDS)
+        {
+            return false;
+        }
+        if seen.len() >= RECENTLY_SEEN_KEPT {
+            seen.clear();
+        }
+        seen.insert(name.to_string(), now);
+        true
+    }
+
+    /// Forgets `name`, whose recording failed: the next object tries again.
+    pub fn forget(&self, name: &str) {
+        crate::errors::lock(&self.0).remove(name);
+    }
+}
+
 /// What the store holds of one log source's delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogSource {
@@ -262,6 +293,17 @@ mod tests {
         assert!(quiet.contains("111122223333:eu-west-1"));
         assert!(!quiet.contains("111122223333:us-east-1"));
         assert!(quiet.contains("999988887777:ap-south-2"));
+    }
+
+    #[test]
+    fn a_source_is_recorded_once_an_hour_per_process_and_again_after_a_failure() {
+        let seen = RecentlySeen::default();
+        assert!(seen.first_within_the_hour("111122223333:us-east-1", NOW));
+        assert!(!seen.first_within_the_hour("111122223333:us-east-1", NOW + 3599));
+        assert!(seen.first_within_the_hour("111122223333:eu-west-1", NOW + 1));
+        assert!(seen.first_within_the_hour("111122223333:us-east-1", NOW + 3600));
+        seen.forget("111122223333:us-east-1");
+        assert!(seen.first_within_the_hour("111122223333:us-east-1", NOW + 3601));
     }
 
     #[test]

@@ -359,30 +359,8 @@ async fn scan_with<S: DetectorStore>(
                             c.add(&id, a);
                         }
                         summary.counts.add(&report.counts);
-                        if let Some(e) = report.read_error {
-                            note(&progress, &format!("{}: {e}", input.name()));
-                        }
-                        let a = &report.accounts;
-                        if let (Some(folder), Some(other)) = (&a.folder, &a.mismatched) {
-                            note(
-                                &progress,
-                                &format!(
-                                    "{}: {} denials of another account (first: {other}) skipped: the object is in account {folder}'s folder",
-                                    input.name(),
-                                    report.counts.skipped_account_mismatch
-                                ),
-                            );
-                        }
-                        if report.counts.denials_over_limit > 0 {
-                            note(
-                                &progress,
-                                &format!(
-                                    "{}: over the per-object limits: {} denials not counted ({} least denied keys let go)",
-                                    input.name(),
-                                    report.counts.denials_over_limit,
-                                    report.counts.keys_over_limit
-                                ),
-                            );
+                        for warning in report.warnings() {
+                            note(&progress, &format!("{}: {warning}", input.name()));
                         }
                     }
                     Err(e) => {

@@ -5,11 +5,11 @@
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Accounts, Aggregate, KeyDenials, ObjectRead, Reader};
+use crate::aggregate::{Aggregate, KeyDenials, ObjectRead, Reader};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
 use crate::key::{attempt_id, DenialKey, ObjectId};
-use crate::logs::{LogFormat, ReadError};
+use crate::logs::ReadError;
 use crate::rule::Decision;
 use crate::stats::Counts;
 
@@ -18,7 +18,6 @@ use crate::store::{
 };
 use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,21 +99,6 @@ impl DetectError {
 enum Preview {
     Store(StoreError),
     Sink(SinkError),
-}
-
-/// Everything about one processed object, for the log line and metrics.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ObjectReport {
-    pub object: String,
-    pub format: LogFormat,
-    pub gzip: bool,
-    /// What was read, counted and alerted (`crate::stats`).
-    pub counts: Counts,
-    /// An error that ended reading early but does not fail the invocation.
-    pub read_error: Option<String>,
-    /// Whose logs the object holds, and the first denial that claimed another account.
-    #[serde(skip)]
-    pub accounts: Accounts,
 }
 
 pub struct Detector<S> {
@@ -640,6 +624,9 @@ fn timed_out() -> String {
 }
 
 mod ceilings;
+mod report;
+
+pub use report::{ObjectReport, ObjectWarning};
 
 use ceilings::Pending;
 pub use ceilings::MAX_CEILING_SUMMARIES;

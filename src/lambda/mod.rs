@@ -10,6 +10,7 @@
 
 pub mod metrics;
 mod settings;
+mod sqs;
 pub mod sweep;
 
 pub use settings::{Attribution, LambdaSettings, VARIABLES};
@@ -137,19 +138,11 @@ pub struct Handler<S, O> {
     function_name: String,
     region: String,
     attribution: Attribution,
-    /// When this process last recorded each log source as seen: the store is asked at
-    /// most once an hour per source (docs/DESIGN.md, "Log sources").
-    seen_sources: std::sync::Mutex<std::collections::HashMap<String, i64>>,
-    /// The sweep's Region folders per account folder, and when they were listed.
-    region_folders: std::sync::Mutex<RegionFolders>,
+    /// The log sources this process recorded as seen within the hour.
+    seen_sources: crate::silence::RecentlySeen,
+    /// What the sweep remembers between invocations of this process.
+    sweep_cache: sweep::SweepCache,
 }
-
-/// Per account folder: when its Region folders were listed, each with whether its keys
-/// name the hour, and whether folders were left out.
-type RegionFolders = std::collections::HashMap<String, (Instant, Vec<(String, bool)>, bool)>;
-
-/// Log sources remembered by one process before it starts afresh.
-const SEEN_SOURCES_KEPT: usize = 10_000;
 
 impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
     pub fn new(detector: Detector<S>, source: O, function_name: impl Into<String>) -> Self {
@@ -160,7 +153,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
             region: crate::aws::FALLBACK_REGION.into(),
             attribution: Attribution::default(),
             seen_sources: Default::default(),
-            region_folders: Default::default(),
+            sweep_cache: Default::default(),
         }
     }
 
@@ -172,21 +165,11 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
             return;
         };
         let now = chrono::Utc::now().timestamp();
-        {
-            let mut seen = crate::errors::lock(&self.seen_sources);
-            if seen
-                .get(&name)
-                .is_some_and(|at| *at > now - crate::silence::SEEN_EVERY_SECONDS)
-            {
-                return;
-            }
-            if seen.len() >= SEEN_SOURCES_KEPT {
-                seen.clear();
-            }
-            seen.insert(name.clone(), now);
+        if !self.seen_sources.first_within_the_hour(&name, now) {
+            return;
         }
         if let Err(e) = self.detector.store().source_seen(&name, now).await {
-            crate::errors::lock(&self.seen_sources).remove(&name);
+            self.seen_sources.forget(&name);
             warn!(source = %name, error = %error_chain(&e), "could not record the log source as seen");
         }
     }
@@ -275,46 +258,9 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
                     }),
                 }
             }
-            Invocation::Sqs(messages) => {
-                let results: Vec<_> = stream::iter(&messages)
-                    .map(|m| async move {
-                        let Ok(objects) = &m.objects else {
-                            return (m, None);
-                        };
-                        if cutoff.is_some_and(|c| Instant::now() >= c) {
-                            return (m, Some(Err(Deferred)));
-                        }
-                        (m, Some(Ok(self.process_objects(objects, cutoff).await)))
-                    })
-                    .buffer_unordered(MESSAGE_CONCURRENCY)
-                    .collect()
-                    .await;
-                let mut response = SqsBatchResponse::default();
-                for (m, result) in results {
-                    let failed = match (result, &m.objects) {
-                        (None, Err(reason)) => {
-                            warn!(message_id = %m.message_id, reason = %reason, "SQS message acknowledged without objects");
-                            false
-                        }
-                        (None, Ok(_)) => false,
-                        (Some(Err(Deferred)), _) => {
-                            metrics.messages_deferred += 1;
-                            warn!(message_id = %m.message_id, "the invocation's time is nearly out: message left for redelivery");
-                            true
-                        }
-                        (Some(Ok(results)), Ok(objects)) => {
-                            let failed = results.iter().any(Result::is_err);
-                            account_objects(objects, &results, &mut metrics);
-                            failed
-                        }
-                        (Some(Ok(_)), Err(_)) => false,
-                    };
-                    if failed {
-                        response.add_failure(m.message_id.clone());
-                    }
-                }
-                Ok(Response::Sqs(response))
-            }
+            Invocation::Sqs(messages) => Ok(Response::Sqs(
+                self.handle_sqs(&messages, cutoff, &mut metrics).await,
+            )),
         };
         println!(
             "{}",
@@ -454,9 +400,6 @@ fn delivers(report: &ObjectReport) -> bool {
     c.records > c.skipped_invalid_json + c.skipped_oversized_line
 }
 
-/// A message not started because the invocation's time is nearly out.
-struct Deferred;
-
 /// When to stop starting or reading objects, before `deadline`: the time left for
 /// what has started to count and deliver (a fifth of the invocation's time left at
 /// its start, between 10 s and 60 s).
@@ -471,27 +414,8 @@ fn cutoff_before(deadline: Instant) -> Instant {
 /// The one log line per object: what was read and what was counted and alerted.
 fn log_report(report: &ObjectReport, version: Option<&str>) {
     let c = &report.counts;
-    if let Some(e) = &report.read_error {
-        warn!(object = %report.object, error = %e, "object read only in part; what was read is counted");
-    }
-    if c.skipped_account_mismatch > 0 {
-        warn!(
-            object = %report.object,
-            folder_account = report.accounts.folder.as_deref().unwrap_or_default(),
-            record_account = report.accounts.mismatched.as_deref().unwrap_or_default(),
-            records = c.skipped_account_mismatch,
-            "denials of another account than the object's folder skipped"
-        );
-    }
-    if c.denials_over_limit > 0 {
-        warn!(
-            object = %report.object,
-            denials = c.denials_over_limit,
-            keys_let_go = c.keys_over_limit,
-            max_keys = crate::aggregate::MAX_KEYS_PER_OBJECT,
-            max_counters = crate::aggregate::MAX_COUNTERS_PER_OBJECT,
-            "object over the per-object limits: the keys with the fewest denials were not counted"
-        );
+    for warning in report.warnings() {
+        warn!(object = %report.object, "{warning}");
     }
     c.log_object(
         &report.object,

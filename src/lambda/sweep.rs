@@ -129,6 +129,35 @@ fn sweep_error(
     }
 }
 
+/// What the sweep of one process remembers between its invocations: each account
+/// folder's Region folders, for [`REGIONS_KEPT`], for at most [`REGION_FOLDERS_KEPT`]
+/// folders.
+/// An account folder's Region folders: when they were listed, each with whether its
+/// keys name the hour, and whether folders were left out.
+type KeptRegions = (Instant, Vec<(String, bool)>, bool);
+
+#[derive(Debug, Default)]
+pub struct SweepCache {
+    region_folders: std::sync::Mutex<std::collections::HashMap<String, KeptRegions>>,
+}
+
+impl SweepCache {
+    /// The Region folders of `folder` listed within [`REGIONS_KEPT`], if any.
+    fn regions(&self, folder: &str) -> Option<(Vec<(String, bool)>, bool)> {
+        let kept = crate::errors::lock(&self.region_folders);
+        let (at, regions, cut) = kept.get(folder)?;
+        (at.elapsed() < REGIONS_KEPT).then(|| (regions.clone(), *cut))
+    }
+
+    fn keep_regions(&self, folder: String, regions: Vec<(String, bool)>, cut: bool) {
+        let mut kept = crate::errors::lock(&self.region_folders);
+        if kept.len() >= REGION_FOLDERS_KEPT {
+            kept.clear();
+        }
+        kept.insert(folder, (Instant::now(), regions, cut));
+    }
+}
+
 /// What one sweep did with an account folder's unseen objects.
 enum Swept {
     /// Every one was handled.
@@ -390,10 +419,8 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
         folder: &str,
     ) -> Result<(Vec<(String, bool)>, u64, bool), HandlerError> {
         let key = format!("{bucket}/{folder}");
-        if let Some((at, regions, cut)) = crate::errors::lock(&self.region_folders).get(&key) {
-            if at.elapsed() < REGIONS_KEPT {
-                return Ok((regions.clone(), 0, *cut));
-            }
+        if let Some((regions, cut)) = self.sweep_cache.regions(&key) {
+            return Ok((regions, 0, cut));
         }
         let mut requests = 1;
         // Only the services' folders matter: a few, whatever else the folder holds.
@@ -439,11 +466,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
         if cut {
             warn!(bucket = %bucket, folder = %folder, max = MAX_REGION_FOLDERS, "more Region folders below a service than the sweep lists: only the first were checked");
         }
-        let mut kept = crate::errors::lock(&self.region_folders);
-        if kept.len() >= REGION_FOLDERS_KEPT {
-            kept.clear();
-        }
-        kept.insert(key, (Instant::now(), regions.clone(), cut));
+        self.sweep_cache.keep_regions(key, regions.clone(), cut);
         Ok((regions, requests, cut))
     }
 

@@ -30,7 +30,8 @@ use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::aws::store::DynamoStore;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
-use bedrock_denied_models::key::{DenialKey, ObjectId};
+use bedrock_denied_models::identity::ObjectId;
+use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::logs::Denial;
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DetectorStore,

@@ -21,7 +21,7 @@
 mod support;
 
 use bedrock_denied_models::event::Sweep;
-use bedrock_denied_models::key::object_marker;
+use bedrock_denied_models::identity::object_marker;
 use bedrock_denied_models::stats::Counts;
 use bedrock_denied_models::store::{Marker, SweepBook};
 use std::time::{Duration, Instant};

@@ -12,6 +12,7 @@
 
 pub mod aggregate;
 pub mod alert;
+pub mod arn;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod detector;
 pub mod errors;
 pub mod event;
 pub mod exceptions;
+pub mod identity;
 pub mod key;
 #[cfg(feature = "aws")]
 pub mod lambda;

@@ -8,7 +8,7 @@
 
 use crate::errors::BoxError;
 use crate::event::ObjectRef;
-use crate::key::ObjectId;
+use crate::identity::ObjectId;
 use std::fs::File;
 use std::future::Future;
 use std::io::Read;

@@ -6,7 +6,7 @@
 use crate::aggregate::{ObjectRead, Reader};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::event::{skip_reason, ObjectRef};
-use crate::key::ObjectId;
+use crate::identity::ObjectId;
 use crate::objects::{ObjectSource, SourceError};
 use crate::store::DetectorStore;
 use std::io::Read;

@@ -6,7 +6,7 @@
 //! account; the denied principal's account is in `Resources` and `ProductFields`.
 
 use super::{Alert, NEXT_STEPS, RULE_ID, RULE_NAME};
-use crate::key::partition;
+use crate::arn::partition;
 use crate::text::prefix_chars;
 use serde_json::{json, Map, Value};
 
@@ -71,7 +71,7 @@ pub fn principal_resource(principal: &str, region: &str) -> Value {
 /// the model.
 fn resources(alert: &Alert, region: &str) -> Vec<Value> {
     let foreign =
-        crate::key::principal_account(&alert.user_id).is_some_and(|a| a != alert.account_id);
+        crate::arn::principal_account(&alert.user_id).is_some_and(|a| a != alert.account_id);
     let mut out = Vec::with_capacity(2);
     if !foreign {
         out.push(principal_resource(&alert.user_id, region));

@@ -17,7 +17,8 @@ pub use notice::{CeilingNotice, HeldKey, Notice};
 pub use sink::{AlertSink, MemorySink, Sink, SinkError, StdoutFormat, StdoutSink};
 
 use crate::aggregate::{ContextValues, KeyDenials};
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use crate::window::{WindowSpec, WindowTotal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

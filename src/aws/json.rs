@@ -4,8 +4,8 @@
 //! the standard SDK configuration. Why not the service crates: see docs/DESIGN.md,
 //! "Alert sinks", which records what they would cost the build.
 
+use crate::arn::partition;
 use crate::errors::lock;
-use crate::key::partition;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};

@@ -2,7 +2,7 @@
 //! streamed, never held whole.
 
 use crate::event::ObjectRef;
-use crate::key::ObjectId;
+use crate::identity::ObjectId;
 use crate::objects::{KeyRange, ListedObject, Listing, ObjectSource, OpenedObject, SourceError};
 use crate::Context;
 use aws_sdk_s3::operation::get_object::GetObjectError;

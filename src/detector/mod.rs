@@ -8,7 +8,8 @@
 use crate::aggregate::{Aggregate, KeyDenials, ObjectRead, Reader};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
-use crate::key::{attempt_id, DenialKey, ObjectId};
+use crate::identity::{attempt_id, ObjectId};
+use crate::key::DenialKey;
 use crate::logs::ReadError;
 use crate::rule::Decision;
 use crate::stats::Counts;

@@ -21,7 +21,7 @@ use crate::aws::{dynamo_store, s3_client, sdk_config, sinks, SinkTargets};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::errors::error_chain;
 use crate::event::{parse_invocation, Invocation, LogPayload, ObjectRef};
-use crate::key::{object_marker, ObjectId};
+use crate::identity::{object_marker, ObjectId};
 use crate::objects::{ObjectSource, SourceError};
 use crate::pipeline::{process, PipelineError, Processed};
 use crate::stats::Counts;

@@ -14,7 +14,7 @@
 
 use super::{Handler, HandlerError, ObjectOutcome};
 use crate::event::{skip_reason, ObjectRef, Sweep};
-use crate::key::{attempt_id, object_marker};
+use crate::identity::{attempt_id, object_marker};
 use crate::log_keys::{is_account_id, is_organization_id};
 use crate::objects::{KeyRange, ListedObject, ObjectSource, SourceError};
 use crate::silence::{due, QuietAccounts, SourceNotice, SourceStatus, WATCHED_FOR_SECONDS};

@@ -176,7 +176,7 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
                 self.mismatch(&d.key.account_id);
             }
             Record::ForeignPrincipal(d) if self.account.is_some() => {
-                let named = crate::key::principal_account(&d.key.user_id).unwrap_or_default();
+                let named = crate::arn::principal_account(&d.key.user_id).unwrap_or_default();
                 self.mismatch(named);
             }
             Record::Denial(d) | Record::ForeignPrincipal(d) => {

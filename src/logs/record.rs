@@ -6,7 +6,8 @@
 
 use super::matcher::{DenialMatcher, RecordKind};
 use super::{Denial, DenialContext};
-use crate::key::{bounded_id, principal_account, DenialKey};
+use crate::arn::principal_account;
+use crate::key::{bounded_id, DenialKey};
 use crate::stats::Counts;
 use crate::text::prefix_bytes;
 use chrono::DateTime;

@@ -3,7 +3,8 @@
 //! its totals per bucket and its evidence, each list bounded per key.
 
 use crate::aggregate::{Aggregate, ContextValues};
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -7,7 +7,8 @@ use super::{
     AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, FunctionStore, Marker,
     SourceWatch, SweepBook, WindowCounts, WindowRead,
 };
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use std::collections::{BTreeMap, BTreeSet};
 
 const SUPPRESS: i64 = 3600;
@@ -405,7 +406,7 @@ pub async fn deliveries_carry_over_to_the_next_attempt_of_that_window<S: AlertCl
 pub async fn object_markers_are_remembered<S: SweepBook>(store: &S) {
     let case = format!("{:?}", std::time::SystemTime::now());
     let markers: Vec<String> = (0..250)
-        .map(|i| crate::key::object_marker("logs", &format!("k-{i}"), &case))
+        .map(|i| crate::identity::object_marker("logs", &format!("k-{i}"), &case))
         .collect();
     assert!(store.markers(&markers).await.expect("markers").is_empty());
     for m in markers.iter().step_by(7) {

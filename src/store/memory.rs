@@ -6,7 +6,8 @@ use super::{
     PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
 };
 use crate::errors::lock;
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use crate::silence::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap};

@@ -16,7 +16,8 @@ pub mod conformance;
 pub mod memory;
 
 use crate::errors::BoxError;
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use crate::silence::{LogSource, SourceStatus};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};

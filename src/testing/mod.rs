@@ -257,7 +257,7 @@ impl<S> BarrierStore<S> {
 impl<S: Counters> Counters for BarrierStore<S> {
     async fn add(
         &self,
-        object: &crate::key::ObjectId,
+        object: &crate::identity::ObjectId,
         key: &crate::key::DenialKey,
         bucket: crate::window::Bucket,
         count: u64,

@@ -9,7 +9,8 @@ use bedrock_denied_models::alert::{Alert, AlertSink, MemorySink, Notice, Sink, S
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::errors::Context;
-use bedrock_denied_models::key::{DenialKey, ObjectId};
+use bedrock_denied_models::identity::ObjectId;
+use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::store::memory::MemoryStore;
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, StoreError,

@@ -5,7 +5,7 @@ use crate::support::*;
 use bedrock_denied_models::aggregate::MAX_KEYS_PER_OBJECT;
 use bedrock_denied_models::alert::MAX_SUBJECT_CHARS;
 use bedrock_denied_models::detector::{Detector, ObjectReport};
-use bedrock_denied_models::key::ObjectId;
+use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::{bounded_id, MAX_ID_BYTES};
 use bedrock_denied_models::store::memory::MemoryStore;
 use serde_json::json;

@@ -3,7 +3,8 @@
 
 use crate::support::*;
 use bedrock_denied_models::aws::dynamo_store;
-use bedrock_denied_models::key::{DenialKey, ObjectId};
+use bedrock_denied_models::identity::ObjectId;
+use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::store::{conformance, Counters};
 
 #[tokio::test]

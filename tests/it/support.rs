@@ -16,8 +16,8 @@ use bedrock_denied_models::aws::store::{DynamoStore, PARTITION_KEY, SORT_KEY};
 use bedrock_denied_models::aws::{dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
+use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
-use bedrock_denied_models::key::ObjectId;
 use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore, Marker,

@@ -28,7 +28,8 @@
 //! Every request asks for its consumed capacity, kept in [`Usage`] for the benchmark.
 
 use crate::errors::{lock, BoxError};
-use crate::key::{DenialKey, ObjectId};
+use crate::identity::ObjectId;
+use crate::key::DenialKey;
 use crate::silence::{
     LogSource, SourceStatus, NOTICE_LEASE_SECONDS, SEEN_EVERY_SECONDS, WATCHED_FOR_SECONDS,
 };

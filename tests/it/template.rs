@@ -418,7 +418,6 @@ fn no_wildcard_resources_for_data_plane_actions() {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
-        "dynamodb:DeleteItem",
         "s3:ListBucket",
         "sns:Publish",
         "kms:GenerateDataKey",

@@ -3,6 +3,7 @@
 //! (docs/DESIGN.md, "Exactly-once counting", "The DynamoDB item layout").
 
 use super::*;
+use std::collections::BTreeSet;
 
 pub(super) const CONTRIBUTION_CONDITION: &str = "attribute_not_exists(#pk)";
 
@@ -164,11 +165,8 @@ impl Counters for DynamoStore {
                 Some(next) => start = Some(next),
             }
         };
-        if complete {
-            items = self
-                .reconcile_earlier_layout(key, read.object, items)
-                .await?;
-        }
+        let _ = read.object;
+        let items = without_what_the_earlier_layout_counted(items);
         let mut buckets = BTreeMap::new();
         for item in &items {
             if let Some((bucket, _)) = bucket_of_sk(&item.sk) {
@@ -179,4 +177,33 @@ impl Counters for DynamoStore {
         }
         Ok(WindowCounts { buckets, complete })
     }
+}
+
+/// The counter items less the contributions of objects that an earlier-layout item of
+/// the same bucket already counted (content counted before the upgrade, delivered
+/// again after it): such a contribution's sort key is the one its object's token
+/// draws in that bucket, and the earlier item lists the token. Reads never delete:
+/// every read leaves such a contribution out for as long as the earlier item lives,
+/// and once it has expired the contribution, which expires later, counts its object
+/// alone.
+pub(super) fn without_what_the_earlier_layout_counted(items: Vec<CounterItem>) -> Vec<CounterItem> {
+    let twice: BTreeSet<i128> = items
+        .iter()
+        .filter_map(|i| {
+            let (bucket, earlier) = bucket_of_sk(&i.sk)?;
+            earlier.then_some((bucket, &i.tokens))
+        })
+        .flat_map(|(bucket, tokens)| {
+            tokens
+                .iter()
+                .filter_map(move |t| parse_scaled(&contribution_sk(bucket, t)))
+        })
+        .collect();
+    if twice.is_empty() {
+        return items;
+    }
+    items
+        .into_iter()
+        .filter(|i| !parse_scaled(&i.sk).is_some_and(|sk| twice.contains(&sk)))
+        .collect()
 }

@@ -10,7 +10,7 @@
 //!   are read with one Query over the sort-key range of their buckets.
 //! - Counters written by the earlier layout (`sk = bucket`, `denials` and the set
 //!   `objects` of the tokens added) are read in the same Query, and their tokens
-//!   honoured ([`reconcile_earlier_layout`]).
+//!   honoured without a write ([`counters::without_what_the_earlier_layout_counted`]).
 //! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
 //!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
@@ -47,7 +47,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure,
 };
 use aws_sdk_dynamodb::Client;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 mod claims;
@@ -380,58 +380,6 @@ impl DynamoStore {
         Ok((items, next))
     }
 
-    /// Removes `object`'s contributions to buckets whose earlier-layout counter already
-    /// holds its token: content counted before the upgrade is not counted again.
-    /// Returns the counter items that remain.
-    async fn reconcile_earlier_layout(
-        &self,
-        key: &DenialKey,
-        object: &ObjectId,
-        items: Vec<CounterItem>,
-    ) -> Result<Vec<CounterItem>, StoreError> {
-        let earlier: BTreeSet<Bucket> = items
-            .iter()
-            .filter(|i| i.tokens.contains(&object.token))
-            .filter_map(|i| {
-                bucket_of_sk(&i.sk)
-                    .filter(|(_, earlier)| *earlier)
-                    .map(|(b, _)| b)
-            })
-            .collect();
-        if earlier.is_empty() {
-            return Ok(items);
-        }
-        let twice: BTreeSet<i128> = earlier
-            .iter()
-            .filter_map(|b| parse_scaled(&contribution_sk(*b, &object.token)))
-            .collect();
-        let mut kept = Vec::with_capacity(items.len());
-        for item in items {
-            if !parse_scaled(&item.sk).is_some_and(|sk| twice.contains(&sk)) {
-                kept.push(item);
-                continue;
-            }
-            const OPERATION: &str = "DeleteItem (counted twice across the upgrade)";
-            let out = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key(PARTITION_KEY, s(counter_pk(key)))
-                .key(SORT_KEY, AttributeValue::N(item.sk.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match out {
-                Ok(out) => self.account(OPERATION, Units::Write, out.consumed_capacity(), false),
-                Err(e) => {
-                    self.account(OPERATION, Units::Write, None, false);
-                    return Err(self.error(OPERATION, key, e));
-                }
-            }
-        }
-        Ok(kept)
-    }
-
     async fn read_alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         const OPERATION: &str = "GetItem (alert state)";
         match self.get_item(OPERATION, alert_pk(key)).await {
@@ -538,6 +486,7 @@ struct CounterItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn contribution_keys_stay_inside_their_bucket_and_apart() {

@@ -43,21 +43,28 @@ sys.exit(f"{url} did not answer; see {log}")
 PY
 }
 
-# Starts both emulators, waits until they answer, and points every AWS client of this
-# shell and its children at moto; DYNALITE_URL names dynalite, for
-# AWS_ENDPOINT_URL_DYNAMODB. Stops both when the shell exits.
+# Starts the emulators (two motos and dynalite), waits until they answer, and points
+# every AWS client of this shell and its children at the first moto; SECOND_MOTO_URL
+# names the second, DYNALITE_URL dynalite, for AWS_ENDPOINT_URL_DYNAMODB. Stops them
+# when the shell exits.
 start_emulator() {
   mkdir -p target
-  local port dynalite_port
+  local port second_port dynalite_port
   port=$(free_port)
+  second_port=$(free_port)
   dynalite_port=$(free_port)
   "$venv/bin/python" scripts/emulator.py 127.0.0.1 "$port" >target/moto.log 2>&1 &
   moto_pid=$!
+  # A second moto, so that the dynalite pass of the tests can run beside the first.
+  "$venv/bin/python" scripts/emulator.py 127.0.0.1 "$second_port" >target/moto-2.log 2>&1 &
+  second_moto_pid=$!
   node "$dynalite_dir/serve.js" "$dynalite_port" >target/dynalite.log 2>&1 &
   dynalite_pid=$!
-  trap 'kill "$moto_pid" "$dynalite_pid" 2>/dev/null || true; wait "$moto_pid" "$dynalite_pid" 2>/dev/null || true' EXIT
+  trap 'kill "$moto_pid" "$second_moto_pid" "$dynalite_pid" 2>/dev/null || true; wait "$moto_pid" "$second_moto_pid" "$dynalite_pid" 2>/dev/null || true' EXIT
   wait_for "http://127.0.0.1:$port/moto-api/" target/moto.log
+  wait_for "http://127.0.0.1:$second_port/moto-api/" target/moto-2.log
   wait_for "http://127.0.0.1:$dynalite_port/" target/dynalite.log
+  export SECOND_MOTO_URL="http://127.0.0.1:$second_port"
   export DYNALITE_URL="http://127.0.0.1:$dynalite_port"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing

@@ -309,30 +309,76 @@ impl ObjectSource for FileSource {
             uri: Self::path(bucket, prefix).display().to_string(),
             source: Box::new(e),
         };
-        let mut files = Vec::new();
-        walk_files(root, root, &mut files).map_err(failed)?;
+        let files = walk_files(root, &mut Vec::new())
+            .map_err(failed)?
+            .into_iter()
+            .map(|f| ListedObject {
+                key: file_key(root, &f.path),
+                size: f.size,
+                etag: None,
+                modified: f.modified,
+            });
         Ok(Listing::of(files, prefix, folders, range))
     }
 }
 
-/// Every file below `dir`, not following links to folders.
-fn walk_files(root: &Path, dir: &Path, out: &mut Vec<ListedObject>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            walk_files(root, &path, out)?;
-        } else if let Ok(meta) = std::fs::metadata(&path) {
-            if meta.is_file() {
-                out.push(ListedObject {
-                    key: file_key(root, &path),
-                    size: meta.len(),
-                    etag: None,
-                    modified: modified_secs(&meta),
-                });
+/// A file found by [`walk_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Last modified, epoch seconds (0 when unknown).
+    pub modified: i64,
+}
+
+/// The one walk over local files (`scan`'s inputs and [`FileSource::list`]): every
+/// file under `path` (or `path` itself), sorted, following links but never into a
+/// folder twice (a symlink cycle ends there, with a note). A name that is not UTF-8 is
+/// skipped with a note: a file is named by strings, as an S3 object is, and such a
+/// name could not be opened again from them. A folder that cannot be read is noted.
+pub fn walk_files(path: &Path, notes: &mut Vec<String>) -> std::io::Result<Vec<FoundFile>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    walk(path, &mut seen, &mut out, notes)?;
+    Ok(out)
+}
+
+fn walk(
+    path: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<FoundFile>,
+    notes: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        let real = std::fs::canonicalize(path)?;
+        if !seen.insert(real) {
+            notes.push(format!(
+                "{}: folder already read (a symlink cycle?); skipped",
+                path.display()
+            ));
+            return Ok(());
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for e in entries {
+            if let Err(err) = walk(&e, seen, out, notes) {
+                notes.push(format!("cannot read {}: {err}", e.display()));
             }
         }
+    } else if path.to_str().is_none() {
+        notes.push(format!(
+            "{}: the path is not UTF-8; skipped",
+            path.display()
+        ));
+    } else {
+        out.push(FoundFile {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            modified: modified_secs(&meta),
+        });
     }
     Ok(())
 }

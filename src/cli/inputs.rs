@@ -2,9 +2,8 @@
 //! `s3://` prefixes given, and the time filter that selects among them.
 
 use crate::event::ObjectRef;
-use crate::objects::{file_key, modified_secs};
+use crate::objects::{file_key, walk_files};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One input, in the order it is counted.
@@ -90,57 +89,24 @@ pub fn collect_files(path: &Path, notes: &mut Vec<String>) -> std::io::Result<Ve
     } else {
         path.parent().unwrap_or(Path::new("")).to_path_buf()
     };
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    walk(path, &root, &mut seen, &mut out, notes)?;
-    Ok(out)
-}
-
-fn walk(
-    path: &Path,
-    root: &Path,
-    seen: &mut HashSet<PathBuf>,
-    out: &mut Vec<Input>,
-    notes: &mut Vec<String>,
-) -> std::io::Result<()> {
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        let real = std::fs::canonicalize(path)?;
-        if !seen.insert(real) {
-            notes.push(format!(
-                "{}: folder already read (a symlink cycle?); skipped",
-                path.display()
-            ));
-            return Ok(());
-        }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        for e in entries {
-            if let Err(err) = walk(&e, root, seen, out, notes) {
-                notes.push(format!("cannot read {}: {err}", e.display()));
-            }
-        }
-    } else {
-        // A file is named by strings, as an S3 object is: a name that is not UTF-8
-        // could not be opened again from them.
-        let (Some(root_name), Some(_)) = (root.to_str(), path.to_str()) else {
-            notes.push(format!(
-                "{}: the path is not UTF-8; skipped",
-                path.display()
-            ));
-            return Ok(());
-        };
-        out.push(Input::File {
-            path: path.to_path_buf(),
+    // A file is named by strings, as an S3 object is.
+    let Some(root_name) = root.to_str() else {
+        notes.push(format!(
+            "{}: the path is not UTF-8; skipped",
+            root.display()
+        ));
+        return Ok(Vec::new());
+    };
+    Ok(walk_files(path, notes)?
+        .into_iter()
+        .map(|f| Input::File {
+            relative: file_key(&root, &f.path),
+            path: f.path,
             root: root_name.to_string(),
-            relative: file_key(root, path),
-            size: meta.len(),
-            modified: modified_secs(&meta),
-        });
-    }
-    Ok(())
+            size: f.size,
+            modified: f.modified,
+        })
+        .collect())
 }
 
 /// `--since` / `--until`: RFC 3339, a date (midnight UTC), or `<N>h` / `<N>d` back

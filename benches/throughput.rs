@@ -16,11 +16,11 @@
 //!   event to its answer, for objects that each complete a burst (read, count, claim,
 //!   publish to SNS, mark), median and p99.
 
-use bedrock_denied_models::aggregate::Reader;
 use bedrock_denied_models::alert::MemorySink;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
+use bedrock_denied_models::reader::Reader;
 use bedrock_denied_models::store::memory::MemoryStore;
 use bedrock_denied_models::testing::runtime_api::{function_command_at, Answer, RuntimeApi};
 use bedrock_denied_models::testing::T0;

@@ -1,4 +1,4 @@
-//! Reading one object into per-(key, bucket) counts, so the store sees one update per
+//! One object's denials as per-(key, bucket) counts, so the store sees one update per
 //! distinct (key, bucket) and not one per record, plus the evidence the alert shows.
 //!
 //! Memory and work per object are bounded whatever the content (docs/DESIGN.md,
@@ -7,19 +7,12 @@
 //! with the fewest denials so far are let go, so a flood of keys denied once or twice
 //! cannot push a principal that is hammering out of the count; what is let go is
 //! reported ([`OverLimit`]).
-//!
-//! [`Reader`] is the synchronous half of the detector: it holds no store and no
-//! sink, and runs on blocking threads (shared with them through an `Arc`).
+//! [`crate::reader::Reader`] fills one aggregate per object.
 
-use crate::config::Config;
 use crate::key::DenialKey;
-use crate::logs::{
-    read_log, read_messages, Denial, DenialContext, DenialMatcher, ReadError, ReadOutcome,
-    ReadStats,
-};
+use crate::logs::{Denial, DenialContext};
 use crate::window::{Bucket, WindowSpec};
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// Request ids kept per key as evidence in the alert.
 pub const MAX_REQUEST_IDS: usize = 20;
@@ -165,83 +158,6 @@ impl Aggregate {
     /// Total denials in the aggregate.
     pub fn denials(&self) -> u64 {
         self.keys.values().flat_map(|k| k.buckets.values()).sum()
-    }
-}
-
-/// What reading one object gave.
-#[derive(Debug, Default)]
-pub struct ObjectRead {
-    pub aggregate: Aggregate,
-    pub stats: ReadStats,
-    /// The error that ended reading early, if any; what was read before is in `aggregate`.
-    pub error: Option<ReadError>,
-    /// The account the object speaks for (its folder's, or its CloudWatch Logs owner),
-    /// and the first other account a denial in it named, if any.
-    pub accounts: Accounts,
-}
-
-/// Whose logs an object holds, by its location, and the first denial that claimed
-/// another account.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accounts {
-    pub folder: Option<String>,
-    pub mismatched: Option<String>,
-}
-
-/// Reads objects into aggregates with the configured denial codes and buckets.
-#[derive(Debug, Clone)]
-pub struct Reader {
-    matcher: DenialMatcher,
-    spec: WindowSpec,
-}
-
-impl Reader {
-    pub fn new(config: &Config) -> Self {
-        Self {
-            matcher: DenialMatcher::new(&config.denial_codes, &config.cloudtrail_denial_codes),
-            spec: config.window(),
-        }
-    }
-
-    pub fn spec(&self) -> &WindowSpec {
-        &self.spec
-    }
-
-    /// Reads one object (blocking: call it from a blocking thread). With `account`
-    /// (the account whose folder holds the object), denials of other accounts are
-    /// skipped.
-    pub fn read(&self, input: impl Read, account: Option<&str>) -> ObjectRead {
-        let mut aggregate = Aggregate::default();
-        let outcome = read_log(input, &self.matcher, account, |d| {
-            aggregate.add(d, &self.spec)
-        });
-        Self::read_of(aggregate, outcome, account)
-    }
-
-    /// Reads records delivered one per message (CloudWatch Logs events), as sent by
-    /// the log group of `account`.
-    pub fn read_messages<'m>(
-        &self,
-        messages: impl IntoIterator<Item = &'m str>,
-        account: Option<&str>,
-    ) -> ObjectRead {
-        let mut aggregate = Aggregate::default();
-        let outcome = read_messages(messages, &self.matcher, account, |d| {
-            aggregate.add(d, &self.spec)
-        });
-        Self::read_of(aggregate, outcome, account)
-    }
-
-    fn read_of(aggregate: Aggregate, outcome: ReadOutcome, account: Option<&str>) -> ObjectRead {
-        ObjectRead {
-            aggregate,
-            stats: outcome.stats,
-            error: outcome.error,
-            accounts: Accounts {
-                folder: account.map(str::to_string),
-                mismatched: outcome.mismatched_account,
-            },
-        }
     }
 }
 

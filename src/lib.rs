@@ -29,6 +29,7 @@ pub mod log_keys;
 pub mod logs;
 pub mod objects;
 pub mod pipeline;
+pub mod reader;
 pub mod report;
 pub mod rule;
 pub mod silence;

@@ -3,11 +3,11 @@
 //! thread, then counted. The function and `scan` both take it; `scan` reads several
 //! objects at once ([`fetch`]) and counts them in input order.
 
-use crate::aggregate::{ObjectRead, Reader};
 use crate::detector::{DetectError, Detector, ObjectReport};
 use crate::event::{skip_reason, ObjectRef};
 use crate::identity::ObjectId;
 use crate::objects::{ObjectSource, SourceError};
+use crate::reader::{ObjectRead, Reader};
 use crate::store::DetectorStore;
 use std::io::Read;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! aggregation: no panic, no unbounded allocation, statistics that add up.
 #![no_main]
 
-use bedrock_denied_models::aggregate::Reader;
+use bedrock_denied_models::reader::Reader;
 use bedrock_denied_models::config::Config;
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;

@@ -5,7 +5,6 @@
 
 use super::inputs::{collect_files, in_period, parse_s3_uri, parse_time, Input};
 use super::{flag, Output, ScanArgs};
-use crate::aggregate::Reader;
 use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
 use crate::detector::Detector;
@@ -13,6 +12,7 @@ use crate::errors::error_chain;
 use crate::event::ObjectRef;
 use crate::objects::FileSource;
 use crate::pipeline::{fetch, Fetched, ReadObject};
+use crate::reader::Reader;
 use crate::store::memory::MemoryStore;
 use crate::store::DetectorStore;
 use futures_util::stream::{self, StreamExt};

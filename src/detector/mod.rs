@@ -5,12 +5,13 @@
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Aggregate, KeyDenials, ObjectRead, Reader};
+use crate::aggregate::{Aggregate, KeyDenials};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
 use crate::identity::{attempt_id, ObjectId};
 use crate::key::DenialKey;
 use crate::logs::ReadError;
+use crate::reader::{ObjectRead, Reader};
 use crate::rule::Decision;
 use crate::stats::Counts;
 

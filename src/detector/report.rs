@@ -1,8 +1,8 @@
 //! What became of one processed object, for its log line, metrics and warnings: the
 //! [`ObjectReport`], and the [`ObjectWarning`]s the function logs and `scan` notes.
 
-use crate::aggregate::Accounts;
 use crate::logs::LogFormat;
+use crate::reader::Accounts;
 use crate::stats::Counts;
 use serde::Serialize;
 

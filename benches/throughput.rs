@@ -109,7 +109,8 @@ fn startup_ms(bin: &Path) -> f64 {
 }
 
 /// Object-to-alert latency against the emulator: `n` objects, one at a time, each
-/// completing a burst for its own principal. Returns the times of every invocation.
+/// completing a burst for its own principal in an account of its own (so no account
+/// meets its hourly alert allowance). Returns the times of every invocation.
 fn latency(rt: &tokio::runtime::Runtime, bin: &Path, n: usize) -> Vec<Duration> {
     let s = rt.block_on(support::Stack::new("bench"));
     let api = RuntimeApi::start(Vec::new());
@@ -117,11 +118,26 @@ fn latency(rt: &tokio::runtime::Runtime, bin: &Path, n: usize) -> Vec<Duration> 
     let mut took = Vec::with_capacity(n + 1);
     // The first invocation warms the function (connections, credentials): not counted.
     for i in 0..=n {
+        let account = format!("{:012}", 200_000_000_000 + i);
         let key = format!(
-            "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/bench-{i}.json.gz"
+            "AWSLogs/{account}/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/bench-{i}.json.gz"
         );
-        let user = format!("arn:aws:iam::111122223333:user/latency-{i}");
-        let body = support::denials_gz(&user, &[T0, T0 + 1, T0 + 2, T0 + 3]);
+        let user = format!("arn:aws:iam::{account}:user/latency-{i}");
+        let lines: String = (0..4)
+            .map(|t| {
+                bedrock_denied_models::testing::record(
+                    &user,
+                    bedrock_denied_models::testing::MODEL,
+                    &account,
+                    T0 + t,
+                    Some(bedrock_denied_models::testing::DENIED),
+                    &format!("r{t}"),
+                )
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        let body = bedrock_denied_models::testing::gzip(lines.as_bytes());
         rt.block_on(s.put(&key, body));
         api.push(s.s3_event(&[key.as_str()]));
         let a = api.recv(Duration::from_secs(60)).expect("answer");

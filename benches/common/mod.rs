@@ -77,7 +77,7 @@ pub fn generate(paths: &[PathBuf], records: u64, span: i64) -> std::io::Result<C
     let persistent = [
         "arn:aws:sts::111122223333:assumed-role/ContractorAccess/mallory",
         "arn:aws:iam::111122223333:user/legacy-batch",
-        "arn:aws:sts::444455556666:assumed-role/Research/eve",
+        "arn:aws:sts::111122223333:assumed-role/Research/eve",
     ];
     let models = [
         "anthropic.claude-3-5-sonnet-20240620-v1:0",

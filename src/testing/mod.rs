@@ -9,7 +9,7 @@ use crate::alert::{rfc3339, MemorySink};
 use crate::config::Config;
 use crate::detector::Detector;
 use crate::store::memory::MemoryStore;
-use crate::store::{AlertClaims, Counters, DetectorStore, SourceWatch, SweepBook};
+use crate::store::{AlertClaims, Counters, DetectorStore};
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 
@@ -134,6 +134,96 @@ pub fn memory_detector_with(config: Config) -> Watched {
 pub struct Watched<S = MemoryStore> {
     pub detector: Detector<S>,
     pub sink: MemorySink,
+}
+
+/// Implements [`SweepBook`] and [`SourceWatch`] for a test wrapper `$wrapper<S>` with an
+/// `inner: S` by forwarding every method: wrappers that only watch counting and
+/// claims keep the sweep's and the log sources' state of the store they wrap.
+#[macro_export]
+macro_rules! forward_sweep_book_and_source_watch {
+    ($wrapper:ident) => {
+        impl<S: $crate::store::SweepBook> $crate::store::SweepBook for $wrapper<S> {
+            async fn markers(
+                &self,
+                markers: &[String],
+            ) -> Result<
+                std::collections::BTreeMap<String, $crate::store::Marker>,
+                $crate::store::StoreError,
+            > {
+                self.inner.markers(markers).await
+            }
+
+            async fn mark_seen(
+                &self,
+                marker: &str,
+                expires_at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.inner.mark_seen(marker, expires_at).await
+            }
+
+            async fn mark_failed(
+                &self,
+                marker: &str,
+                expires_at: i64,
+            ) -> Result<u32, $crate::store::StoreError> {
+                self.inner.mark_failed(marker, expires_at).await
+            }
+
+            async fn sweep_cursor(
+                &self,
+                name: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                self.inner.sweep_cursor(name).await
+            }
+
+            async fn set_sweep_cursor(
+                &self,
+                name: &str,
+                cursor: Option<&str>,
+                expires_at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.inner.set_sweep_cursor(name, cursor, expires_at).await
+            }
+        }
+
+        impl<S: $crate::store::SourceWatch> $crate::store::SourceWatch for $wrapper<S> {
+            async fn source_seen(
+                &self,
+                source: &str,
+                now: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.inner.source_seen(source, now).await
+            }
+
+            async fn log_sources(
+                &self,
+            ) -> Result<Vec<$crate::silence::LogSource>, $crate::store::StoreError> {
+                self.inner.log_sources().await
+            }
+
+            async fn claim_notice(
+                &self,
+                source: &$crate::silence::LogSource,
+                status: $crate::silence::SourceStatus,
+                attempt: &str,
+                now: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                self.inner.claim_notice(source, status, attempt, now).await
+            }
+
+            async fn finish_notice(
+                &self,
+                source: &$crate::silence::LogSource,
+                status: $crate::silence::SourceStatus,
+                attempt: &str,
+                delivered: bool,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.inner
+                    .finish_notice(source, status, attempt, delivered)
+                    .await
+            }
+        }
+    };
 }
 
 impl<S: DetectorStore> Watched<S> {
@@ -337,75 +427,4 @@ impl<S: AlertClaims> AlertClaims for BarrierStore<S> {
     }
 }
 
-impl<S: SweepBook> SweepBook for BarrierStore<S> {
-    async fn markers(
-        &self,
-        markers: &[String],
-    ) -> Result<std::collections::BTreeMap<String, crate::store::Marker>, crate::store::StoreError>
-    {
-        self.inner.markers(markers).await
-    }
-
-    async fn mark_seen(
-        &self,
-        marker: &str,
-        expires_at: i64,
-    ) -> Result<(), crate::store::StoreError> {
-        self.inner.mark_seen(marker, expires_at).await
-    }
-
-    async fn mark_failed(
-        &self,
-        marker: &str,
-        expires_at: i64,
-    ) -> Result<u32, crate::store::StoreError> {
-        self.inner.mark_failed(marker, expires_at).await
-    }
-
-    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, crate::store::StoreError> {
-        self.inner.sweep_cursor(name).await
-    }
-
-    async fn set_sweep_cursor(
-        &self,
-        name: &str,
-        cursor: Option<&str>,
-        expires_at: i64,
-    ) -> Result<(), crate::store::StoreError> {
-        self.inner.set_sweep_cursor(name, cursor, expires_at).await
-    }
-}
-
-impl<S: SourceWatch> SourceWatch for BarrierStore<S> {
-    async fn source_seen(&self, source: &str, now: i64) -> Result<(), crate::store::StoreError> {
-        self.inner.source_seen(source, now).await
-    }
-
-    async fn log_sources(
-        &self,
-    ) -> Result<Vec<crate::silence::LogSource>, crate::store::StoreError> {
-        self.inner.log_sources().await
-    }
-
-    async fn claim_notice(
-        &self,
-        source: &crate::silence::LogSource,
-        status: crate::silence::SourceStatus,
-        attempt: &str,
-        now: i64,
-    ) -> Result<bool, crate::store::StoreError> {
-        self.inner.claim_notice(source, status, attempt, now).await
-    }
-
-    async fn finish_notice(
-        &self,
-        source: &crate::silence::LogSource,
-        status: crate::silence::SourceStatus,
-        attempt: &str,
-        delivered: bool,
-    ) -> Result<(), crate::store::StoreError> {
-        self.inner
-            .finish_notice(source, status, attempt, delivered)
-            .await
-    }
-}
+forward_sweep_book_and_source_watch!(BarrierStore);

@@ -20,8 +20,8 @@ use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore, Marker,
-    SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore,
+    StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
 use bedrock_denied_models::window::Bucket;
@@ -586,66 +586,4 @@ impl<S: AlertClaims> AlertClaims for OneKeyFails<S> {
     }
 }
 
-impl<S: SweepBook> SweepBook for OneKeyFails<S> {
-    async fn markers(
-        &self,
-        markers: &[String],
-    ) -> Result<std::collections::BTreeMap<String, Marker>, StoreError> {
-        self.inner.markers(markers).await
-    }
-
-    async fn mark_seen(&self, marker: &str, expires_at: i64) -> Result<(), StoreError> {
-        self.inner.mark_seen(marker, expires_at).await
-    }
-
-    async fn mark_failed(&self, marker: &str, expires_at: i64) -> Result<u32, StoreError> {
-        self.inner.mark_failed(marker, expires_at).await
-    }
-
-    async fn sweep_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.inner.sweep_cursor(name).await
-    }
-
-    async fn set_sweep_cursor(
-        &self,
-        name: &str,
-        cursor: Option<&str>,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.set_sweep_cursor(name, cursor, expires_at).await
-    }
-}
-
-impl<S: SourceWatch> SourceWatch for OneKeyFails<S> {
-    async fn source_seen(&self, source: &str, now: i64) -> Result<(), StoreError> {
-        self.inner.source_seen(source, now).await
-    }
-
-    async fn log_sources(
-        &self,
-    ) -> Result<Vec<bedrock_denied_models::silence::LogSource>, StoreError> {
-        self.inner.log_sources().await
-    }
-
-    async fn claim_notice(
-        &self,
-        source: &bedrock_denied_models::silence::LogSource,
-        status: bedrock_denied_models::silence::SourceStatus,
-        attempt: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner.claim_notice(source, status, attempt, now).await
-    }
-
-    async fn finish_notice(
-        &self,
-        source: &bedrock_denied_models::silence::LogSource,
-        status: bedrock_denied_models::silence::SourceStatus,
-        attempt: &str,
-        delivered: bool,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .finish_notice(source, status, attempt, delivered)
-            .await
-    }
-}
+bedrock_denied_models::forward_sweep_book_and_source_watch!(OneKeyFails);

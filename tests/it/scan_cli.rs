@@ -515,7 +515,54 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
             .attr("content"),
         Some(bedrock_denied_models::report::CSP)
     );
-    // The header's numbers are the summary's, line for line.
+    // The header's numbers are those of the sample files, counted here on their own:
+    // objects, how many are gzip and CloudTrail, records and bytes of log.
+    let (mut files, mut gz, mut trails, mut records, mut bytes) = (0, 0, 0, 0, 0);
+    let mut dirs = vec![std::path::PathBuf::from(samples())];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let raw = std::fs::read(&path).expect("read");
+            let text = if path.extension().is_some_and(|e| e == "gz") {
+                gz += 1;
+                let mut t = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::MultiGzDecoder::new(&raw[..]),
+                    &mut t,
+                )
+                .expect("gunzip");
+                t
+            } else {
+                String::from_utf8(raw).expect("utf-8")
+            };
+            files += 1;
+            bytes += text.len();
+            let doc: Option<Value> = serde_json::from_str(&text).ok();
+            match doc.as_ref().and_then(|d| d["Records"].as_array()) {
+                Some(r) => {
+                    trails += 1;
+                    records += r.len();
+                }
+                None => records += text.lines().filter(|l| !l.trim().is_empty()).count(),
+            }
+        }
+    }
+    assert_eq!((files, gz, trails), (3, 2, 1), "the shipped samples");
+    let header_objects = plain(&text_of(&doc, "#scan-objects"));
+    assert!(
+        header_objects.starts_with(&format!("{files} scanned ({gz} gzip, {trails} CloudTrail)")),
+        "{header_objects}"
+    );
+    let header_records = plain(&text_of(&doc, "#scan-records"));
+    assert!(
+        header_records.starts_with(&format!("{records} ({bytes} bytes of log)")),
+        "{header_records}: {records} records, {bytes} bytes counted here"
+    );
+    // And the summary's, line for line; no line is missing from both.
     let err = stderr(&out);
     for (line, id) in [
         ("objects", "#scan-objects"),
@@ -524,11 +571,12 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
         ("counters", "#scan-counters"),
         ("alerts", "#scan-alerts"),
     ] {
-        assert_eq!(
-            plain(&text_of(&doc, id)),
-            summary_line(&err, line),
-            "{line}"
+        let printed = summary_line(&err, line);
+        assert!(
+            !printed.is_empty(),
+            "the summary has no {line} line:\n{err}"
         );
+        assert_eq!(plain(&text_of(&doc, id)), printed, "{line}");
     }
     let records = summary_line(&err, "records");
     assert!(text_of(&doc, "#scan-denials").starts_with("17 in 3 keys"));

@@ -561,7 +561,7 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
             warn!(
                 bucket = %req.bucket,
                 max = crate::store::MAX_LOG_SOURCES,
-                "more accounts have delivered logs than the sweep watches; only the first are watched"
+                "more log sources (account and Region) have delivered than the sweep watches; only the first are watched"
             );
         }
         for source in sources {

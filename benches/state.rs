@@ -223,7 +223,7 @@ impl Counters for EarlierLayout {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        _read: WindowRead<'_>,
+        _read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         let q = self
             .ddb

@@ -342,7 +342,6 @@ impl<S: DetectorStore> Detector<S> {
             report.alerts_excepted += 1;
         };
         let mut read = WindowRead {
-            object,
             max_contributions: Some(WINDOW_READ_CONTRIBUTIONS),
         };
         let mut counts = self

@@ -42,9 +42,7 @@ async fn all_counts<S: Counters>(
     first: i64,
     last: i64,
 ) -> Vec<(i64, u64)> {
-    let reader = ObjectId::s3("logs", "reader.json.gz", "v1");
     let read = WindowRead {
-        object: &reader,
         max_contributions: None,
     };
     let counts = store.counts(k, first, last, read).await.expect("counts");
@@ -186,9 +184,7 @@ pub async fn a_bounded_read_says_it_is_partial<S: Counters>(store: &S) {
         let o = ObjectId::s3("logs", &format!("bounded-{i}.json.gz"), "v1");
         store.add(&o, &k, 20 + i, 1, T).await.expect("add");
     }
-    let reader = ObjectId::s3("logs", "reader.json.gz", "v1");
     let read = |max| WindowRead {
-        object: &reader,
         max_contributions: Some(max),
     };
     let part = store.counts(&k, 20, 24, read(3)).await.expect("counts");

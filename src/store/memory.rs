@@ -124,7 +124,7 @@ impl Counters for MemoryStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        read: WindowRead<'_>,
+        read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let counters = lock(&self.counters);

@@ -44,11 +44,7 @@ pub enum AddOutcome {
 
 /// How much of a key's windows to read ([`Counters::counts`]).
 #[derive(Debug, Clone, Copy)]
-pub struct WindowRead<'a> {
-    /// The object being counted: a store that kept counts in an earlier layout
-    /// reconciles this object's contributions with it (docs/DESIGN.md, "Exactly-once
-    /// counting").
-    pub object: &'a ObjectId,
+pub struct WindowRead {
     /// Read no more than about this many counted objects' contributions (one more, to
     /// know there are more); `None` reads them all.
     pub max_contributions: Option<usize>,
@@ -216,7 +212,7 @@ pub trait Counters: Send + Sync {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        read: WindowRead<'_>,
+        read: WindowRead,
     ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
 }
 

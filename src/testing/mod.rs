@@ -362,7 +362,7 @@ impl<S: Counters> Counters for BarrierStore<S> {
         key: &crate::key::DenialKey,
         first: crate::window::Bucket,
         last: crate::window::Bucket,
-        read: crate::store::WindowRead<'_>,
+        read: crate::store::WindowRead,
     ) -> Result<crate::store::WindowCounts, crate::store::StoreError> {
         self.inner.counts(key, first, last, read).await
     }

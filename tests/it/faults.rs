@@ -121,7 +121,7 @@ impl Counters for FaultyStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        read: WindowRead<'_>,
+        read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         faulty!(self, "query", self.inner.counts(key, first, last, read))
     }

@@ -95,9 +95,7 @@ async fn counters_of_the_earlier_layout_are_read_and_their_objects_not_counted_a
 
     // What the store reads of the key's bucket, as every object's evaluation reads it.
     let read = || async {
-        let reader = ObjectId::s3(&s.bucket, "reader.json", "v1");
         let window = bedrock_denied_models::store::WindowRead {
-            object: &reader,
             max_contributions: None,
         };
         dynamo_store(&s.sdk, &s.table)

@@ -537,7 +537,7 @@ impl<S: Counters> Counters for OneKeyFails<S> {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        read: WindowRead<'_>,
+        read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         self.inner.counts(key, first, last, read).await
     }

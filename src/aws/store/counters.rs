@@ -143,7 +143,7 @@ impl Counters for DynamoStore {
         key: &DenialKey,
         first: Bucket,
         last: Bucket,
-        read: WindowRead<'_>,
+        read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         let (lo, hi) = bucket_range(first, last);
         let mut items = Vec::new();
@@ -165,7 +165,6 @@ impl Counters for DynamoStore {
                 Some(next) => start = Some(next),
             }
         };
-        let _ = read.object;
         let items = without_what_the_earlier_layout_counted(items);
         let mut buckets = BTreeMap::new();
         for item in &items {

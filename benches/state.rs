@@ -261,6 +261,29 @@ impl Counters for EarlierLayout {
     }
 }
 
+impl bedrock_denied_models::store::DistinctSets for EarlierLayout {
+    async fn add_members(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        members: &bedrock_denied_models::store::Members,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .add_members(key, bucket, members, expires_at)
+            .await
+    }
+
+    async fn members(
+        &self,
+        key: &DenialKey,
+        first: Bucket,
+        last: Bucket,
+    ) -> Result<BTreeMap<Bucket, bedrock_denied_models::store::Members>, StoreError> {
+        self.inner.members(key, first, last).await
+    }
+}
+
 impl AlertClaims for EarlierLayout {
     async fn alert_state(&self, key: &DenialKey) -> Result<Option<AlertState>, StoreError> {
         self.inner.alert_state(key).await

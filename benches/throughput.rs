@@ -1,7 +1,7 @@
 //! Throughput, memory, parallel speed-up, store requests, start-up and latency of the
 //! detector, each measured in one run against a baseline from the same run.
 //!
-//! `scripts/bench [--records N] [--rounds R] [--objects N]` (which starts the
+//! `scripts/bench [--records N] [--rounds R] [--objects N] [--bin PATH]` (which starts the
 //! emulator) generates a realistic gzip Bedrock log (bodies of hundreds of varied
 //! words, 0.5% denials, most from a few persistent principals) and measures:
 //! - the floor: inflating the file with the same gzip backend and finding line ends;
@@ -181,7 +181,15 @@ fn main() {
     let records = arg(&args, "--records", 100_000);
     let rounds = arg(&args, "--rounds", 3).max(1);
     let objects = arg(&args, "--objects", 48).max(2) as usize;
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_bedrock-denied-models"));
+    // `--bin PATH` measures another build (an earlier release) with this harness.
+    let bin = args
+        .iter()
+        .position(|a| a == "--bin")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_bedrock-denied-models")),
+            PathBuf::from,
+        );
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the sample logs under events/logs/ (deterministic: same bytes every run).
+"""Writes the sample logs under events/logs/ and events/stolen-key/ (deterministic:
+same bytes every run).
 
 - a gzip Bedrock invocation log: normal traffic and a burst of denials by one principal;
 - a gzip CloudTrail file with IAM denials of Bedrock InvokeModel by another principal;
-- a plain JSON-lines Bedrock log whose denials complete a burst across objects.
+- a plain JSON-lines Bedrock log whose denials complete a burst across objects;
+- (events/stolen-key/) a gzip CloudTrail file of a stolen key being checked in another account: models
+  listed Region by Region, the logging configuration read, one denied InvokeModel
+  per model and rotated role sessions.
 """
 import gzip
 import io
@@ -137,3 +141,72 @@ recs += [invocation(ts(9, 41, 10), BOB, DENIED, "AccessDeniedException"),
 recs += [invocation(ts(9, 33, s), MALLORY, DENIED, "AccessDeniedException") for s in (1, 2, 3)]
 recs.sort(key=lambda r: r["timestamp"])
 write("plain/bedrock-invocations-20260314T0945Z.json", lines(recs), False)
+
+# Another account: a stolen key being checked, as public LLMjacking research shows
+# it. The checker lists models Region by Region, reads the invocation-logging
+# configuration, then calls InvokeModel once per model (spelled as model ids, ARNs and
+# inference profiles), rotating its role session; ValidationException means the key
+# may use the model. No session is denied more than once per model.
+VICTIM = "444455556666"
+krng = random.Random(20260315)
+
+
+def kreq():
+    return "%08x-%04x-%04x-%04x-%012x" % (krng.getrandbits(32), krng.getrandbits(16),
+                                          krng.getrandbits(16), krng.getrandbits(16), krng.getrandbits(48))
+
+
+def checker(t, session, name, region, model=None, error=None):
+    who = f"arn:aws:sts::{VICTIM}:assumed-role/bedrock-app-role/{session}"
+    rec = {
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "AssumedRole", "principalId": f"AROAVICTIMEXAMPLE:{session}",
+                         "arn": who, "accountId": VICTIM, "accessKeyId": "ASIAVICTIMEXAMPLE",
+                         "sessionContext": {"sessionIssuer": {
+                             "type": "Role", "arn": f"arn:aws:iam::{VICTIM}:role/bedrock-app-role",
+                             "accountId": VICTIM, "userName": "bedrock-app-role"},
+                             "attributes": {"mfaAuthenticated": "false",
+                                            "creationDate": t}}},
+        "eventTime": t, "eventSource": "bedrock.amazonaws.com", "eventName": name,
+        "awsRegion": region, "sourceIPAddress": "198.51.100.23",
+        "userAgent": "python-requests/2.31.0",
+        "requestParameters": {"modelId": model} if model else None,
+        "responseElements": None, "requestID": kreq(), "eventID": kreq(),
+        "readOnly": name != "InvokeModel", "eventType": "AwsApiCall",
+        "managementEvent": name != "InvokeModel", "recipientAccountId": VICTIM,
+        "eventCategory": "Management" if name != "InvokeModel" else "Data",
+    }
+    if error:
+        rec["errorCode"] = error
+        rec["errorMessage"] = (
+            f"User: {who} is not authorized to perform: bedrock:{name} on resource: {model} "
+            "because no identity-based policy allows the bedrock:InvokeModel action"
+            if error == "AccessDenied" else "Malformed input request, please reformat your input and try again.")
+    return rec
+
+
+SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+sessions = [f"botocore-session-{1773482400 + 97 * i}" for i in range(4)]
+keycheck = []
+for i, region in enumerate(["us-east-1", "us-west-2", "eu-central-1", "ap-northeast-1"]):
+    keycheck.append(checker(ts(10, 0, 5 + 3 * i), sessions[0], "ListFoundationModels", region))
+keycheck.append(checker(ts(10, 0, 20), sessions[0], "GetModelInvocationLoggingConfiguration", "us-east-1"))
+denied = [
+    (sessions[0], "us-east-1", SONNET),
+    (sessions[0], "us-east-1", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0"),
+    (sessions[0], "us-west-2", "us.anthropic.claude-3-haiku-20240307-v1:0"),
+    (sessions[1], "us-west-2", f"arn:aws:bedrock:us-west-2:{VICTIM}:inference-profile/us.{SONNET}"),
+    (sessions[1], "eu-central-1", "mistral.mistral-large-2402-v1:0"),
+    (sessions[2], "us-east-1", f"arn:aws:bedrock:us-east-1::foundation-model/{SONNET}"),
+    (sessions[2], "us-east-1", "meta.llama3-1-70b-instruct-v1:0"),
+    (sessions[3], "ap-northeast-1", f"apac.{SONNET}"),
+]
+for i, (session, region, model) in enumerate(denied):
+    keycheck.append(checker(ts(10, 1 + i, 10), session, "InvokeModel", region, model, "AccessDenied"))
+for i, model in enumerate(["amazon.titan-text-express-v1", "cohere.command-r-v1:0"]):
+    keycheck.append(checker(ts(10, 3 + 2 * i, 40), sessions[1 + i], "InvokeModel", "us-east-1", model,
+                            "ValidationException"))
+keycheck.sort(key=lambda r: r["eventTime"])
+write(f"../stolen-key/AWSLogs/{VICTIM}/CloudTrail/us-east-1/2026/03/14/"
+      f"{VICTIM}_CloudTrail_us-east-1_20260314T1010Z_St0lenK3yCheck01.json.gz",
+      json.dumps({"Records": keycheck}, separators=(",", ":")).encode(), True)

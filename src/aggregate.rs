@@ -9,8 +9,12 @@
 //! reported ([`OverLimit`]).
 //! [`crate::reader::Reader`] fills one aggregate per object.
 
-use crate::key::DenialKey;
+use crate::arn::{principal_without_session, without_session};
+use crate::key::{DenialKey, RuleTag};
 use crate::logs::{Denial, DenialContext};
+use crate::model::normalize_model;
+use crate::rule::{self, RuleSet};
+use crate::store::Members;
 use crate::window::{Bucket, WindowSpec};
 use std::collections::BTreeMap;
 
@@ -28,6 +32,10 @@ pub const MAX_KEYS_PER_OBJECT: usize = 4000;
 pub const MAX_COUNTERS_PER_OBJECT: usize = 5_000;
 /// Buckets of one key in one object (two weeks of 10-minute buckets is 2016).
 pub const MAX_BUCKETS_PER_KEY: usize = 2_016;
+/// Groups of the rules that count distinct values held for one object, and their
+/// (group, bucket) sets: each set is one store write, so this bounds what those rules
+/// add to an object's cost. Past it, new groups are not taken (and counted).
+pub const MAX_DISTINCT_ITEMS_PER_OBJECT: usize = 1_000;
 /// Share of the keys let go at once when a limit is reached: the ones with the fewest
 /// denials, so the work of letting go stays small per denial.
 const EVICT_SHARE: usize = 10;
@@ -86,6 +94,14 @@ pub struct OverLimit {
     pub keys: u64,
 }
 
+/// One group of a rule that counts distinct values, in one object: its denials (for
+/// the evidence) and its sets per bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DistinctDenials {
+    pub denials: KeyDenials,
+    pub members: BTreeMap<Bucket, Members>,
+}
+
 /// One object's denials, by key (ordered, so processing order is reproducible).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aggregate {
@@ -93,6 +109,12 @@ pub struct Aggregate {
     /// (key, bucket) counters held.
     counters: usize,
     pub over_limit: OverLimit,
+    /// The groups of the rules that count distinct values (docs/DESIGN.md, "Rules").
+    pub distinct: BTreeMap<DenialKey, DistinctDenials>,
+    /// (group, bucket) sets held.
+    distinct_items: usize,
+    /// Denials those rules did not take, past [`MAX_DISTINCT_ITEMS_PER_OBJECT`].
+    pub distinct_over_limit: u64,
 }
 
 impl Aggregate {
@@ -125,6 +147,54 @@ impl Aggregate {
             }
         }
         entry.context.add(denial.context);
+    }
+
+    /// Adds a denial to the groups of the rules in `rules` that count distinct values:
+    /// a role's sessions per normalized model, and a principal's normalized models.
+    pub fn add_distinct(&mut self, denial: &Denial, rules: &RuleSet) {
+        let key = &denial.key;
+        let model = normalize_model(&key.model_id);
+        let call = denial.request_id.as_deref().unwrap_or("");
+        let region = denial.context.region.as_deref();
+        if rules.has(RuleTag::RoleSessions) {
+            if let Some((role, session)) = without_session(&key.user_id) {
+                let group =
+                    DenialKey::new(role, model, &key.account_id).for_rule(RuleTag::RoleSessions);
+                self.add_to_group(group, denial, |m| m.add(call, session, region));
+            }
+        }
+        if rules.has(RuleTag::ManyModels) {
+            let principal = principal_without_session(&key.user_id);
+            let group =
+                DenialKey::new(principal, "", &key.account_id).for_rule(RuleTag::ManyModels);
+            self.add_to_group(group, denial, |m| m.add(call, model, region));
+        }
+    }
+
+    fn add_to_group(&mut self, group: DenialKey, denial: &Denial, add: impl FnOnce(&mut Members)) {
+        let spec = rule::rule(group.rule).spec();
+        let bucket = spec.bucket_of(denial.event_time);
+        let held = self
+            .distinct
+            .get(&group)
+            .is_some_and(|g| g.members.contains_key(&bucket));
+        if !held {
+            if self.distinct_items >= MAX_DISTINCT_ITEMS_PER_OBJECT {
+                self.distinct_over_limit += 1;
+                return;
+            }
+            self.distinct_items += 1;
+        }
+        let entry = self.distinct.entry(group).or_default();
+        add(entry.members.entry(bucket).or_default());
+        let d = &mut entry.denials;
+        *d.buckets.entry(bucket).or_insert(0) += 1;
+        if let Some(id) = &denial.request_id {
+            if d.request_ids.len() < MAX_REQUEST_IDS && !d.request_ids.contains(id) {
+                d.request_ids.push(id.clone());
+            }
+        }
+        d.context.add(denial.context.clone());
     }
 
     /// Lets go of the tenth of the keys with the fewest denials (at least one key).

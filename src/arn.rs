@@ -17,6 +17,34 @@ pub fn principal_account(arn: &str) -> Option<&str> {
     crate::log_keys::is_account_id(account).then_some(account)
 }
 
+/// An STS principal without its session: `(arn:<partition>:sts::<account>:assumed-role/<role>,
+/// <session>)` for an assumed role, `(arn:<partition>:sts::<account>:federated-user,
+/// <name>)` for a federated user. IAM users, root and anything else have no session.
+pub fn without_session(arn: &str) -> Option<(&str, &str)> {
+    principal_account(arn)?;
+    if arn.split(':').nth(2) != Some("sts") {
+        return None;
+    }
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let resource_start = arn.len() - resource.len();
+    if let Some(rest) = resource.strip_prefix("assumed-role/") {
+        let (role, session) = rest.split_once('/')?;
+        if role.is_empty() || session.is_empty() {
+            return None;
+        }
+        let end = resource_start + "assumed-role/".len() + role.len();
+        return Some((&arn[..end], session));
+    }
+    let name = resource.strip_prefix("federated-user/")?;
+    (!name.is_empty()).then(|| (&arn[..resource_start + "federated-user".len()], name))
+}
+
+/// The principal a rule that looks across sessions groups by: the role or federated
+/// principal without its session, else the principal as written.
+pub fn principal_without_session(arn: &str) -> &str {
+    without_session(arn).map_or(arn, |(principal, _)| principal)
+}
+
 /// The AWS partition of a region, for ARNs.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -25,5 +53,38 @@ pub fn partition(region: &str) -> &'static str {
         "aws-us-gov"
     } else {
         "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_come_off_assumed_roles_and_federated_users_only() {
+        assert_eq!(
+            without_session("arn:aws:sts::111122223333:assumed-role/ops/i-0abc"),
+            Some(("arn:aws:sts::111122223333:assumed-role/ops", "i-0abc"))
+        );
+        assert_eq!(
+            without_session("arn:aws:sts::111122223333:federated-user/carol"),
+            Some(("arn:aws:sts::111122223333:federated-user", "carol"))
+        );
+        for none in [
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:sts::111122223333:assumed-role/ops",
+            "arn:aws:sts::111122223333:assumed-role/ops/",
+            "arn:aws:iam::111122223333:role/assumed-role/x/y",
+            "arn:aws:sts::not-an-account:assumed-role/ops/s",
+            "assumed-role/ops/s",
+        ] {
+            assert_eq!(without_session(none), None, "{none}");
+            assert_eq!(principal_without_session(none), none);
+        }
+        assert_eq!(
+            principal_without_session("arn:aws-cn:sts::111122223333:assumed-role/r/s/extra"),
+            "arn:aws-cn:sts::111122223333:assumed-role/r"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! the Lambda (from the environment) and for `scan` (from flags of the same names).
 
 use crate::exceptions::Exceptions;
+use crate::rule::RuleSet;
 use crate::text::Quoted;
 use crate::window::WindowSpec;
 use thiserror::Error;
@@ -22,7 +23,8 @@ pub const DEFAULT_CLOUDTRAIL_DENIAL_CODES: &str = "AccessDenied,AccessDeniedExce
 
 /// The settings `Config` reads, by variable name (the `scan` flags are the same names
 /// in lower case with dashes).
-pub const VARIABLES: [&str; 7] = [
+pub const VARIABLES: [&str; 8] = [
+    "RULES",
     "THRESHOLD",
     "BUCKET_MINUTES",
     "WINDOW_BUCKETS",
@@ -59,6 +61,8 @@ pub fn non_blank(var: impl Fn(&str) -> Option<String>, name: &str) -> Option<Str
 /// What counts as a denial, how it is bucketed and when it alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The rules switched on (docs/DESIGN.md, "Rules").
+    pub rules: RuleSet,
     pub threshold: u64,
     pub bucket_minutes: u32,
     pub window_buckets: u32,
@@ -78,6 +82,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            rules: RuleSet::default(),
             threshold: DEFAULT_THRESHOLD,
             bucket_minutes: DEFAULT_BUCKET_MINUTES,
             window_buckets: DEFAULT_WINDOW_BUCKETS,
@@ -97,10 +102,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The threshold of `rule`: the seed rule's is `THRESHOLD`, the others' their own.
+    pub fn threshold_of(&self, rule: crate::rule::RuleTag) -> u64 {
+        match rule {
+            crate::rule::RuleTag::Seed => self.threshold,
+            other => crate::rule::rule(other).threshold,
+        }
+    }
+
     /// Reads the [`VARIABLES`] through `var`; unset or empty means the default.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| non_blank(&var, name);
         let mut c = Config::default();
+        if let Some(v) = get("RULES") {
+            c.rules = RuleSet::parse(&v).map_err(|e| ConfigError::new("RULES", &v, e))?;
+        }
         if let Some(v) = get("THRESHOLD") {
             c.threshold = parse_number("THRESHOLD", &v, 0, u64::from(u32::MAX))?;
         }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
-use crate::key::DenialKey;
+use crate::key::{DenialKey, RuleTag};
 
 /// A value from a rule: exact, except that `*` matches any run of characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,17 +56,26 @@ pub struct ExceptionRule {
     pub reason: String,
     /// The rule ends at this time (epoch seconds), when set.
     pub until: Option<i64>,
+    /// The detection rules it applies to; empty: the seed rule only, as before rules
+    /// could be named.
+    pub rules: Vec<RuleTag>,
 }
 
 impl ExceptionRule {
     pub fn matches(&self, key: &DenialKey) -> bool {
-        [
-            (&self.user_id, &key.user_id),
-            (&self.model_id, &key.model_id),
-            (&self.account_id, &key.account_id),
-        ]
-        .into_iter()
-        .all(|(p, v)| p.as_ref().is_none_or(|p| p.matches(v)))
+        let applies = if self.rules.is_empty() {
+            key.rule == RuleTag::Seed
+        } else {
+            self.rules.contains(&key.rule)
+        };
+        applies
+            && [
+                (&self.user_id, &key.user_id),
+                (&self.model_id, &key.model_id),
+                (&self.account_id, &key.account_id),
+            ]
+            .into_iter()
+            .all(|(p, v)| p.as_ref().is_none_or(|p| p.matches(v)))
     }
 
     pub fn is_active(&self, now: i64) -> bool {
@@ -92,6 +101,8 @@ struct RawRule {
     threshold: Option<u64>,
     reason: Option<String>,
     until: Option<String>,
+    /// Ids of the detection rules the exception applies to (default: the seed rule).
+    rules: Option<Vec<String>>,
 }
 
 impl Exceptions {
@@ -121,7 +132,17 @@ impl Exceptions {
                         .map_err(|e| bad(format!("\"until\" is not RFC 3339: {e}")))
                 })
                 .transpose()?;
+            let rules = r
+                .rules
+                .unwrap_or_default()
+                .iter()
+                .map(|id| {
+                    RuleTag::from_id(id)
+                        .ok_or_else(|| bad(format!("\"rules\" names no rule: {id:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             out.push(ExceptionRule {
+                rules,
                 user_id: r.user_id.map(Pattern),
                 model_id: r.model_id.map(Pattern),
                 account_id: r.account_id.map(Pattern),

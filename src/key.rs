@@ -1,17 +1,51 @@
-//! The grouping key of the rule, `(user.id, gen_ai.request.model.id, cloud.account.id)`,
-//! ids bounded as they are read, and the stable digests derived from them.
+//! The grouping key of a rule, `(user.id, gen_ai.request.model.id, cloud.account.id)`
+//! and the rule it belongs to, ids bounded as they are read, and the stable digests
+//! derived from them.
 
 use crate::text::{prefix_bytes, Quoted};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// One group of the rule's `stats ... by user.id, gen_ai.request.model.id, cloud.account.id`.
-/// Ids are kept byte for byte as the log wrote them.
+/// Which rule a key groups for (docs/DESIGN.md, "Rules"). The seed rule's keys are
+/// the ported rule's rows; the others group what the seed rule's keys cannot see
+/// together. Each rule's keys, digests, claims and finding ids are its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleTag {
+    /// `17261da3-…`: denials per (user.id, model id, account), ids byte for byte.
+    #[default]
+    Seed,
+    /// `a6adaad9-…`: denials per (role, normalized model, account) across sessions.
+    RoleSessions,
+    /// `5ccff5be-…`: distinct normalized models denied per (principal, account).
+    ManyModels,
+}
+
+impl RuleTag {
+    pub const ALL: [RuleTag; 3] = [RuleTag::Seed, RuleTag::RoleSessions, RuleTag::ManyModels];
+
+    /// The rule's id, as Elastic's rules are named.
+    pub fn id(self) -> &'static str {
+        match self {
+            RuleTag::Seed => "17261da3-a6d0-463c-aac8-ea1718afcd20",
+            RuleTag::RoleSessions => "a6adaad9-e278-45d8-8915-95a965f1a444",
+            RuleTag::ManyModels => "5ccff5be-bfdf-4b36-91f2-0e122eb0a8db",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.id() == id)
+    }
+}
+
+/// One group of a rule's `stats ... by user.id, gen_ai.request.model.id, cloud.account.id`.
+/// Ids are kept byte for byte as the log wrote them (the seed rule), or as the rule
+/// groups them (the role without its session, the normalized model).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DenialKey {
     pub user_id: String,
     pub model_id: String,
     pub account_id: String,
+    pub rule: RuleTag,
 }
 
 impl DenialKey {
@@ -24,17 +58,30 @@ impl DenialKey {
             user_id: user_id.into(),
             model_id: model_id.into(),
             account_id: account_id.into(),
+            rule: RuleTag::Seed,
         }
     }
 
+    /// The same ids, grouped for `rule`.
+    pub fn for_rule(mut self, rule: RuleTag) -> Self {
+        self.rule = rule;
+        self
+    }
+
     /// Hex SHA-256 of an unambiguous (length-prefixed) encoding of the three ids: a
-    /// fixed-size partition key for ids of any length and content.
+    /// fixed-size partition key for ids of any length and content. The seed rule's
+    /// digests are the three ids alone, as they always were; another rule's start
+    /// with its id, so no two rules share a key.
     pub fn digest(&self) -> String {
-        digest_parts(&[
+        let ids = [
             self.user_id.as_bytes(),
             self.model_id.as_bytes(),
             self.account_id.as_bytes(),
-        ])
+        ];
+        match self.rule {
+            RuleTag::Seed => digest_parts(&ids),
+            rule => digest_parts(&[rule.id().as_bytes(), ids[0], ids[1], ids[2]]),
+        }
     }
 }
 
@@ -73,7 +120,11 @@ impl fmt::Display for DenialKey {
             Quoted::<SHOWN_ID_CHARS>(&self.user_id),
             Quoted::<SHOWN_ID_CHARS>(&self.model_id),
             Quoted::<SHOWN_ID_CHARS>(&self.account_id)
-        )
+        )?;
+        match self.rule {
+            RuleTag::Seed => Ok(()),
+            rule => write!(f, " rule={}", rule.id()),
+        }
     }
 }
 
@@ -113,6 +164,26 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         assert_eq!(a.digest().len(), 64);
         assert_eq!(a.digest(), DenialKey::new("ab", "c", "1").digest());
+    }
+
+    #[test]
+    fn the_seed_rules_digest_is_unchanged_and_other_rules_keys_are_apart() {
+        // The digest an earlier version stored for this key: an upgrade keeps its
+        // counters, claims and finding ids.
+        let seed = DenialKey::new("arn:aws:iam::111122223333:user/a", "m", "111122223333");
+        assert_eq!(
+            seed.digest(),
+            digest_parts(&[b"arn:aws:iam::111122223333:user/a", b"m", b"111122223333"])
+        );
+        let digests: std::collections::BTreeSet<String> = RuleTag::ALL
+            .into_iter()
+            .map(|t| seed.clone().for_rule(t).digest())
+            .collect();
+        assert_eq!(digests.len(), 3);
+        for t in RuleTag::ALL {
+            assert_eq!(RuleTag::from_id(t.id()), Some(t));
+        }
+        assert_eq!(RuleTag::from_id("nope"), None);
     }
 
     #[test]

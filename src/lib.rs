@@ -27,6 +27,7 @@ pub mod key;
 pub mod lambda;
 pub mod log_keys;
 pub mod logs;
+pub mod model;
 pub mod objects;
 pub mod pipeline;
 pub mod reader;

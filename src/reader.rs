@@ -5,6 +5,7 @@
 use crate::aggregate::Aggregate;
 use crate::config::Config;
 use crate::logs::{read_log, read_messages, DenialMatcher, ReadError, ReadOutcome, ReadStats};
+use crate::rule::RuleSet;
 use crate::window::WindowSpec;
 use std::io::Read;
 
@@ -33,6 +34,7 @@ pub struct Accounts {
 pub struct Reader {
     matcher: DenialMatcher,
     spec: WindowSpec,
+    rules: RuleSet,
 }
 
 impl Reader {
@@ -40,6 +42,7 @@ impl Reader {
         Self {
             matcher: DenialMatcher::new(&config.denial_codes, &config.cloudtrail_denial_codes),
             spec: config.window(),
+            rules: config.rules,
         }
     }
 
@@ -53,6 +56,7 @@ impl Reader {
     pub fn read(&self, input: impl Read, account: Option<&str>) -> ObjectRead {
         let mut aggregate = Aggregate::default();
         let outcome = read_log(input, &self.matcher, account, |d| {
+            aggregate.add_distinct(&d, &self.rules);
             aggregate.add(d, &self.spec)
         });
         Self::read_of(aggregate, outcome, account)
@@ -67,6 +71,7 @@ impl Reader {
     ) -> ObjectRead {
         let mut aggregate = Aggregate::default();
         let outcome = read_messages(messages, &self.matcher, account, |d| {
+            aggregate.add_distinct(&d, &self.rules);
             aggregate.add(d, &self.spec)
         });
         Self::read_of(aggregate, outcome, account)

@@ -133,6 +133,8 @@ counters! {
     object keys => None, None;
     /// (key, bucket) counters added to.
     object counters_added => None, Some(("counters", "{} added"));
+    /// (group, bucket) sets of the rules that count distinct values added to.
+    object distinct_sets_added => None, Some(("other rules", "?{} distinct sets added"));
     /// (key, bucket) counters this object had already added to (a redelivery).
     object counters_already_counted => None, Some(("counters", "{} already counted"));
     object alerts_published => Some("AlertsPublished"), Some(("alerts", "{} published"));
@@ -152,6 +154,9 @@ counters! {
     object denials_over_limit => Some("DenialsOverLimit"), Some(("denials over the per-object limits (not counted)", "?{}"));
     /// Keys let go because their object was over a per-object limit.
     object keys_over_limit => None, None;
+    /// Denials the rules that count distinct values did not take because their object
+    /// held more of those rules' groups than it may (the seed rule still counts them).
+    object distinct_over_limit => Some("DistinctOverLimit"), Some(("other rules", "?{} denials over their per-object limit (not taken)"));
     /// Events or messages that are not a known notification.
     invocation events_malformed => Some("EventsMalformed"), None;
     /// Objects the sweep found unprocessed and processed.

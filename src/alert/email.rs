@@ -2,6 +2,7 @@
 //! and the escaping that keeps an id from the logs inert in any text rendering.
 
 use super::{Alert, NEXT_STEPS, SEVERITY};
+use crate::rule::RuleTag;
 use crate::text::text_escape;
 use std::fmt::Write as _;
 
@@ -11,14 +12,39 @@ pub const MAX_SUBJECT_CHARS: usize = 100;
 impl Alert {
     /// `[HIGH] Bedrock: 4 denied calls to <model> by <principal>`: at most
     /// [`MAX_SUBJECT_CHARS`] printable ASCII characters.
+    /// The role rule: `[HIGH] Bedrock: 4 denied calls to <model> in 3 sessions of <role>`;
+    /// the model rule: `[HIGH] Bedrock: 5 models denied to <principal>`.
     pub fn subject(&self) -> String {
-        let head = format!(
-            "[{}] Bedrock: {} denied calls to ",
-            SEVERITY.to_ascii_uppercase(),
-            self.total_denials
-        );
-        let by = " by ";
-        let model = ascii_escape(&self.model_id);
+        let severity = match self.rule.rule().tag {
+            RuleTag::Seed => SEVERITY.to_ascii_uppercase(),
+            _ => self.rule.severity.to_ascii_uppercase(),
+        };
+        let (head, by, model) = match self.rule.rule().tag {
+            RuleTag::ManyModels => (
+                format!(
+                    "[{severity}] Bedrock: {} models denied to",
+                    self.models.len()
+                ),
+                " ",
+                String::new(),
+            ),
+            RuleTag::RoleSessions => (
+                format!(
+                    "[{severity}] Bedrock: {} denied calls to ",
+                    self.total_denials
+                ),
+                " in sessions of ",
+                ascii_escape(&self.model_id),
+            ),
+            RuleTag::Seed => (
+                format!(
+                    "[{severity}] Bedrock: {} denied calls to ",
+                    self.total_denials
+                ),
+                " by ",
+                ascii_escape(&self.model_id),
+            ),
+        };
         let user = ascii_escape(&self.user_id);
         let budget = MAX_SUBJECT_CHARS.saturating_sub(head.len() + by.len());
         // The model gets what the principal leaves, and at least half when both are long.
@@ -36,18 +62,28 @@ impl Alert {
     /// Plain-text rendering for email subscribers.
     pub fn email_text(&self) -> String {
         let mut t = String::new();
+        let what = match self.rule.rule().tag {
+            RuleTag::Seed => "Repeated denied Amazon Bedrock model invocations",
+            RuleTag::RoleSessions => {
+                "Denied Amazon Bedrock model invocations across one role's sessions"
+            }
+            RuleTag::ManyModels => "Amazon Bedrock invocations denied on many models",
+        };
         let _ = writeln!(
             t,
-            "Repeated denied Amazon Bedrock model invocations (severity {}, risk score {}).",
+            "{what} (severity {}, risk score {}).",
             self.rule.severity, self.rule.risk_score
         );
         let _ = writeln!(t);
         let _ = writeln!(t, "Principal (user.id):  {}", text_escape(&self.user_id));
-        let _ = writeln!(
-            t,
-            "Model (gen_ai.request.model.id):  {}",
-            text_escape(&self.model_id)
-        );
+        // The model rule groups no model: it lists the models below.
+        if self.rule.rule().tag != RuleTag::ManyModels {
+            let _ = writeln!(
+                t,
+                "Model (gen_ai.request.model.id):  {}",
+                text_escape(&self.model_id)
+            );
+        }
         let _ = writeln!(
             t,
             "Account (cloud.account.id):  {}",
@@ -55,6 +91,12 @@ impl Alert {
         );
         if !self.evidence.regions.is_empty() {
             let _ = writeln!(t, "Region:  {}", joined(&self.evidence.regions));
+        }
+        if !self.sessions.is_empty() {
+            let _ = writeln!(t, "Sessions:  {}", joined(&self.sessions));
+        }
+        if !self.models.is_empty() {
+            let _ = writeln!(t, "Models denied:  {}", joined(&self.models));
         }
         let _ = writeln!(
             t,

@@ -5,7 +5,7 @@
 //! finding's `AwsAccountId` is that account, so the finding belongs to the detector's
 //! account; the denied principal's account is in `Resources` and `ProductFields`.
 
-use super::{Alert, NEXT_STEPS, RULE_ID, RULE_NAME};
+use super::{Alert, NEXT_STEPS};
 use crate::arn::partition;
 use crate::text::prefix_chars;
 use serde_json::{json, Map, Value};
@@ -13,12 +13,8 @@ use serde_json::{json, Map, Value};
 pub const SCHEMA_VERSION: &str = "2018-10-08";
 /// ASFF types for probing for models outside policy (AML.T0015) and running up costs
 /// (AML.T0034) by one principal.
-pub const TYPES: [&str; 4] = [
-    "TTPs/Discovery",
-    "TTPs/Defense Evasion",
-    "Effects/Resource Consumption",
-    "Unusual Behaviors/User",
-];
+/// The seed rule's; each rule has its own (`Rule::finding_types`).
+pub const TYPES: &[&str] = crate::rule::SEED.finding_types;
 
 const MAX_ID: usize = 512;
 const MAX_TITLE: usize = 256;
@@ -95,6 +91,7 @@ fn resource(ty: &str, id: &str, region: &str) -> Value {
 /// updates the same finding.
 pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
     let key = alert.key();
+    let rule = alert.rule.rule();
     let id = cut(
         &format!(
             "bedrock-denied-models/{}/{}",
@@ -103,17 +100,11 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
         ),
         MAX_ID,
     );
-    let title = cut(
-        &format!(
-            "Repeated denied Bedrock model invocations by {}",
-            alert.user_id
-        ),
-        MAX_TITLE,
-    );
+    let title = cut(&format!("{} by {}", rule.what, alert.user_id), MAX_TITLE);
     let description = cut(
         &format!(
             "{} denied invocations of model {} by {} in account {} between {} and {} \
-             (threshold {}). Rule: {RULE_NAME} ({RULE_ID}).",
+             (threshold {}). Rule: {} ({}).",
             alert.total_denials,
             alert.model_id,
             alert.user_id,
@@ -121,6 +112,8 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
             alert.window.start,
             alert.window.end,
             alert.threshold,
+            rule.name,
+            rule.id,
         ),
         MAX_DESCRIPTION,
     );
@@ -131,7 +124,7 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
         ("cloud.account.id", alert.account_id.clone()),
         ("total_denials", alert.total_denials.to_string()),
         ("threshold", alert.threshold.to_string()),
-        ("rule.id", RULE_ID.to_string()),
+        ("rule.id", rule.id.to_string()),
     ] {
         fields.insert(name.into(), Value::String(cut(&value, MAX_FIELD_VALUE)));
     }
@@ -146,15 +139,15 @@ pub fn finding(alert: &Alert, account: &str, region: &str, now: &str) -> Value {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": id,
         "ProductArn": product_arn(region, account),
-        "GeneratorId": RULE_ID,
+        "GeneratorId": rule.id,
         "AwsAccountId": account,
-        "Types": TYPES,
+        "Types": rule.finding_types,
         "CreatedAt": alert.window.start,
         "UpdatedAt": now,
         "FirstObservedAt": alert.window.start,
         "LastObservedAt": alert.window.end,
         "Severity": severity,
-        "FindingProviderFields": {"Severity": severity, "Types": TYPES},
+        "FindingProviderFields": {"Severity": severity, "Types": rule.finding_types},
         "Title": title,
         "Description": description,
         "Resources": resources(alert, region),
@@ -192,7 +185,7 @@ mod tests {
             f["ProductArn"],
             "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default"
         );
-        assert_eq!(f["GeneratorId"], RULE_ID);
+        assert_eq!(f["GeneratorId"], crate::rule::RULE_ID);
         assert_eq!(f["Severity"]["Label"], "HIGH");
         assert_eq!(f["FirstObservedAt"], "2026-03-14T08:20:00Z");
         assert_eq!(f["LastObservedAt"], "2026-03-14T09:20:00Z");

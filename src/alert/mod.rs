@@ -23,7 +23,9 @@ use crate::window::{WindowSpec, WindowTotal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::rule::{Rule, RuleTag};
 pub use crate::rule::{NEXT_STEPS, RISK_SCORE, RULE_ID, RULE_NAME, SEVERITY, THREATS};
+use crate::store::Members;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
@@ -36,13 +38,24 @@ pub struct RuleInfo {
 
 impl Default for RuleInfo {
     fn default() -> Self {
+        Self::of(&crate::rule::SEED)
+    }
+}
+
+impl RuleInfo {
+    pub fn of(rule: &Rule) -> Self {
         Self {
-            id: RULE_ID.into(),
-            name: RULE_NAME.into(),
-            severity: SEVERITY.into(),
-            risk_score: RISK_SCORE,
-            threat: THREATS.iter().map(|t| t.to_string()).collect(),
+            id: rule.id.into(),
+            name: rule.name.into(),
+            severity: rule.severity.into(),
+            risk_score: rule.risk_score,
+            threat: rule.threats.iter().map(|t| t.to_string()).collect(),
         }
+    }
+
+    /// The rule this alert is of (the seed rule for an id no rule has).
+    pub fn rule(&self) -> &'static Rule {
+        crate::rule::rule(RuleTag::from_id(&self.id).unwrap_or_default())
     }
 }
 
@@ -127,6 +140,12 @@ pub struct Alert {
     pub window: TimeRange,
     pub buckets: Vec<BucketCount>,
     pub evidence: Evidence,
+    /// The role's sessions seen in the window (the role rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// The distinct normalized models denied in the window (the model rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 impl Alert {
@@ -162,11 +181,52 @@ impl Alert {
                 })
                 .collect(),
             evidence: Evidence::new(object, denials),
+            sessions: Vec::new(),
+            models: Vec::new(),
         }
+    }
+
+    /// The alert of a rule that counts distinct values, for `key` over the window
+    /// ending at bucket `end`, whose sets are `union`: its count is the window's
+    /// distinct denied calls; its sessions or models are listed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build_distinct(
+        key: &DenialKey,
+        end: i64,
+        union: &Members,
+        calls_per_bucket: &BTreeMap<i64, u64>,
+        spec: &WindowSpec,
+        threshold: u64,
+        object: &ObjectId,
+        denials: &KeyDenials,
+    ) -> Self {
+        let window = WindowTotal {
+            end,
+            total: union.calls.len() as u64,
+        };
+        let mut alert = Self::build(
+            key,
+            &window,
+            calls_per_bucket,
+            spec,
+            threshold,
+            object,
+            denials,
+        );
+        let rule = crate::rule::rule(key.rule);
+        alert.rule = RuleInfo::of(rule);
+        let listed: Vec<String> = union.values.iter().cloned().collect();
+        match key.rule {
+            RuleTag::RoleSessions => alert.sessions = listed,
+            _ => alert.models = listed,
+        }
+        alert.evidence.regions = union.regions.iter().cloned().collect();
+        alert
     }
 
     pub fn key(&self) -> DenialKey {
         DenialKey::new(&self.user_id, &self.model_id, &self.account_id)
+            .for_rule(RuleTag::from_id(&self.rule.id).unwrap_or_default())
     }
 
     pub fn to_json(&self) -> String {
@@ -185,7 +245,7 @@ impl Alert {
             if json.len() <= max_bytes {
                 return json;
             }
-            if a.evidence.drop_one() {
+            if a.evidence.drop_one() || a.sessions.pop().is_some() || a.models.pop().is_some() {
                 continue;
             }
             if !a.buckets.is_empty() {

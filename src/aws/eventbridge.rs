@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 pub const SINK_NAME: &str = "events";
 pub const SOURCE: &str = "bedrock-denied-models";
-pub const DETAIL_TYPE: &str = "Repeated Denied Bedrock Model Invocations";
+/// The seed rule's detail type; each rule has its own (`Rule::detail_type`).
+pub const DETAIL_TYPE: &str = crate::rule::SEED.detail_type;
 /// EventBridge takes entries of up to 256 KB; leave room for the envelope.
 pub const MAX_DETAIL_BYTES: usize = 200 * 1024;
 
@@ -36,7 +37,7 @@ impl EventBridgeSink {
 pub fn put_events_request(alert: &Alert, bus: &str) -> Value {
     json!({"Entries": [{
         "Source": SOURCE,
-        "DetailType": DETAIL_TYPE,
+        "DetailType": alert.rule.rule().detail_type,
         "Detail": alert.to_json_within(MAX_DETAIL_BYTES),
         "Resources": [],
         "EventBusName": bus,

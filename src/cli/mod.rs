@@ -46,7 +46,10 @@ enum Command {
 /// The detector settings, as flags named like the function's variables.
 #[derive(Debug, Clone, Args)]
 pub struct DetectorArgs {
-    /// Alert when a window holds more than this many denials.
+    /// The rules switched on: `all`, or comma-separated rule ids (see --list-rules).
+    #[arg(long, env = "RULES", value_name = "IDS")]
+    rules: Option<String>,
+    /// Alert when a window holds more than this many denials (the seed rule).
     #[arg(long, env = "THRESHOLD", value_name = "N")]
     threshold: Option<String>,
     /// Bucket length in minutes.
@@ -84,6 +87,7 @@ impl DetectorArgs {
             other => other.clone(),
         };
         Config::from_vars(|name| match name {
+            "RULES" => self.rules.clone(),
             "THRESHOLD" => self.threshold.clone(),
             "BUCKET_MINUTES" => self.bucket_minutes.clone(),
             "WINDOW_BUCKETS" => self.window_buckets.clone(),
@@ -135,8 +139,11 @@ pub struct ScanArgs {
     /// many alerts other thresholds and windows would raise (in-memory counters only).
     #[arg(long, value_name = "FILE.html", conflicts_with = "table")]
     report: Option<std::path::PathBuf>,
+    /// Print the rules (id, name, what each takes, groups by and fires on) and exit.
+    #[arg(long)]
+    list_rules: bool,
     /// Log files, folders (searched recursively) and s3://BUCKET/PREFIX.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "list_rules", value_name = "INPUT")]
     inputs: Vec<String>,
 }
 

@@ -21,6 +21,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(args: &ScanArgs) -> ExitCode {
+    if args.list_rules {
+        print!("{}", rules_table());
+        return ExitCode::SUCCESS;
+    }
     let config = match args.detector.config() {
         Ok(c) => c,
         Err(e) => {
@@ -413,4 +417,17 @@ fn finish(summary: &Summary) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The rules as a Markdown table: what `scan --list-rules` prints.
+pub fn rules_table() -> String {
+    let mut t =
+        String::from("| id | name | takes | groups by | fires when |\n|---|---|---|---|---|\n");
+    for r in crate::rule::RULES {
+        t.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            r.id, r.name, r.takes, r.groups_by, r.fires_when
+        ));
+    }
+    t
 }

@@ -13,6 +13,7 @@ pub(super) struct Pending {
     pub(super) key: DenialKey,
     pub(super) alert: Alert,
     pub(super) window_end: i64,
+    pub(super) suppress_seconds: i64,
 }
 
 impl Pending {

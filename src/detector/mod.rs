@@ -77,14 +77,25 @@ pub enum DetectError {
     AlertBusy { object: String, key: String },
     /// Some keys of the object failed after every key was tried; `done` is what the
     /// others counted and alerted. The retry completes exactly what is missing.
-    #[error("{object}: {failed} of {keys} keys failed; first: {}", crate::error_chain(first.as_ref()))]
+    #[error("{object}: {failed} of {keys} keys failed{}; first: {}", groups_failed(*failed_groups, *groups), crate::error_chain(first.as_ref()))]
     Keys {
         object: String,
         failed: usize,
         keys: usize,
+        /// Of the other rules' groups (docs/DESIGN.md, "Rules").
+        failed_groups: usize,
+        groups: usize,
         first: Box<DetectError>,
         done: Box<Counts>,
     },
+}
+
+fn groups_failed(failed: usize, groups: usize) -> String {
+    if failed == 0 {
+        String::new()
+    } else {
+        format!(" and {failed} of {groups} groups of other rules")
+    }
 }
 
 impl DetectError {
@@ -96,6 +107,10 @@ impl DetectError {
         }
     }
 }
+
+/// What counting and evaluating one key or group gave: its counts, and the alert it
+/// would raise.
+type KeyOutcome = Result<(Counts, Option<Pending>), DetectError>;
 
 /// Why showing an alert failed.
 enum Preview {
@@ -217,23 +232,32 @@ impl<S: DetectorStore> Detector<S> {
     /// others.
     pub async fn record(&self, object: &ObjectId, agg: &Aggregate) -> Result<Counts, DetectError> {
         let attempt = attempt_id();
-        let results: Vec<Result<(Counts, Option<Pending>), DetectError>> =
-            stream::iter(agg.keys.iter())
-                .map(|(key, denials)| self.record_key(object, key, denials))
-                .buffer_unordered(KEY_CONCURRENCY)
-                .collect()
-                .await;
-        let keys = results.len();
+        use futures_util::future::Either;
+        // Each result says whether it is a seed key's (true) or another rule's group's.
+        let seed = agg.keys.iter().map(|(key, denials)| {
+            Either::Left(async move { (true, self.record_key(object, key, denials).await) })
+        });
+        let distinct = agg.distinct.iter().map(|(key, group)| {
+            Either::Right(async move { (false, self.record_distinct(object, key, group).await) })
+        });
+        let results: Vec<(bool, KeyOutcome)> = stream::iter(seed.chain(distinct))
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
+        let keys = agg.keys.len();
+        let groups = agg.distinct.len();
         let mut done = Counts::default();
         let mut errors = Vec::new();
+        let mut group_errors = Vec::new();
         let mut pending = Vec::new();
-        for r in results {
+        for (is_seed, r) in results {
             match r {
                 Ok((r, p)) => {
                     done.add(&r);
                     pending.extend(p);
                 }
-                Err(e) => errors.push(e),
+                Err(e) if is_seed => errors.push(e),
+                Err(e) => group_errors.push(e),
             }
         }
         // The most denied keys are alerted one by one, the same ones on every retry;
@@ -276,13 +300,19 @@ impl<S: DetectorStore> Detector<S> {
             }
         }
         let failed = errors.len();
+        let failed_groups = group_errors.len();
+        errors.extend(group_errors);
         match errors.into_iter().next() {
             None => Ok(done),
-            Some(e) if keys == 1 => Err(e),
+            // One principal's object (a seed key and its other rules' groups) fails as
+            // its key does, else as its first group.
+            Some(e) if keys <= 1 => Err(e),
             Some(first) => Err(DetectError::Keys {
                 object: object.uri.clone(),
                 failed,
                 keys,
+                failed_groups,
+                groups,
                 first: Box::new(first),
                 done: Box::new(done),
             }),
@@ -387,7 +417,8 @@ impl<S: DetectorStore> Detector<S> {
         let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
         let window_end = spec.window_bounds(window.end).1;
         if let Some(previews) = &self.previews {
-            self.preview(previews, key, &alert, window_end, &mut report)
+            let suppress = self.config.suppress_seconds();
+            self.preview(previews, key, &alert, window_end, suppress, &mut report)
                 .await
                 .map_err(|e| match e {
                     Preview::Store(source) => store_err(source),
@@ -402,6 +433,7 @@ impl<S: DetectorStore> Detector<S> {
             key: key.clone(),
             alert,
             window_end,
+            suppress_seconds: self.config.suppress_seconds(),
         };
         Ok((report, Some(pending)))
     }
@@ -430,7 +462,7 @@ impl<S: DetectorStore> Detector<S> {
             object_token: object.token.clone(),
             attempt: attempt.to_string(),
             window_end: pending.window_end,
-            suppress_seconds: self.config.suppress_seconds(),
+            suppress_seconds: pending.suppress_seconds,
             lease_seconds: CLAIM_LEASE_SECONDS,
             now,
             expires_at: self.expires_at(now),
@@ -449,10 +481,10 @@ impl<S: DetectorStore> Detector<S> {
         key: &DenialKey,
         alert: &Alert,
         window_end: i64,
+        suppress: i64,
         report: &mut Counts,
     ) -> Result<(), Preview> {
         let stored = self.store.alert_state(key).await.map_err(Preview::Store)?;
-        let suppress = self.config.suppress_seconds();
         let shown_now = {
             let mut previews = crate::errors::lock(previews);
             let shown = previews.entry(key.clone()).or_default();
@@ -625,6 +657,7 @@ fn timed_out() -> String {
 }
 
 mod ceilings;
+mod distinct;
 mod report;
 
 pub use report::{ObjectReport, ObjectWarning};

@@ -234,11 +234,7 @@ impl RecordFields<'_> {
         let foreign = source == RecordKind::BedrockInvocationLog
             && principal_account(&user).is_some_and(|a| a != account);
         let denial = Denial {
-            key: DenialKey {
-                user_id: user,
-                model_id: model,
-                account_id: account,
-            },
+            key: DenialKey::new(user, model, account),
             event_time: event_time.timestamp(),
             request_id: evidence(request_id, MAX_REQUEST_ID_BYTES),
             context,

@@ -4,8 +4,8 @@
 //! ([`decide_claim`](super::decide_claim)), edge by edge.
 
 use super::{
-    AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, FunctionStore, Marker,
-    SourceWatch, SweepBook, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, DistinctSets, FunctionStore,
+    Marker, Members, SourceWatch, SweepBook, WindowCounts, WindowRead, MAX_CALLS, MAX_VALUES,
 };
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
@@ -57,6 +57,7 @@ fn is_claimed(o: &ClaimOutcome) -> bool {
 /// Runs every case of every part; panics naming the first that fails.
 pub async fn run_all<S: FunctionStore>(store: &S) {
     counters(store).await;
+    distinct_sets(store).await;
     alert_claims(store).await;
     sweep_book(store).await;
     source_watch(store).await;
@@ -68,6 +69,89 @@ pub async fn counters<S: Counters>(store: &S) {
     reads_the_inclusive_bucket_range(store).await;
     a_bounded_read_says_it_is_partial(store).await;
     many_objects_in_one_bucket_count_once_each(store).await;
+}
+
+/// The [`DistinctSets`] cases.
+pub async fn distinct_sets<S: DistinctSets>(store: &S) {
+    adding_a_set_twice_adds_nothing(store).await;
+    concurrent_adds_make_the_union(store).await;
+    a_set_stops_at_its_bound(store).await;
+}
+
+fn distinct_key(case: &str) -> DenialKey {
+    key(case).for_rule(crate::key::RuleTag::ManyModels)
+}
+
+fn some_members(calls: std::ops::Range<usize>, values: &[&str]) -> Members {
+    let mut m = Members::default();
+    for (i, c) in calls.enumerate() {
+        m.add(
+            &format!("req-{c}"),
+            values[i % values.len()],
+            Some("us-east-1"),
+        );
+    }
+    m
+}
+
+pub async fn adding_a_set_twice_adds_nothing<S: DistinctSets>(store: &S) {
+    let k = distinct_key("distinct-twice");
+    let m = some_members(0..3, &["a.m1", "b.m2"]);
+    for _ in 0..2 {
+        store.add_members(&k, 10, &m, T).await.expect("add");
+    }
+    store
+        .add_members(&k, 12, &some_members(3..4, &["c.m3"]), T)
+        .await
+        .expect("add");
+    let read = store.members(&k, 9, 11).await.expect("read");
+    assert_eq!(
+        read,
+        BTreeMap::from([(10, m.clone())]),
+        "bucket 12 is outside 9..=11"
+    );
+    let read = store.members(&k, 10, 12).await.expect("read");
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[&12].values, BTreeSet::from(["c.m3".to_string()]));
+    // Another key's sets are its own.
+    let other = key("distinct-twice");
+    assert!(store.members(&other, 0, 20).await.expect("read").is_empty());
+}
+
+pub async fn concurrent_adds_make_the_union<S: DistinctSets>(store: &S) {
+    let k = distinct_key("distinct-concurrent");
+    let parts: Vec<Members> = (0..4)
+        .map(|i| some_members(i * 2..i * 2 + 2, &[&format!("p.model-{i}")]))
+        .collect();
+    futures_util::future::join_all(parts.iter().map(|m| store.add_members(&k, 7, m, T)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("adds");
+    let read = store.members(&k, 7, 7).await.expect("read");
+    let mut want = Members::default();
+    for m in &parts {
+        want.union(m);
+    }
+    assert_eq!(read.get(&7), Some(&want), "no concurrent add is lost");
+}
+
+pub async fn a_set_stops_at_its_bound<S: DistinctSets>(store: &S) {
+    let k = distinct_key("distinct-bound");
+    let values: Vec<String> = (0..MAX_VALUES * 4).map(|i| format!("p.m{i}")).collect();
+    for chunk in values.chunks(MAX_VALUES / 2) {
+        let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let m = some_members(0..names.len(), &names);
+        store.add_members(&k, 3, &m, T).await.expect("add");
+    }
+    let read = store.members(&k, 3, 3).await.expect("read");
+    let stored = &read[&3];
+    assert!(
+        stored.values.len() >= MAX_VALUES && stored.values.len() < 2 * MAX_VALUES,
+        "{} values",
+        stored.values.len()
+    );
+    assert!(stored.calls.len() <= 2 * MAX_CALLS);
 }
 
 /// The [`AlertClaims`] cases.
@@ -556,6 +640,11 @@ mod tests {
     #[tokio::test]
     async fn the_memory_store_keeps_counters() {
         super::counters(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_distinct_sets() {
+        super::distinct_sets(&MemoryStore::new()).await;
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! tests can check how many store requests an object costs.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, Marker,
-    PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts, WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters,
+    DistinctSets, Marker, Members, PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts,
+    WindowRead,
 };
 use crate::errors::lock;
 use crate::identity::ObjectId;
@@ -28,11 +29,15 @@ pub struct StoreOps {
     pub queries: u64,
     pub claims: u64,
     pub marks: u64,
+    /// Distinct-set writes and reads (the rules that count distinct values).
+    pub member_adds: u64,
+    pub member_reads: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
+    members: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Members>>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
     seen: Mutex<HashMap<String, Marker>>,
     cursors: Mutex<HashMap<String, String>>,
@@ -43,6 +48,8 @@ pub struct MemoryStore {
     queries: AtomicU64,
     claims: AtomicU64,
     marks: AtomicU64,
+    member_adds: AtomicU64,
+    member_reads: AtomicU64,
 }
 
 impl MemoryStore {
@@ -56,6 +63,8 @@ impl MemoryStore {
             queries: self.queries.load(Ordering::Relaxed),
             claims: self.claims.load(Ordering::Relaxed),
             marks: self.marks.load(Ordering::Relaxed),
+            member_adds: self.member_adds.load(Ordering::Relaxed),
+            member_reads: self.member_reads.load(Ordering::Relaxed),
         }
     }
 
@@ -156,6 +165,44 @@ impl Counters for MemoryStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl DistinctSets for MemoryStore {
+    async fn add_members(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        members: &Members,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.member_adds.fetch_add(1, Ordering::Relaxed);
+        let mut all = lock(&self.members);
+        let stored = all
+            .entry(key.clone())
+            .or_default()
+            .entry(bucket)
+            .or_default();
+        let new = stored.missing_from(members);
+        stored.union(&new);
+        Ok(())
+    }
+
+    async fn members(
+        &self,
+        key: &DenialKey,
+        first: Bucket,
+        last: Bucket,
+    ) -> Result<BTreeMap<Bucket, Members>, StoreError> {
+        self.member_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.members)
+            .get(key)
+            .map(|b| {
+                b.range(first..=last)
+                    .map(|(b, m)| (*b, m.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

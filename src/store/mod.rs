@@ -2,10 +2,10 @@
 //! alert state with its atomic claim (docs/DESIGN.md, "Exactly-once counting" and
 //! "The alert claim").
 //!
-//! Four small traits are the seam between the detector and storage, one per kind of
-//! state: [`Counters`], [`AlertClaims`], [`SweepBook`] and [`SourceWatch`] (the
-//! detector needs the first two, [`DetectorStore`]; the function all four,
-//! [`FunctionStore`]). [`memory`] keeps everything in process (for `scan` and tests),
+//! Five small traits are the seam between the detector and storage, one per kind of
+//! state: [`Counters`], [`DistinctSets`], [`AlertClaims`], [`SweepBook`] and
+//! [`SourceWatch`] (the detector needs the first three, [`DetectorStore`]; the
+//! function all five, [`FunctionStore`]). [`memory`] keeps everything in process (for `scan` and tests),
 //! the DynamoDB one (`crate::aws::store`, feature `aws`) is the deployed one; a wrapper implements, or forwards, every method of
 //! each trait it claims.
 //! The claim rules live here, in [`decide_claim`], so both implement the same policy;
@@ -216,6 +216,30 @@ pub trait Counters: Send + Sync {
     ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
 }
 
+pub use crate::rule::distinct::{bounded_member, Members, MAX_CALLS, MAX_VALUES};
+
+/// Distinct sets per (key, bucket) for the rules that count distinct values or
+/// calls (docs/DESIGN.md, "Distinct counting"). Adding is a set union, so an object
+/// redelivered, retried or read concurrently adds nothing twice.
+pub trait DistinctSets: Send + Sync {
+    /// Adds `members` to (key, bucket)'s sets in one atomic step, each set stopping
+    /// at its bound ([`MAX_CALLS`], [`MAX_VALUES`]); kept until `expires_at`.
+    fn add_members(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        members: &Members,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The sets of buckets `first ..= last` for `key`, read consistently.
+    fn members(
+        &self,
+        key: &DenialKey,
+        first: Bucket,
+        last: Bucket,
+    ) -> impl Future<Output = Result<BTreeMap<Bucket, Members>, StoreError>> + Send;
+}
+
 /// The per-key alert state with its atomic claim, and each account's hourly alert
 /// allowance (docs/DESIGN.md, "The alert claim", "Alert ceilings").
 pub trait AlertClaims: Send + Sync {
@@ -339,8 +363,8 @@ pub trait SourceWatch: Send + Sync {
 }
 
 /// What the detector needs of a store: counters and alert claims.
-pub trait DetectorStore: Counters + AlertClaims {}
-impl<T: Counters + AlertClaims> DetectorStore for T {}
+pub trait DetectorStore: Counters + DistinctSets + AlertClaims {}
+impl<T: Counters + DistinctSets + AlertClaims> DetectorStore for T {}
 
 /// What the function needs besides: the sweep's bookkeeping and the log-source watch.
 pub trait FunctionStore: DetectorStore + SweepBook + SourceWatch {}

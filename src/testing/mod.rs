@@ -136,6 +136,39 @@ pub struct Watched<S = MemoryStore> {
     pub sink: MemorySink,
 }
 
+/// Implements [`DistinctSets`](crate::store::DistinctSets) for a test wrapper
+/// `$wrapper<S>` with an `inner: S` by forwarding both methods.
+#[macro_export]
+macro_rules! forward_distinct_sets {
+    ($wrapper:ident) => {
+        impl<S: $crate::store::DistinctSets> $crate::store::DistinctSets for $wrapper<S> {
+            async fn add_members(
+                &self,
+                key: &$crate::key::DenialKey,
+                bucket: $crate::window::Bucket,
+                members: &$crate::store::Members,
+                expires_at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.inner
+                    .add_members(key, bucket, members, expires_at)
+                    .await
+            }
+
+            async fn members(
+                &self,
+                key: &$crate::key::DenialKey,
+                first: $crate::window::Bucket,
+                last: $crate::window::Bucket,
+            ) -> Result<
+                std::collections::BTreeMap<$crate::window::Bucket, $crate::store::Members>,
+                $crate::store::StoreError,
+            > {
+                self.inner.members(key, first, last).await
+            }
+        }
+    };
+}
+
 /// Implements [`SweepBook`] and [`SourceWatch`] for a test wrapper `$wrapper<S>` with an
 /// `inner: S` by forwarding every method: wrappers that only watch counting and
 /// claims keep the sweep's and the log sources' state of the store they wrap.
@@ -428,3 +461,4 @@ impl<S: AlertClaims> AlertClaims for BarrierStore<S> {
 }
 
 forward_sweep_book_and_source_watch!(BarrierStore);
+forward_distinct_sets!(BarrierStore);

@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod lambda;
 mod outages;
+mod rules;
 mod runtime_api;
 mod scan_cli;
 mod signing;

@@ -16,6 +16,13 @@ async fn the_dynamodb_store_keeps_counters() {
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
+async fn the_dynamodb_store_keeps_distinct_sets() {
+    let s = Stack::new("conformance").await;
+    conformance::distinct_sets(&dynamo_store(&s.sdk, &s.table)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
 async fn the_dynamodb_store_claims_alerts() {
     let s = Stack::new("conformance").await;
     conformance::alert_claims(&dynamo_store(&s.sdk, &s.table)).await;

@@ -587,3 +587,4 @@ impl<S: AlertClaims> AlertClaims for OneKeyFails<S> {
 }
 
 bedrock_denied_models::forward_sweep_book_and_source_watch!(OneKeyFails);
+bedrock_denied_models::forward_distinct_sets!(OneKeyFails);

@@ -224,6 +224,7 @@ fn environment_names_are_those_the_code_reads() {
                 "SECURITY_HUB" | "REQUIRE_LOG_LAYOUT" => "true",
                 "ACCOUNT_ID" => "111122223333",
                 "EXCEPTIONS" => "[]",
+                "RULES" => "all",
                 _ => "1",
             }
             .into(),

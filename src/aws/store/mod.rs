@@ -1,4 +1,4 @@
-//! The store's four traits on one DynamoDB table (key schema `pk` S, `sk` N; TTL attribute
+//! The store's five traits on one DynamoDB table (key schema `pk` S, `sk` N; TTL attribute
 //! `expires_at`), the table `template.yaml` defines (docs/DESIGN.md, "The DynamoDB
 //! item layout").
 //!
@@ -11,6 +11,9 @@
 //! - Counters written by the earlier layout (`sk = bucket`, `denials` and the set
 //!   `objects` of the tokens added) are read in the same Query, and their tokens
 //!   honoured without a write ([`counters::without_what_the_earlier_layout_counted`]).
+//! - Distinct sets per (key, bucket) of the rules that count distinct values: `pk =
+//!   "D#" + key digest`, `sk = bucket`, string sets `calls`, `values`, `regions`
+//!   (`distinct_sets.rs`).
 //! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
 //!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
@@ -52,6 +55,7 @@ use std::sync::{Arc, Mutex};
 
 mod claims;
 mod counters;
+mod distinct_sets;
 mod log_sources;
 mod sweep_book;
 
@@ -88,6 +92,9 @@ pub mod attr {
     pub const FAILURES: &str = "failures";
     pub const CURSOR: &str = "cursor";
     pub const ALERTS_SENT: &str = "alerts_sent";
+    pub const CALLS: &str = "calls";
+    pub const VALUES: &str = "values";
+    pub const REGIONS: &str = "regions";
 }
 
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};

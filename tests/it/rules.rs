@@ -1,0 +1,261 @@
+//! The rules beside the seed rule, through the function's handler on the emulator:
+//! each fires at its threshold + 1 and stays quiet at it, raises one alert however
+//! often and however concurrently an object is delivered, and is quiet when switched
+//! off (docs/DESIGN.md, "Rules").
+
+use crate::support::*;
+use bedrock_denied_models::config::Config;
+use bedrock_denied_models::rule::{MANY_MODELS, ROLE_SESSIONS, SEED};
+use serde_json::{json, Value};
+
+const KEY_CHECKER: &str = "arn:aws:iam::111122223333:user/ci-deployer";
+const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+
+/// One denial per model, each model spelled another way, as a key checker calls them.
+fn one_denial_per_model(user: &str, models: &[&str], t: i64) -> Vec<u8> {
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            record(
+                user,
+                m,
+                ACCOUNT,
+                t + i as i64,
+                Some(DENIED),
+                &format!("{user}-{t}-{i}"),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn models(n: usize) -> Vec<String> {
+    let spellings = [
+        SONNET.to_string(),
+        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+            .to_string(),
+        "us.meta.llama3-1-70b-instruct-v1:0".to_string(),
+        "arn:aws:bedrock:us-west-2:111122223333:inference-profile/eu.mistral.mistral-large-2402-v1:0"
+            .to_string(),
+        "amazon.titan-text-express-v1".to_string(),
+    ];
+    spellings[..n].to_vec()
+}
+
+fn of_rule(alerts: &[Value], id: &str) -> Vec<Value> {
+    alerts
+        .iter()
+        .filter(|a| a["Alert"]["rule"]["id"] == id)
+        .cloned()
+        .collect()
+}
+
+fn only(rules: &str) -> Config {
+    Config::from_vars(|k| (k == "RULES").then(|| rules.to_string())).expect("config")
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_model_rule_fires_past_three_models_and_not_at_three() {
+    let s = Stack::new("many-models").await;
+    let h = s.handler().await;
+    let all = models(4);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    // Three models, in two objects: quiet.
+    s.put("a.json", one_denial_per_model(KEY_CHECKER, &all[..2], T0))
+        .await;
+    s.put(
+        "b.json",
+        one_denial_per_model(KEY_CHECKER, &all[2..3], T0 + 60),
+    )
+    .await;
+    h.handle(s.s3_event(&["a.json", "b.json"]))
+        .await
+        .expect("handled");
+    assert!(
+        s.alerts().await.is_empty(),
+        "three models are not more than three"
+    );
+    // The same model again, spelled as its inference profile: still three.
+    s.put(
+        "c.json",
+        one_denial_per_model(KEY_CHECKER, &[&format!("us.{SONNET}")], T0 + 120),
+    )
+    .await;
+    h.handle(s.s3_event(&["c.json"])).await.expect("handled");
+    assert!(
+        s.alerts().await.is_empty(),
+        "one model, however it is spelled"
+    );
+    // A fourth model: one alert of the model rule, and none of the seed rule.
+    s.put(
+        "d.json",
+        one_denial_per_model(KEY_CHECKER, &all[3..4], T0 + 180),
+    )
+    .await;
+    h.handle(s.s3_event(&["d.json"])).await.expect("handled");
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["Alert"];
+    assert_eq!(a["rule"]["id"], MANY_MODELS.id);
+    assert_eq!(a["rule"]["name"], MANY_MODELS.name);
+    assert_eq!(a["user.id"], KEY_CHECKER);
+    assert_eq!(a["cloud.account.id"], ACCOUNT);
+    assert_eq!(a["total_denials"], 5, "five denied calls");
+    assert_eq!(
+        a["models"],
+        json!([
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "meta.llama3-1-70b-instruct-v1:0",
+            "mistral.mistral-large-2402-v1:0"
+        ])
+    );
+    let subject = alerts[0]["Subject"].as_str().expect("subject");
+    assert!(
+        subject.starts_with(
+            "[HIGH] Bedrock: 4 models denied to arn:aws:iam::111122223333:user/ci-deployer"
+        ),
+        "{subject}"
+    );
+    // Delivered again, and four times at once: nothing new.
+    let again = s.s3_event(&["a.json", "b.json", "c.json", "d.json"]);
+    h.handle(again.clone()).await.expect("again");
+    let runs = (0..4).map(|_| h.handle(again.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.expect("concurrent delivery");
+    }
+    assert_eq!(s.alerts().await.len(), 0, "exactly one alert, already read");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_role_rule_fires_across_sessions_and_leaves_one_session_to_the_seed_rule() {
+    let s = Stack::new("role-sessions").await;
+    let h = s.handler().await;
+    let session = |n: &str| format!("arn:aws:sts::111122223333:assumed-role/BedrockProbe/{n}");
+    // Two sessions, two denials each on one model (two spellings): four calls, no
+    // session over the seed rule's threshold.
+    let mut body = one_denial_per_model(&session("s1"), &[SONNET, SONNET], T0);
+    body.extend(one_denial_per_model(&session("s2"), &[SONNET], T0 + 30));
+    s.put("a.json", body).await;
+    h.handle(s.s3_event(&["a.json"])).await.expect("handled");
+    assert!(
+        s.alerts().await.is_empty(),
+        "three calls are not more than three"
+    );
+    s.put(
+        "b.json",
+        one_denial_per_model(&session("s2"), &[&format!("us.{SONNET}")], T0 + 60),
+    )
+    .await;
+    let event = s.s3_event(&["b.json"]);
+    let runs = (0..4).map(|_| h.handle(event.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.expect("concurrent delivery");
+    }
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["Alert"];
+    assert_eq!(a["rule"]["id"], ROLE_SESSIONS.id);
+    assert_eq!(
+        a["user.id"],
+        "arn:aws:sts::111122223333:assumed-role/BedrockProbe"
+    );
+    assert_eq!(a["gen_ai.request.model.id"], SONNET);
+    assert_eq!(a["total_denials"], 4);
+    assert_eq!(a["sessions"], json!(["s1", "s2"]));
+    h.handle(s.s3_event(&["a.json", "b.json"]))
+        .await
+        .expect("redelivered");
+    assert!(
+        s.alerts().await.is_empty(),
+        "one alert however often delivered"
+    );
+
+    // One session denied five times on one model: the seed rule's alert only.
+    let one = "arn:aws:sts::111122223333:assumed-role/BatchJob/only-session";
+    s.put(
+        "c.json",
+        one_denial_per_model(one, &[MODEL, MODEL, MODEL, MODEL, MODEL], T0),
+    )
+    .await;
+    h.handle(s.s3_event(&["c.json"])).await.expect("handled");
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["Alert"]["rule"]["id"], SEED.id);
+    assert_eq!(alerts[0]["Alert"]["user.id"], one);
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn rules_switched_off_stay_quiet() {
+    let s = Stack::new("rules-off").await;
+    let h = s.handler_with(only(SEED.id)).await;
+    let all = models(5);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let role = |n: &str| format!("arn:aws:sts::111122223333:assumed-role/Probe/{n}");
+    let mut body = one_denial_per_model(KEY_CHECKER, &all, T0);
+    for i in 0..4 {
+        body.extend(one_denial_per_model(
+            &role(&format!("s{i}")),
+            &[MODEL],
+            T0 + i,
+        ));
+    }
+    s.put("a.json", body).await;
+    h.handle(s.s3_event(&["a.json"])).await.expect("handled");
+    assert!(s.alerts().await.is_empty(), "only the seed rule is on");
+    // The same content with every rule on alerts on both.
+    s.handler()
+        .await
+        .handle(s.s3_event(&["a.json"]))
+        .await
+        .expect("handled");
+    let alerts = s.alerts().await;
+    assert_eq!(of_rule(&alerts, MANY_MODELS.id).len(), 1, "{alerts:?}");
+    assert_eq!(of_rule(&alerts, ROLE_SESSIONS.id).len(), 1, "{alerts:?}");
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    // An unknown id stops start-up, naming the value.
+    let err = Config::from_vars(|k| (k == "RULES").then(|| "all,nope".to_string()))
+        .expect_err("unknown id");
+    assert!(err.to_string().contains("RULES"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_and_role_rules_not_the_seed() {
+    let s = Stack::new("stolen-key").await;
+    let key = "AWSLogs/444455556666/CloudTrail/us-east-1/2026/03/14/444455556666_CloudTrail_us-east-1_20260314T1010Z_St0lenK3yCheck01.json.gz";
+    let body = std::fs::read(format!("events/stolen-key/{key}")).expect("the sample");
+    s.put(key, body).await;
+    s.handler()
+        .await
+        .handle(s.s3_event(&[key]))
+        .await
+        .expect("handled");
+    let alerts = s.alerts().await;
+    assert!(of_rule(&alerts, SEED.id).is_empty(), "{alerts:?}");
+    let models = of_rule(&alerts, MANY_MODELS.id);
+    assert_eq!(models.len(), 1, "{alerts:?}");
+    assert!(
+        models[0]["Alert"]["models"]
+            .as_array()
+            .expect("models")
+            .len()
+            > 3
+    );
+    let roles = of_rule(&alerts, ROLE_SESSIONS.id);
+    assert_eq!(roles.len(), 1, "{alerts:?}");
+    let role = &roles[0]["Alert"];
+    assert_eq!(
+        role["user.id"],
+        "arn:aws:sts::444455556666:assumed-role/bedrock-app-role"
+    );
+    assert_eq!(role["gen_ai.request.model.id"], SONNET);
+    assert_eq!(role["sessions"].as_array().expect("sessions").len(), 4);
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+}

@@ -102,6 +102,7 @@ fn hostile(n: usize) -> Vec<Aggregate> {
                                     MODEL,
                                     ACCOUNT,
                                 ),
+                                validation: false,
                                 event_time: T0 + b * 600 + i,
                                 request_id: None,
                                 context: Default::default(),

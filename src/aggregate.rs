@@ -149,6 +149,20 @@ impl Aggregate {
         entry.context.add(denial.context);
     }
 
+    /// Takes one record read: a denial for the seed rule (`spec` its buckets) and the
+    /// rules in `rules` that count distinct values, a validation error for the
+    /// validation rule, keyed by (user.id, account) in its one-minute buckets.
+    pub fn take(&mut self, denial: Denial, spec: &WindowSpec, rules: &RuleSet) {
+        if denial.validation {
+            let mut d = denial;
+            d.key =
+                DenialKey::new(d.key.user_id, "", d.key.account_id).for_rule(RuleTag::Validation);
+            return self.add(d, &rule::VALIDATION.spec());
+        }
+        self.add_distinct(&denial, rules);
+        self.add(denial, spec)
+    }
+
     /// Adds a denial to the groups of the rules in `rules` that count distinct values:
     /// a role's sessions per normalized model, and a principal's normalized models.
     pub fn add_distinct(&mut self, denial: &Denial, rules: &RuleSet) {
@@ -238,6 +252,7 @@ mod tests {
     fn denial(user: &str, t: i64, req: &str) -> Denial {
         Denial {
             key: DenialKey::new(user, "m", "1"),
+            validation: false,
             event_time: t,
             request_id: Some(req.to_string()),
             context: DenialContext {

@@ -176,6 +176,24 @@ mod tests {
     }
 
     #[test]
+    fn an_exception_applies_to_the_seed_rule_unless_it_names_rules() {
+        let rules = Exceptions::parse(
+            r#"[{"user.id": "a", "reason": "r"},
+                {"user.id": "b", "rules": ["5ccff5be-bfdf-4b36-91f2-0e122eb0a8db"], "reason": "r"}]"#,
+        )
+        .expect("rules");
+        let seed = |u: &str| DenialKey::new(u, "m", "1");
+        let models = |u: &str| DenialKey::new(u, "", "1").for_rule(RuleTag::ManyModels);
+        assert!(rules.rule_for(&seed("a"), 0).is_some());
+        assert!(rules.rule_for(&models("a"), 0).is_none());
+        assert!(rules.rule_for(&seed("b"), 0).is_none());
+        assert!(rules.rule_for(&models("b"), 0).is_some());
+        let err = Exceptions::parse(r#"[{"user.id": "a", "rules": ["nope"], "reason": "r"}]"#)
+            .expect_err("unknown rule");
+        assert!(err.contains("\"nope\""), "{err}");
+    }
+
+    #[test]
     fn star_matches_any_run_and_nothing_else_is_special() {
         for (pat, text, want) in [
             ("abc", "abc", true),

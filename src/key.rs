@@ -14,6 +14,8 @@ pub enum RuleTag {
     /// `17261da3-…`: denials per (user.id, model id, account), ids byte for byte.
     #[default]
     Seed,
+    /// `725a048a-…`: validation errors per (user.id, account), per minute.
+    Validation,
     /// `a6adaad9-…`: denials per (role, normalized model, account) across sessions.
     RoleSessions,
     /// `5ccff5be-…`: distinct normalized models denied per (principal, account).
@@ -21,12 +23,18 @@ pub enum RuleTag {
 }
 
 impl RuleTag {
-    pub const ALL: [RuleTag; 3] = [RuleTag::Seed, RuleTag::RoleSessions, RuleTag::ManyModels];
+    pub const ALL: [RuleTag; 4] = [
+        RuleTag::Seed,
+        RuleTag::Validation,
+        RuleTag::RoleSessions,
+        RuleTag::ManyModels,
+    ];
 
     /// The rule's id, as Elastic's rules are named.
     pub fn id(self) -> &'static str {
         match self {
             RuleTag::Seed => "17261da3-a6d0-463c-aac8-ea1718afcd20",
+            RuleTag::Validation => "725a048a-88c5-4fc7-8677-a44fc0031822",
             RuleTag::RoleSessions => "a6adaad9-e278-45d8-8915-95a965f1a444",
             RuleTag::ManyModels => "5ccff5be-bfdf-4b36-91f2-0e122eb0a8db",
         }
@@ -179,7 +187,7 @@ mod tests {
             .into_iter()
             .map(|t| seed.clone().for_rule(t).digest())
             .collect();
-        assert_eq!(digests.len(), 3);
+        assert_eq!(digests.len(), 4);
         for t in RuleTag::ALL {
             assert_eq!(RuleTag::from_id(t.id()), Some(t));
         }

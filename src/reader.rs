@@ -40,7 +40,15 @@ pub struct Reader {
 impl Reader {
     pub fn new(config: &Config) -> Self {
         Self {
-            matcher: DenialMatcher::new(&config.denial_codes, &config.cloudtrail_denial_codes),
+            matcher: DenialMatcher::with_validation(
+                &config.denial_codes,
+                &config.cloudtrail_denial_codes,
+                &if config.rules.has(crate::rule::RuleTag::Validation) {
+                    vec![crate::rule::VALIDATION_CODE.to_string()]
+                } else {
+                    Vec::new()
+                },
+            ),
             spec: config.window(),
             rules: config.rules,
         }
@@ -56,8 +64,7 @@ impl Reader {
     pub fn read(&self, input: impl Read, account: Option<&str>) -> ObjectRead {
         let mut aggregate = Aggregate::default();
         let outcome = read_log(input, &self.matcher, account, |d| {
-            aggregate.add_distinct(&d, &self.rules);
-            aggregate.add(d, &self.spec)
+            aggregate.take(d, &self.spec, &self.rules)
         });
         Self::read_of(aggregate, outcome, account)
     }
@@ -71,8 +78,7 @@ impl Reader {
     ) -> ObjectRead {
         let mut aggregate = Aggregate::default();
         let outcome = read_messages(messages, &self.matcher, account, |d| {
-            aggregate.add_distinct(&d, &self.rules);
-            aggregate.add(d, &self.spec)
+            aggregate.take(d, &self.spec, &self.rules)
         });
         Self::read_of(aggregate, outcome, account)
     }

@@ -135,6 +135,10 @@ counters! {
     object counters_added => None, Some(("counters", "{} added"));
     /// (group, bucket) sets of the rules that count distinct values added to.
     object distinct_sets_added => None, Some(("other rules", "?{} distinct sets added"));
+    /// Validation errors read (the validation rule's records), when it is on.
+    object validation_errors => Some("ValidationErrors"), Some(("other rules", "?{} validation errors"));
+    /// (key, minute) counters of the validation rule added to.
+    object validation_counters_added => None, Some(("other rules", "?{} validation counters added"));
     /// (key, bucket) counters this object had already added to (a redelivery).
     object counters_already_counted => None, Some(("counters", "{} already counted"));
     object alerts_published => Some("AlertsPublished"), Some(("alerts", "{} published"));

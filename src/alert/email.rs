@@ -36,6 +36,14 @@ impl Alert {
                 " in sessions of ",
                 ascii_escape(&self.model_id),
             ),
+            RuleTag::Validation => (
+                format!(
+                    "[{severity}] Bedrock: {} validation errors in a minute",
+                    self.total_denials
+                ),
+                " by ",
+                String::new(),
+            ),
             RuleTag::Seed => (
                 format!(
                     "[{severity}] Bedrock: {} denied calls to ",
@@ -68,6 +76,7 @@ impl Alert {
                 "Denied Amazon Bedrock model invocations across one role's sessions"
             }
             RuleTag::ManyModels => "Amazon Bedrock invocations denied on many models",
+            RuleTag::Validation => "Repeated Amazon Bedrock validation errors by one user",
         };
         let _ = writeln!(
             t,
@@ -77,7 +86,10 @@ impl Alert {
         let _ = writeln!(t);
         let _ = writeln!(t, "Principal (user.id):  {}", text_escape(&self.user_id));
         // The model rule groups no model: it lists the models below.
-        if self.rule.rule().tag != RuleTag::ManyModels {
+        if !matches!(
+            self.rule.rule().tag,
+            RuleTag::ManyModels | RuleTag::Validation
+        ) {
             let _ = writeln!(
                 t,
                 "Model (gen_ai.request.model.id):  {}",
@@ -98,13 +110,17 @@ impl Alert {
         if !self.models.is_empty() {
             let _ = writeln!(t, "Models denied:  {}", joined(&self.models));
         }
+        let (calls, per_bucket) = match self.rule.rule().tag {
+            RuleTag::Validation => ("Validation errors", "Validation errors per minute"),
+            _ => ("Denied calls", "Denials per bucket"),
+        };
         let _ = writeln!(
             t,
-            "Denied calls:  {} between {} and {} (alerts above {})",
+            "{calls}:  {} between {} and {} (alerts above {})",
             self.total_denials, self.window.start, self.window.end, self.threshold
         );
         let _ = writeln!(t);
-        let _ = writeln!(t, "Denials per bucket:");
+        let _ = writeln!(t, "{per_bucket}:");
         for b in &self.buckets {
             let _ = writeln!(t, "  {}  {}", b.start, b.denials);
         }

@@ -336,13 +336,20 @@ impl<S: DetectorStore> Detector<S> {
         denials: &KeyDenials,
     ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
-        let spec = self.reader.spec();
-        let window_seconds = spec.bucket_seconds() * spec.window_buckets();
-        let expires_at = |now: i64| {
-            now + window_seconds + self.config.suppress_seconds() + LATE_LOG_MARGIN_SECONDS
+        // The seed rule's settings are the configured ones; the validation rule's its own.
+        let (spec, suppress_seconds) = match key.rule {
+            crate::rule::RuleTag::Seed => (*self.reader.spec(), self.config.suppress_seconds()),
+            other => {
+                let rule = crate::rule::rule(other);
+                (rule.spec(), i64::from(rule.suppress_minutes) * 60)
+            }
         };
+        let spec = &spec;
+        let window_seconds = spec.bucket_seconds() * spec.window_buckets();
+        let expires_at =
+            |now: i64| now + window_seconds + suppress_seconds + LATE_LOG_MARGIN_SECONDS;
         let mut report = Counts {
-            keys: 1,
+            keys: u64::from(key.rule == crate::rule::RuleTag::Seed),
             ..Counts::default()
         };
         let counted_at = (self.clock)();
@@ -353,6 +360,9 @@ impl<S: DetectorStore> Detector<S> {
                 .await
                 .map_err(&store_err)?
             {
+                AddOutcome::Added if key.rule != crate::rule::RuleTag::Seed => {
+                    report.validation_counters_added += 1
+                }
                 AddOutcome::Added => report.counters_added += 1,
                 AddOutcome::AlreadyCounted => report.counters_already_counted += 1,
             }
@@ -364,7 +374,13 @@ impl<S: DetectorStore> Detector<S> {
         };
         let rule = self.config.exceptions.rule_for(key, counted_at);
         let decide = |counts: &std::collections::BTreeMap<_, _>| {
-            crate::rule::decide(spec, counts, &touched, rule, self.config.threshold)
+            crate::rule::decide(
+                spec,
+                counts,
+                &touched,
+                rule,
+                self.config.threshold_of(key.rule),
+            )
         };
         let excepted = |total: u64, report: &mut Counts| {
             let reason = rule.map_or("", |r| r.reason.as_str());
@@ -388,7 +404,7 @@ impl<S: DetectorStore> Detector<S> {
                 return Ok((report, None));
             }
             let state = self.store.alert_state(key).await.map_err(&store_err)?;
-            let suppress = self.config.suppress_seconds();
+            let suppress = suppress_seconds;
             if let Some(state) = state.filter(|s| {
                 spec.window_ends(&touched)
                     .all(|end| s.suppresses(spec.window_bounds(end).1, suppress))
@@ -414,10 +430,11 @@ impl<S: DetectorStore> Detector<S> {
             Decision::Alert { window, threshold } => (window, threshold),
         };
 
-        let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
+        let mut alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
+        alert.rule = crate::alert::RuleInfo::of(crate::rule::rule(key.rule));
         let window_end = spec.window_bounds(window.end).1;
         if let Some(previews) = &self.previews {
-            let suppress = self.config.suppress_seconds();
+            let suppress = suppress_seconds;
             self.preview(previews, key, &alert, window_end, suppress, &mut report)
                 .await
                 .map_err(|e| match e {
@@ -433,7 +450,7 @@ impl<S: DetectorStore> Detector<S> {
             key: key.clone(),
             alert,
             window_end,
-            suppress_seconds: self.config.suppress_seconds(),
+            suppress_seconds,
         };
         Ok((report, Some(pending)))
     }

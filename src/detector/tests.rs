@@ -418,11 +418,22 @@ async fn store_requests_per_object() {
     run(
         &d,
         "quiet",
-        &line(ALICE, MODEL, "1", T0, Some("ValidationException")),
+        &line(ALICE, MODEL, "1", T0, Some("ThrottlingException")),
     )
     .await
     .expect("ok");
     assert_eq!(d.store().ops(), StoreOps::default());
+    // A validation error is the validation rule's: one counter and one read, and none
+    // when that rule is off.
+    let only_seed =
+        Config::from_vars(|k| (k == "RULES").then(|| crate::rule::SEED.id.into())).expect("config");
+    let off = Watched::new(only_seed, MemoryStore::new());
+    let validation = line(ALICE, MODEL, "1", T0, Some("ValidationException"));
+    run(&off, "quiet", &validation).await.expect("ok");
+    assert_eq!(off.store().ops(), StoreOps::default());
+    let on = memory_detector();
+    run(&on, "v", &validation).await.expect("ok");
+    assert_eq!((on.store().ops().adds, on.store().ops().queries), (1, 1));
     // 2 keys; 3 distinct (key, bucket) pairs; 10 denials.
     let mut body = denials(ALICE, &[T0, T0 + 1, T0 + 2, T0 + 600]);
     body += &denials("bob", &[T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4, T0 + 5]);

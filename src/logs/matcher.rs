@@ -19,15 +19,28 @@ pub enum RecordKind {
 pub struct DenialMatcher {
     bedrock: Vec<String>,
     cloudtrail: Vec<String>,
+    /// Codes of the validation rule's records (both sources), when it is on.
+    validation: Vec<String>,
     /// `"CODE` needles; a needle that another one starts with is enough for both.
     needles: Vec<memmem::Finder<'static>>,
 }
 
 impl DenialMatcher {
     pub fn new(bedrock_codes: &[String], cloudtrail_codes: &[String]) -> Self {
+        Self::with_validation(bedrock_codes, cloudtrail_codes, &[])
+    }
+
+    /// Also takes records whose code is one of `validation_codes`, in either source
+    /// (the validation rule's), told apart by [`DenialMatcher::is_validation`].
+    pub fn with_validation(
+        bedrock_codes: &[String],
+        cloudtrail_codes: &[String],
+        validation_codes: &[String],
+    ) -> Self {
         let mut quoted: Vec<Vec<u8>> = bedrock_codes
             .iter()
             .chain(cloudtrail_codes)
+            .chain(validation_codes)
             .map(|c| {
                 let mut q = b"\"".to_vec();
                 q.extend_from_slice(c.as_bytes());
@@ -44,6 +57,7 @@ impl DenialMatcher {
         Self {
             bedrock: bedrock_codes.to_vec(),
             cloudtrail: cloudtrail_codes.to_vec(),
+            validation: validation_codes.to_vec(),
             needles: kept
                 .into_iter()
                 .map(|n| memmem::Finder::new(&n).into_owned())
@@ -58,6 +72,11 @@ impl DenialMatcher {
             RecordKind::CloudTrail => &self.cloudtrail,
         };
         codes.iter().any(|c| c == code)
+    }
+
+    /// Is `code` one the validation rule takes (and not a denial)?
+    pub fn is_validation(&self, code: &str) -> bool {
+        self.validation.iter().any(|c| c == code)
     }
 
     /// Cheap test: can `text` hold a denial at all?
@@ -97,6 +116,21 @@ mod tests {
         assert!(m.is_denial(CloudTrail, "AccessDenied"));
         assert!(m.is_denial(CloudTrail, "AccessDeniedException"));
         assert!(!m.is_denial(CloudTrail, "ValidationException"));
+    }
+
+    #[test]
+    fn validation_codes_are_taken_apart_from_denials_only_when_asked() {
+        let plain = DenialMatcher::new(&codes("AccessDeniedException"), &codes("AccessDenied"));
+        assert!(!plain.is_validation("ValidationException"));
+        assert!(!plain.may_match(br#""errorCode":"ValidationException""#));
+        let m = DenialMatcher::with_validation(
+            &codes("AccessDeniedException"),
+            &codes("AccessDenied"),
+            &codes("ValidationException"),
+        );
+        assert!(m.is_validation("ValidationException"));
+        assert!(!m.is_denial(RecordKind::BedrockInvocationLog, "ValidationException"));
+        assert!(m.may_match(br#""errorCode":"ValidationException""#));
     }
 
     #[test]

@@ -36,6 +36,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     pub key: DenialKey,
+    /// A validation error (the validation rule's record), not a denial.
+    pub validation: bool,
     /// Event time, epoch seconds.
     pub event_time: i64,
     pub request_id: Option<String>,
@@ -180,7 +182,11 @@ impl<F: FnMut(Denial)> Collector<'_, F> {
                 self.mismatch(named);
             }
             Record::Denial(d) | Record::ForeignPrincipal(d) => {
-                self.stats.counts.denials += 1;
+                if d.validation {
+                    self.stats.counts.validation_errors += 1;
+                } else {
+                    self.stats.counts.denials += 1;
+                }
                 (self.on_denial)(d);
             }
             Record::Other => {}

@@ -165,10 +165,11 @@ impl RecordFields<'_> {
         } else {
             RecordKind::BedrockInvocationLog
         };
-        match self.error_code.as_deref() {
-            Some(code) if matcher.is_denial(source, code) => {}
+        let validation = match self.error_code.as_deref() {
+            Some(code) if matcher.is_denial(source, code) => false,
+            Some(code) if matcher.is_validation(code) => true,
             _ => return Record::Other,
-        }
+        };
         let (user, model, account, time, request_id, context) = match source {
             RecordKind::CloudTrail => {
                 let invocation = self
@@ -235,6 +236,7 @@ impl RecordFields<'_> {
             && principal_account(&user).is_some_and(|a| a != account);
         let denial = Denial {
             key: DenialKey::new(user, model, account),
+            validation,
             event_time: event_time.timestamp(),
             request_id: evidence(request_id, MAX_REQUEST_ID_BYTES),
             context,

@@ -77,6 +77,7 @@ fn plain_json_lines() {
         d,
         vec![Denial {
             key: DenialKey::new(USER, MODEL, ACCOUNT),
+            validation: false,
             event_time: TS_EPOCH,
             request_id: Some("req-1".into()),
             context: DenialContext {

@@ -161,7 +161,13 @@ impl Collector {
             return;
         }
         let repeat = !self.tokens.insert(object.token.clone());
-        for (key, denials) in &aggregate.keys {
+        // The report and its tuning table are the seed rule's: the validation rule's
+        // keys count other records in other buckets.
+        let seed = aggregate
+            .keys
+            .iter()
+            .filter(|(k, _)| k.rule == crate::key::RuleTag::Seed);
+        for (key, denials) in seed {
             let id = self.key_id(key);
             let stats = &mut self.keys[id as usize];
             let mut added = 0;

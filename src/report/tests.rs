@@ -26,6 +26,7 @@ fn aggregate(denials: &[Planned], spec: &WindowSpec) -> Aggregate {
         a.add(
             Denial {
                 key: DenialKey::new(user(*u), MODEL, ACCOUNT),
+                validation: false,
                 event_time: T0 + t,
                 request_id: Some(format!("r{n}")),
                 context: DenialContext {
@@ -434,6 +435,7 @@ fn hostile_ids_render_as_inert_visible_text() {
         agg.add(
             Denial {
                 key: key.clone(),
+                validation: false,
                 event_time: T0 + t,
                 request_id: Some(HOSTILE.into()),
                 context: DenialContext {
@@ -572,6 +574,7 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
     let mut total = Counts::default();
     let denial = |who: &str, n: i64, t: i64| Denial {
         key: DenialKey::new(who, format!("{long}m{n}"), format!("{long}a{n}")),
+        validation: false,
         event_time: t,
         request_id: None,
         context: DenialContext {

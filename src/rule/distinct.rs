@@ -118,7 +118,7 @@ pub fn fires(rule: &Rule, union: &Members, threshold: u64) -> bool {
             union.calls.len() as u64 > threshold && union.values.len() >= MIN_SESSIONS
         }
         RuleTag::ManyModels => union.values.len() as u64 > threshold,
-        RuleTag::Seed => false,
+        RuleTag::Seed | RuleTag::Validation => false,
     }
 }
 

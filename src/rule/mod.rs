@@ -80,6 +80,34 @@ pub const SEED: Rule = Rule {
     suppress_minutes: 60,
 };
 
+/// Elastic's second Bedrock rule, ported exactly for invocation logs: more than 3
+/// `ValidationException` of one user in one account within one clock minute.
+pub const VALIDATION: Rule = Rule {
+    tag: RuleTag::Validation,
+    id: "725a048a-88c5-4fc7-8677-a44fc0031822",
+    name: "AWS Bedrock Detected Multiple Validation Exception Errors by a Single User",
+    severity: "high",
+    risk_score: 73,
+    threats: &["AML.T0015", "AML.T0034", "AML.T0046"],
+    takes: "ValidationException in invocation logs (and in CloudTrail model invocations)",
+    groups_by: "user.id, account, 1-minute bucket",
+    fires_when: "> 3 in one clock minute (tumbling)",
+    what: "Repeated Bedrock validation errors",
+    detail_type: "Repeated Bedrock Validation Errors",
+    finding_types: &[
+        "TTPs/Discovery",
+        "Effects/Resource Consumption",
+        "Unusual Behaviors/User",
+    ],
+    bucket_minutes: 1,
+    window_buckets: 1,
+    threshold: 3,
+    suppress_minutes: 60,
+};
+
+/// The error code the validation rule takes, in both sources.
+pub const VALIDATION_CODE: &str = "ValidationException";
+
 pub const ROLE_SESSIONS: Rule = Rule {
     tag: RuleTag::RoleSessions,
     id: "a6adaad9-e278-45d8-8915-95a965f1a444",
@@ -129,24 +157,25 @@ pub const MANY_MODELS: Rule = Rule {
 };
 
 /// Every rule, in the order `scan --list-rules` prints them.
-pub const RULES: [Rule; 3] = [SEED, ROLE_SESSIONS, MANY_MODELS];
+pub const RULES: [Rule; 4] = [SEED, VALIDATION, ROLE_SESSIONS, MANY_MODELS];
 
 /// The rule of a tag.
 pub fn rule(tag: RuleTag) -> &'static Rule {
     match tag {
         RuleTag::Seed => &RULES[0],
-        RuleTag::RoleSessions => &RULES[1],
-        RuleTag::ManyModels => &RULES[2],
+        RuleTag::Validation => &RULES[1],
+        RuleTag::RoleSessions => &RULES[2],
+        RuleTag::ManyModels => &RULES[3],
     }
 }
 
 /// The rules switched on (`RULES`, `scan --rules`): all of them unless told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleSet([bool; 3]);
+pub struct RuleSet([bool; 4]);
 
 impl Default for RuleSet {
     fn default() -> Self {
-        Self([true; 3])
+        Self([true; 4])
     }
 }
 
@@ -157,7 +186,7 @@ impl RuleSet {
         if value.eq_ignore_ascii_case("all") {
             return Ok(Self::default());
         }
-        let mut on = [false; 3];
+        let mut on = [false; 4];
         for id in value.split(',').map(str::trim) {
             let tag = RuleTag::from_id(id).ok_or_else(|| {
                 format!(
@@ -167,14 +196,14 @@ impl RuleSet {
             })?;
             on[tag as usize] = true;
         }
-        if on == [false; 3] {
+        if on == [false; 4] {
             return Err("names no rule".into());
         }
         Ok(Self(on))
     }
 
     pub fn only(tags: &[RuleTag]) -> Self {
-        let mut on = [false; 3];
+        let mut on = [false; 4];
         for &t in tags {
             on[t as usize] = true;
         }
@@ -187,7 +216,7 @@ impl RuleSet {
 
     /// The ids switched on, comma-separated, or `all`.
     pub fn ids(&self) -> String {
-        if self.0 == [true; 3] {
+        if self.0 == [true; 4] {
             return "all".into();
         }
         RULES
@@ -241,7 +270,7 @@ mod tests {
         assert_eq!(RuleSet::parse("all"), Ok(RuleSet::default()));
         let two = RuleSet::parse(&format!("{}, {}", SEED.id, MANY_MODELS.id)).expect("ids");
         assert!(two.has(RuleTag::Seed) && two.has(RuleTag::ManyModels));
-        assert!(!two.has(RuleTag::RoleSessions));
+        assert!(!two.has(RuleTag::Validation) && !two.has(RuleTag::RoleSessions));
         assert_eq!(RuleSet::parse(&two.ids()), Ok(two));
         let err = RuleSet::parse("17261da3,nope").expect_err("unknown");
         assert!(err.contains("\"17261da3\""), "{err}");

@@ -84,9 +84,12 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Number of distinct keys with counters.
+    /// Number of distinct keys of the seed rule with counters.
     pub fn key_count(&self) -> usize {
-        lock(&self.counters).len()
+        lock(&self.counters)
+            .keys()
+            .filter(|k| k.rule == crate::key::RuleTag::Seed)
+            .count()
     }
 
     /// Applies `f` to the key's state when this attempt holds its claim.

@@ -259,3 +259,110 @@ async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_and_role_rules_not
     assert_eq!(role["sessions"].as_array().expect("sessions").len(), 4);
     assert_eq!(alerts.len(), 2, "{alerts:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn the_validation_rule_fires_past_three_in_one_clock_minute() {
+    let s = Stack::new("validation").await;
+    let h = s.handler().await;
+    let prober = "arn:aws:iam::111122223333:user/prober";
+    let errors = |times: &[i64], tag: &str| -> Vec<u8> {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                record(
+                    prober,
+                    SONNET,
+                    ACCOUNT,
+                    *t,
+                    Some("ValidationException"),
+                    &format!("{tag}-{i}"),
+                )
+                .to_string()
+                    + "\n"
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    // T0 is on a minute: three in its minute and two in the next is no minute over 3.
+    s.put(
+        "a.json",
+        errors(&[T0, T0 + 20, T0 + 59, T0 + 60, T0 + 61], "a"),
+    )
+    .await;
+    h.handle(s.s3_event(&["a.json"])).await.expect("handled");
+    assert!(s.alerts().await.is_empty(), "tumbling minutes of 3 and 2");
+    // A CloudTrail validation error of a model invocation in the first minute: the
+    // fourth of that minute.
+    let trail = json!({"Records": [{
+        "eventVersion": "1.09", "eventSource": "bedrock.amazonaws.com",
+        "eventName": "InvokeModel", "eventTime": "2026-03-14T09:00:30Z",
+        "awsRegion": "us-east-1", "errorCode": "ValidationException",
+        "userIdentity": {"type": "IAMUser", "arn": prober, "accountId": ACCOUNT},
+        "recipientAccountId": ACCOUNT, "requestParameters": {"modelId": SONNET},
+        "requestID": "ct-validation-1"
+    }]});
+    s.put("trail.json", trail.to_string().into_bytes()).await;
+    let event = s.s3_event(&["trail.json"]);
+    let runs = (0..4).map(|_| h.handle(event.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.expect("concurrent delivery");
+    }
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["Alert"];
+    assert_eq!(a["rule"]["id"], bedrock_denied_models::rule::VALIDATION.id);
+    assert_eq!(a["user.id"], prober);
+    assert_eq!(a["gen_ai.request.model.id"], "");
+    assert_eq!(a["total_denials"], 4);
+    assert_eq!(
+        a["window"],
+        json!({"start": "2026-03-14T09:00:00Z", "end": "2026-03-14T09:01:00Z"})
+    );
+    let subject = alerts[0]["Subject"].as_str().expect("subject");
+    assert_eq!(
+        subject,
+        "[HIGH] Bedrock: 4 validation errors in a minute by arn:aws:iam::111122223333:user/prober"
+    );
+    h.handle(s.s3_event(&["a.json", "trail.json"]))
+        .await
+        .expect("redelivered");
+    assert!(
+        s.alerts().await.is_empty(),
+        "one alert however often delivered"
+    );
+    // Validation errors are no denials: the seed rule counted none.
+    assert_eq!(
+        s.count(
+            &bedrock_denied_models::key::DenialKey::new(prober, SONNET, ACCOUNT),
+            bucket_of(T0)
+        )
+        .await,
+        0
+    );
+    // Switched off, the same minute of another user stays quiet.
+    let off = s
+        .handler_with(only(&format!("{},{}", SEED.id, MANY_MODELS.id)))
+        .await;
+    let other = "arn:aws:iam::111122223333:user/prober-2";
+    let body: String = (0..6)
+        .map(|i| {
+            record(
+                other,
+                SONNET,
+                ACCOUNT,
+                T0 + i,
+                Some("ValidationException"),
+                &format!("o-{i}"),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    s.put("off.json", body.into_bytes()).await;
+    off.handle(s.s3_event(&["off.json"]))
+        .await
+        .expect("handled");
+    assert!(s.alerts().await.is_empty(), "the validation rule is off");
+}

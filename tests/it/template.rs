@@ -614,6 +614,8 @@ fn subscription_pattern(given: &[(&str, &str)]) -> String {
             (name.to_string(), value.to_string())
         })
         .collect();
+    // The validation rule is off unless a test turns it on: only denials then.
+    values.insert("ValidationRuleOn".into(), "false".into());
     for (k, v) in given {
         values.insert(k.to_string(), v.to_string());
     }
@@ -788,6 +790,23 @@ fn the_log_group_subscription_delivers_only_denials() {
     for denied in [&denial, &trail_denial, &trail_other_denial] {
         assert!(filter_matches(&defaults, denied), "{denied}");
     }
+    // With the validation rule on, its records are delivered too, and nothing else.
+    let with_validation = subscription_pattern(&[("ValidationRuleOn", "true")]);
+    assert_eq!(
+        with_validation,
+        r#"{ ($.errorCode = "AccessDeniedException") || ($.errorCode = "AccessDenied") || ($.errorCode = "AccessDeniedException") || ($.errorCode = "ValidationException") }"#
+    );
+    assert!(filter_matches(&with_validation, &invalid));
+    for other in [
+        &success,
+        &trail_success,
+        &quoted,
+        &nested,
+        not_json,
+        &lower_case,
+    ] {
+        assert!(!filter_matches(&with_validation, other), "{other}");
+    }
     for other in [
         &success,
         &invalid,
@@ -949,12 +968,16 @@ fn the_rules_refuse_a_queue_batch_the_function_cannot_take() {
         .keys()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(names, ["QueueBatchNeedsWindow"]);
+    assert_eq!(names, ["AtLeastOneRule", "QueueBatchNeedsWindow"]);
     let params = |queue, window, batch| {
         BTreeMap::from([
             ("UseQueue", queue),
             ("QueueBatchingWindowSeconds", window),
             ("QueueBatchSize", batch),
+            ("RuleDeniedModels", "true"),
+            ("RuleValidationErrors", "true"),
+            ("RuleRoleSessions", "true"),
+            ("RuleManyModels", "true"),
         ])
     };
     // The defaults, then good and bad combinations.
@@ -977,6 +1000,56 @@ fn the_rules_refuse_a_queue_batch_the_function_cannot_take() {
             broken[0]
                 .contains("QueueBatchSize above 10 needs QueueBatchingWindowSeconds of at least 1"),
             "{broken:?}"
+        );
+    }
+}
+
+#[test]
+fn the_rules_refuse_a_stack_with_no_detection_rule_and_the_function_gets_those_on() {
+    let t = template();
+    let rules = |on: [&'static str; 4]| {
+        BTreeMap::from([
+            ("UseQueue", "false"),
+            ("QueueBatchingWindowSeconds", "0"),
+            ("QueueBatchSize", "10"),
+            ("RuleDeniedModels", on[0]),
+            ("RuleValidationErrors", on[1]),
+            ("RuleRoleSessions", on[2]),
+            ("RuleManyModels", on[3]),
+        ])
+    };
+    let broken = broken_rules(&rules(["false"; 4]));
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert!(broken[0].starts_with("AtLeastOneRule"), "{broken:?}");
+    assert!(broken_rules(&rules(["false", "false", "false", "true"])).is_empty());
+    // RULES names exactly the rules switched on, in a form the function reads.
+    let env =
+        &t["Resources"]["DetectorFunction"]["Properties"]["Environment"]["Variables"]["RULES"];
+    for (on, want) in [
+        (
+            ["true", "true", "true", "true"],
+            bedrock_denied_models::rule::RuleSet::default(),
+        ),
+        (
+            ["false", "true", "false", "true"],
+            bedrock_denied_models::rule::RuleSet::only(&[
+                bedrock_denied_models::rule::RuleTag::Validation,
+                bedrock_denied_models::rule::RuleTag::ManyModels,
+            ]),
+        ),
+    ] {
+        let conditions = BTreeMap::from([
+            ("DeniedModelsRuleOn", on[0]),
+            ("ValidationRuleOn", on[1]),
+            ("RoleSessionsRuleOn", on[2]),
+            ("ManyModelsRuleOn", on[3]),
+        ]);
+        let value = resolve(env, &conditions);
+        let value = value.as_str().expect("a string");
+        assert_eq!(
+            bedrock_denied_models::rule::RuleSet::parse(value),
+            Ok(want),
+            "{value}"
         );
     }
 }

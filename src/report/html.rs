@@ -255,18 +255,25 @@ impl<'a> Page<'a> {
                     table.fixed.alerts {
                         tr {
                             th.n { "#" } th { "Principal (user.id)" } th { "Model" } th { "Account" }
-                            th.n { "Denials" } th { "Window (UTC)" } th.n { "Threshold" }
+                            th.n { "Denials" } th { "Window (UTC)" } th.n { "Threshold" } th { "Rule" }
                         }
                         @for (n, a) in alerts.iter().enumerate().take(MAX_ALERT_ROWS) {
                             @let key = self.alert_keys[n];
                             tr.hot {
                                 td.n { (n + 1) }
                                 td { (self.key_link(key, id_cell(&a.user_id, TABLE_ID_CHARS))) }
-                                td { (id_cell(&a.model_id, TABLE_ID_CHARS)) }
+                                td {
+                                    @if a.model_id.is_empty() && !a.models.is_empty() {
+                                        (num(a.models.len() as u64)) " models"
+                                    } @else {
+                                        (id_cell(&a.model_id, TABLE_ID_CHARS))
+                                    }
+                                }
                                 td { (id_cell(&a.account_id, TABLE_ID_CHARS)) }
                                 td.n { b { (num(a.total_denials)) } }
                                 td.t { (window_text(a)) }
                                 td.n { (num(a.threshold)) }
+                                td { (a.rule.rule().what) }
                             }
                         }
                     }

@@ -233,14 +233,22 @@ impl Stack {
 
     /// The built function, served by `api`, wired to this stack's table and topic.
     pub fn function(&self, bin: &std::path::Path, api: &RuntimeApi) -> Function {
-        Function::spawn(function_command(
-            bin,
-            api,
-            &[
-                ("COUNTER_TABLE", &self.table),
-                ("ALERT_TOPIC_ARN", &self.topic_arn),
-            ],
-        ))
+        self.function_with(bin, api, &[])
+    }
+
+    /// [`Stack::function`] with more of its environment.
+    pub fn function_with(
+        &self,
+        bin: &std::path::Path,
+        api: &RuntimeApi,
+        env: &[(&str, &str)],
+    ) -> Function {
+        let mut all = vec![
+            ("COUNTER_TABLE", self.table.as_str()),
+            ("ALERT_TOPIC_ARN", self.topic_arn.as_str()),
+        ];
+        all.extend_from_slice(env);
+        Function::spawn(function_command(bin, api, &all))
     }
 
     /// A handler whose store holds `parties` callers at the counter and at the claim.

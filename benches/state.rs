@@ -13,11 +13,19 @@
 //! - mix: `--mix` objects (default 2,000) of a few principals out of 200, over a day;
 //! - hostile: `--hostile` objects (default 2) built to cost the most, 10,000
 //!   principals each denied 4 times in each of 2 buckets, read through the per-object
-//!   limits (docs/DESIGN.md, "Alert ceilings": what a member can cost).
+//!   limits and every rule (docs/DESIGN.md, "Alert ceilings": what a member can cost).
 //!
 //! It prints, per design and workload: objects counted (and where the earlier layout
 //! failed), requests and consumed capacity (`ReturnConsumedCapacity`) per object, and
 //! the largest item in the table.
+//!
+//! Then the rules that count distinct values (docs/DESIGN.md, "Distinct counting"),
+//! every rule on, read from records as the function reads them:
+//! - key check: `--keycheck` objects (default 500), each one denial by a role of 20
+//!   whose session rotates, on one of 40 models spelled as ids, ARNs or profiles;
+//! - set flood: `--flood` objects (default 200) of one principal in one bucket, each
+//!   denied on 50 models never seen before with 50 new request ids: every set of its
+//!   (group, bucket) meets its bound, and the largest item shows what it holds then.
 
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
@@ -86,33 +94,80 @@ fn mix(n: usize) -> Vec<Object> {
         .collect()
 }
 
-/// Objects built to cost the most, aggregated within the per-object limits.
+/// Objects built to cost the most, aggregated within the per-object limits, through
+/// every rule.
 fn hostile(n: usize) -> Vec<Aggregate> {
-    let spec = Config::default().window();
     (0..n)
         .map(|o| {
-            let mut agg = Aggregate::default();
-            for k in 0..10_000 {
-                for b in 0..2 {
-                    for i in 0..4 {
-                        agg.add(
-                            Denial {
-                                key: DenialKey::new(
-                                    format!("arn:aws:iam::{ACCOUNT}:user/h{o}-{k}"),
-                                    MODEL,
-                                    ACCOUNT,
-                                ),
-                                validation: false,
-                                event_time: T0 + b * 600 + i,
-                                request_id: None,
-                                context: Default::default(),
-                            },
-                            &spec,
-                        );
-                    }
-                }
-            }
-            agg
+            taken((0..10_000).flat_map(|k| {
+                (0..2).flat_map(move |b| {
+                    (0..4).map(move |i| {
+                        (
+                            format!("arn:aws:iam::{ACCOUNT}:user/h{o}-{k}"),
+                            MODEL.to_string(),
+                            T0 + b * 600 + i,
+                            format!("h{o}-{k}-{b}-{i}"),
+                        )
+                    })
+                })
+            }))
+        })
+        .collect()
+}
+
+/// Denials as the reader hands them over, through every rule.
+fn taken(denials: impl IntoIterator<Item = (String, String, i64, String)>) -> Aggregate {
+    let config = Config::default();
+    let spec = config.window();
+    let mut agg = Aggregate::default();
+    for (user, model, t, request) in denials {
+        agg.take(
+            Denial {
+                key: DenialKey::new(user, model, ACCOUNT),
+                validation: false,
+                event_time: t,
+                request_id: Some(request),
+                context: Default::default(),
+            },
+            &spec,
+            &config.rules,
+        );
+    }
+    agg
+}
+
+fn keycheck(n: usize) -> Vec<Aggregate> {
+    (0..n)
+        .map(|i| {
+            let role = i % 20;
+            let session = i / 7;
+            let model = match i % 4 {
+                0 => format!("anthropic.model-{}-v1:0", i % 40),
+                1 => format!("arn:aws:bedrock:us-east-1::foundation-model/anthropic.model-{}-v1:0", i % 40),
+                2 => format!("us.anthropic.model-{}-v1:0", i % 40),
+                _ => format!("arn:aws:bedrock:us-west-2:{ACCOUNT}:inference-profile/eu.anthropic.model-{}-v1:0", i % 40),
+            };
+            taken([(
+                format!("arn:aws:sts::{ACCOUNT}:assumed-role/app-{role}/botocore-session-{session}"),
+                model,
+                T0 + (i as i64 * 86_400) / n as i64,
+                format!("keycheck-{i}"),
+            )])
+        })
+        .collect()
+}
+
+fn flood(n: usize) -> Vec<Aggregate> {
+    (0..n)
+        .map(|o| {
+            taken((0..50).map(|m| {
+                (
+                    format!("arn:aws:iam::{ACCOUNT}:user/flooder"),
+                    format!("provider.model-{o}-{m}-{}", "x".repeat(200)),
+                    T0,
+                    format!("flood-{o}-{m}"),
+                )
+            }))
         })
         .collect()
 }
@@ -423,6 +478,7 @@ fn main() {
         value("--mix", 2_000),
         value("--hostile", 2),
     );
+    let (keycheck_n, flood_n) = (value("--keycheck", 500), value("--flood", 200));
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
         panic!("AWS_ENDPOINT_URL_DYNAMODB must name the strict emulator: run scripts/bench state")
     });
@@ -478,6 +534,36 @@ fn main() {
             per(cost.write_units),
             per(cost.read_units),
             per(cost.write_units) * 0.625e-6 + per(cost.read_units) * 0.125e-6,
+        );
+    }
+    println!();
+    println!("the rules that count distinct values (every rule on):");
+    println!();
+    println!("| workload | objects counted | requests / object | write units / object | read units / object | largest item | time | |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, objects) in [
+        ("key check", keycheck(keycheck_n)),
+        ("set flood", flood(flood_n)),
+    ] {
+        let s = rt.block_on(Stack::new("state-distinct"));
+        let store = dynamo_store(&s.sdk, &s.table);
+        let cost = rt.block_on(count_all(&s, store, &objects, |d| usage_of(d.store())));
+        let per = |x: f64| x / cost.objects.max(1) as f64;
+        println!(
+            "| {name} | {} of {} | {:.2} | {:.2} | {:.2} | {:.1} KB | {:.0} s | {} |",
+            cost.objects,
+            objects.len(),
+            per(cost.requests as f64),
+            per(cost.write_units),
+            per(cost.read_units),
+            cost.largest_item as f64 / 1024.0,
+            cost.seconds,
+            cost.failed_at
+                .as_ref()
+                .map_or("-".to_string(), |(i, e)| format!(
+                    "failed at object {i}: {}",
+                    e.chars().take(120).collect::<String>()
+                )),
         );
     }
 }

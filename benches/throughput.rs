@@ -116,7 +116,7 @@ fn latency(
     bin: &Path,
     n: usize,
     env: &[(&str, &str)],
-) -> Vec<Duration> {
+) -> (Vec<Duration>, (f64, f64)) {
     let s = rt.block_on(support::Stack::new("bench"));
     let api = RuntimeApi::start(Vec::new());
     let f = s.function_with(bin, &api, env);
@@ -155,13 +155,29 @@ fn latency(
             took.push(a.took);
         }
     }
-    drop(f.stop());
+    let logs = f.stop();
     assert_eq!(
         rt.block_on(s.alerts()).len(),
         n + 1,
         "every object published its alert"
     );
-    took
+    (took, log_bytes(&logs))
+}
+
+/// What the function logged per object: the mean length of its `object processed`
+/// lines and of its metrics lines (CloudWatch embedded metric format), newline included.
+fn log_bytes(logs: &str) -> (f64, f64) {
+    let mean = |pick: &dyn Fn(&str) -> bool| {
+        let (n, bytes) = logs
+            .lines()
+            .filter(|l| pick(l))
+            .fold((0usize, 0usize), |(n, b), l| (n + 1, b + l.len() + 1));
+        bytes as f64 / n.max(1) as f64
+    };
+    (
+        mean(&|l| l.contains("object processed")),
+        mean(&|l| l.contains("\"_aws\"")),
+    )
 }
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
@@ -381,13 +397,16 @@ fn main() {
             ("every rule", &[][..]),
             ("the ported rule only", &[seed][..]),
         ] {
-            let mut lat = latency(&rt, &bin, n, env);
+            let (mut lat, (object_line, metrics_line)) = latency(&rt, &bin, n, env);
             lat.sort();
             println!(
                 "| object to alert published, warm, emulator ({} objects), {label} | median {:.1} ms, p99 {:.1} ms |",
                 lat.len(),
                 percentile(&lat, 0.5).as_secs_f64() * 1000.0,
                 percentile(&lat, 0.99).as_secs_f64() * 1000.0
+            );
+            println!(
+                "| function log per object, {label}: `object processed` line, metrics line | {object_line:.0} bytes, {metrics_line:.0} bytes |"
             );
         }
     } else {

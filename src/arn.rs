@@ -1,10 +1,17 @@
-//! What an ARN says: the account a principal belongs to, and the partition of a Region.
+//! What an ARN says: its fields, the account a principal belongs to, a principal
+//! without its session, and the partition of a Region.
 
-/// The account an IAM or STS principal ARN names (`arn:<partition>:<service>::<account>:...`),
-/// when it is a 12-digit account id.
-pub fn principal_account(arn: &str) -> Option<&str> {
+/// The fields of an ARN, `arn:<partition>:<service>:<region>:<account>:<resource>`
+/// (the resource keeps its own colons).
+pub struct ArnParts<'a> {
+    pub service: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+pub fn arn_parts(arn: &str) -> Option<ArnParts<'_>> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some(_), Some(_), Some(account), Some(_)) = (
+    let (Some("arn"), Some(_), Some(service), Some(_), Some(account), Some(resource)) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -14,6 +21,17 @@ pub fn principal_account(arn: &str) -> Option<&str> {
     ) else {
         return None;
     };
+    Some(ArnParts {
+        service,
+        account,
+        resource,
+    })
+}
+
+/// The account an IAM or STS principal ARN names (`arn:<partition>:<service>::<account>:...`),
+/// when it is a 12-digit account id.
+pub fn principal_account(arn: &str) -> Option<&str> {
+    let account = arn_parts(arn)?.account;
     crate::log_keys::is_account_id(account).then_some(account)
 }
 
@@ -22,10 +40,12 @@ pub fn principal_account(arn: &str) -> Option<&str> {
 /// <name>)` for a federated user. IAM users, root and anything else have no session.
 pub fn without_session(arn: &str) -> Option<(&str, &str)> {
     principal_account(arn)?;
-    if arn.split(':').nth(2) != Some("sts") {
+    let ArnParts {
+        service, resource, ..
+    } = arn_parts(arn)?;
+    if service != "sts" {
         return None;
     }
-    let resource = arn.splitn(6, ':').nth(5)?;
     let resource_start = arn.len() - resource.len();
     if let Some(rest) = resource.strip_prefix("assumed-role/") {
         let (role, session) = rest.split_once('/')?;

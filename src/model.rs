@@ -36,18 +36,10 @@ fn one_spelling_less(id: &str) -> &str {
 
 /// `(type, rest)` of a Bedrock ARN's resource `type/rest`.
 fn arn_resource(id: &str) -> Option<(&str, &str)> {
-    let mut parts = id.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("bedrock"), Some(_), Some(_), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    resource.split_once('/')
+    crate::arn::arn_parts(id)
+        .filter(|p| p.service == "bedrock")?
+        .resource
+        .split_once('/')
 }
 
 /// A model id without its inference profile's geography: `us.anthropic.x` is

@@ -129,6 +129,7 @@ fn service_id(service: &str) -> &str {
     match service {
         "events" => "EventBridge",
         "securityhub" => "SecurityHub",
+        "sqs" => "SQS",
         other => other,
     }
 }

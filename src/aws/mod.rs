@@ -4,6 +4,7 @@
 //! store's construction. The function (`lambda`) and the command line (`cli`) build
 //! on it; nothing here knows either.
 
+pub mod backfill;
 pub mod eventbridge;
 pub mod json;
 pub mod s3;

@@ -3,6 +3,8 @@
 //! build). With no arguments and `AWS_LAMBDA_RUNTIME_API` set, the AWS build serves as
 //! the Lambda function instead (`main.rs`).
 
+#[cfg(feature = "aws")]
+mod backfill;
 mod inputs;
 mod scan;
 #[cfg(feature = "aws")]
@@ -35,6 +37,10 @@ enum Command {
     /// already has (AWS build).
     #[cfg(feature = "aws")]
     EnableEventbridge(wire::WireArgs),
+    /// Send s3://BUCKET/PREFIX's objects to the deployed stack's input queue, as S3
+    /// notifications, so the deployed functions count them (AWS build).
+    #[cfg(feature = "aws")]
+    Backfill(backfill::BackfillArgs),
     /// Turn on S3's EventBridge delivery for a bucket (AWS build).
     #[cfg(not(feature = "aws"))]
     EnableEventbridge {
@@ -159,6 +165,8 @@ pub fn main() -> ExitCode {
         Some(Command::Scan(args)) => scan::run(&args),
         #[cfg(feature = "aws")]
         Some(Command::EnableEventbridge(args)) => wire::run(&args),
+        #[cfg(feature = "aws")]
+        Some(Command::Backfill(args)) => backfill::run(&args),
         #[cfg(not(feature = "aws"))]
         Some(Command::EnableEventbridge { .. }) => {
             eprintln!("bedrock-denied-models: enable-eventbridge: {AWS_BUILD_HINT}");

@@ -73,33 +73,7 @@ impl<S: DetectorStore> Detector<S> {
             &group.denials,
         );
         let window_end = spec.window_bounds(end).1;
-        if let Some(previews) = &self.previews {
-            self.preview(
-                previews,
-                key,
-                &alert,
-                window_end,
-                suppress_seconds,
-                &mut report,
-            )
+        self.found(object, key, alert, window_end, suppress_seconds, report)
             .await
-            .map_err(|e| match e {
-                Preview::Store(source) => store_err(source),
-                Preview::Sink(source) => DetectError::Deliver {
-                    object: object.uri.clone(),
-                    source,
-                },
-            })?;
-            return Ok((report, None));
-        }
-        Ok((
-            report,
-            Some(Pending {
-                key: key.clone(),
-                alert,
-                window_end,
-                suppress_seconds,
-            }),
-        ))
     }
 }

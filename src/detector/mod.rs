@@ -433,17 +433,38 @@ impl<S: DetectorStore> Detector<S> {
         let mut alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
         alert.rule = crate::alert::RuleInfo::of(crate::rule::rule(key.rule));
         let window_end = spec.window_bounds(window.end).1;
+        self.found(object, key, alert, window_end, suppress_seconds, report)
+            .await
+    }
+
+    /// An alert found for `key`: shown to the sinks at once when previewing, else
+    /// left for [`Detector::record`] to deliver within the ceilings.
+    async fn found(
+        &self,
+        object: &ObjectId,
+        key: &DenialKey,
+        alert: Alert,
+        window_end: i64,
+        suppress_seconds: i64,
+        mut report: Counts,
+    ) -> KeyOutcome {
         if let Some(previews) = &self.previews {
-            let suppress = suppress_seconds;
-            self.preview(previews, key, &alert, window_end, suppress, &mut report)
-                .await
-                .map_err(|e| match e {
-                    Preview::Store(source) => store_err(source),
-                    Preview::Sink(source) => DetectError::Deliver {
-                        object: object.uri.clone(),
-                        source,
-                    },
-                })?;
+            self.preview(
+                previews,
+                key,
+                &alert,
+                window_end,
+                suppress_seconds,
+                &mut report,
+            )
+            .await
+            .map_err(|e| match e {
+                Preview::Store(source) => Self::store_error(object)(source),
+                Preview::Sink(source) => DetectError::Deliver {
+                    object: object.uri.clone(),
+                    source,
+                },
+            })?;
             return Ok((report, None));
         }
         let pending = Pending {

@@ -6,6 +6,7 @@
 //! starts the emulator and passes `--include-ignored`.
 
 mod attribution;
+mod backfill;
 mod deploy_modes;
 mod design;
 mod faults;

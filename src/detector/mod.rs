@@ -10,7 +10,6 @@ use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkE
 use crate::config::Config;
 use crate::identity::{attempt_id, ObjectId};
 use crate::key::DenialKey;
-use crate::logs::ReadError;
 use crate::reader::{ObjectRead, Reader};
 use crate::rule::Decision;
 use crate::stats::Counts;
@@ -23,7 +22,6 @@ use futures_util::stream::{self, StreamExt};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thiserror::Error;
 use tracing::{info, warn};
 
 /// Keys of one object processed at once: bounds memory and concurrent store requests.
@@ -50,63 +48,6 @@ pub const LATE_LOG_MARGIN_SECONDS: i64 = 2 * 86_400;
 
 /// Wall clock, epoch seconds: replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// A failure that must fail the invocation so the object is retried.
-#[derive(Debug, Error)]
-pub enum DetectError {
-    #[error("{object}: reading failed")]
-    Read {
-        object: String,
-        #[source]
-        source: ReadError,
-    },
-    #[error("{object}: counter store failed")]
-    Store {
-        object: String,
-        #[source]
-        source: StoreError,
-    },
-    #[error("{object}: delivering the alert failed")]
-    Deliver {
-        object: String,
-        #[source]
-        source: SinkError,
-    },
-    /// Another attempt held the alert claim for longer than this one waits.
-    #[error("{object}: the alert for {key} is being delivered by another attempt; retry later")]
-    AlertBusy { object: String, key: String },
-    /// Some keys of the object failed after every key was tried; `done` is what the
-    /// others counted and alerted. The retry completes exactly what is missing.
-    #[error("{object}: {failed} of {keys} keys failed{}; first: {}", groups_failed(*failed_groups, *groups), crate::error_chain(first.as_ref()))]
-    Keys {
-        object: String,
-        failed: usize,
-        keys: usize,
-        /// Of the other rules' groups (docs/DESIGN.md, "Rules").
-        failed_groups: usize,
-        groups: usize,
-        first: Box<DetectError>,
-        done: Box<Counts>,
-    },
-}
-
-fn groups_failed(failed: usize, groups: usize) -> String {
-    if failed == 0 {
-        String::new()
-    } else {
-        format!(" and {failed} of {groups} groups of other rules")
-    }
-}
-
-impl DetectError {
-    /// The failure itself, beneath a [`DetectError::Keys`] summary.
-    pub fn first(&self) -> &DetectError {
-        match self {
-            DetectError::Keys { first, .. } => first.first(),
-            other => other,
-        }
-    }
-}
 
 /// What counting and evaluating one key or group gave: its counts, and the alert it
 /// would raise.
@@ -696,8 +637,10 @@ fn timed_out() -> String {
 
 mod ceilings;
 mod distinct;
+mod error;
 mod report;
 
+pub use error::DetectError;
 pub use report::{ObjectReport, ObjectWarning};
 
 use ceilings::Pending;

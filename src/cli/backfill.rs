@@ -3,7 +3,7 @@
 //! queue"). Lists, selects by `--since`/`--until` as `scan` does, sends, and says
 //! where to resume.
 
-use super::inputs::{in_period, parse_s3_uri, parse_time, Input};
+use super::inputs::{in_period, parse_period, parse_s3_uri, Input};
 use crate::aws::backfill::{backfill, progress_line, Plan, Progress, SqsQueue};
 use clap::Args;
 use std::process::ExitCode;
@@ -44,18 +44,10 @@ pub fn run(args: &BackfillArgs) -> ExitCode {
         return fail(format!("{:?} is not s3://BUCKET/PREFIX", args.source));
     };
     let now = chrono::Utc::now().timestamp();
-    let mut period = [None, None];
-    for (slot, (name, value)) in period
-        .iter_mut()
-        .zip([("--since", &args.since), ("--until", &args.until)])
-    {
-        if let Some(v) = value {
-            match parse_time(v, now) {
-                Ok(t) => *slot = Some(t),
-                Err(e) => return fail(format!("{name}: {e}")),
-            }
-        }
-    }
+    let period = match parse_period(args.since.as_deref(), args.until.as_deref(), now) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let runtime = match super::start_runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
         Err(code) => return code,

@@ -135,6 +135,20 @@ pub fn parse_time(value: &str, now: i64) -> Result<i64, String> {
     }
 }
 
+/// `--since` and `--until` as epoch seconds; the error names the flag.
+pub fn parse_period(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: i64,
+) -> Result<[Option<i64>; 2], String> {
+    let one = |name: &str, value: Option<&str>| {
+        value
+            .map(|v| parse_time(v, now).map_err(|e| format!("{name}: {e}")))
+            .transpose()
+    };
+    Ok([one("--since", since)?, one("--until", until)?])
+}
+
 /// The hour or day a key's `.../YYYY/MM/DD[/HH]/...` names, as `[start, end)`.
 pub fn key_period(key: &str) -> Option<(i64, i64)> {
     let parts: Vec<&str> = key.split('/').collect();

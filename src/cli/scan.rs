@@ -3,7 +3,7 @@
 //! their order and the summary are those of a sequential run (docs/DESIGN.md,
 //! "Scan and backfill").
 
-use super::inputs::{collect_files, in_period, parse_s3_uri, parse_time, Input};
+use super::inputs::{collect_files, in_period, parse_period, parse_s3_uri, Input};
 use super::{flag, Output, ScanArgs};
 use crate::alert::{MemorySink, Sink, StdoutFormat, StdoutSink};
 use crate::config::Config;
@@ -37,21 +37,13 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         }
     };
     let now = chrono::Utc::now().timestamp();
-    let mut period = [None, None];
-    for (slot, (name, value)) in period
-        .iter_mut()
-        .zip([("--since", &args.since), ("--until", &args.until)])
-    {
-        if let Some(v) = value {
-            match parse_time(v, now) {
-                Ok(t) => *slot = Some(t),
-                Err(e) => {
-                    eprintln!("bedrock-denied-models: {name}: {e}");
-                    return ExitCode::from(2);
-                }
-            }
+    let period = match parse_period(args.since.as_deref(), args.until.as_deref(), now) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bedrock-denied-models: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -31,35 +31,12 @@ async fn queue(s: &Stack, tagged: bool) -> String {
 /// Every message on the queue (received and deleted), as the SQS records of a Lambda
 /// event.
 async fn drain(s: &Stack, url: &str) -> Vec<Value> {
-    let mut records = Vec::new();
-    loop {
-        let out = s
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        let messages = out.messages();
-        if messages.is_empty() {
-            return records;
-        }
-        for m in messages {
-            records.push(json!({
-                "messageId": m.message_id().unwrap_or_default(),
-                "eventSource": "aws:sqs",
-                "body": m.body().unwrap_or_default(),
-            }));
-            s.sqs
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
+    s.drain(url)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| json!({"messageId": format!("m{i}"), "eventSource": "aws:sqs", "body": body.to_string()}))
+        .collect()
 }
 
 /// Hands the records to the function's handler, 10 to an invocation, as Lambda does.

@@ -330,6 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn the_other_rules_groups_of_an_object_are_bounded() {
+        let spec = WindowSpec::new(10, 6);
+        let rules = RuleSet::default();
+        let mut a = Aggregate::default();
+        // A new principal on every line: one model-rule group each.
+        let flood = 3 * MAX_DISTINCT_ITEMS_PER_OBJECT;
+        for i in 0..flood {
+            a.take(
+                denial(&format!("arn:aws:iam::1:user/u{i}"), 0, "r"),
+                &spec,
+                &rules,
+            );
+        }
+        let items: usize = a.distinct.values().map(|g| g.members.len()).sum();
+        assert_eq!(items, MAX_DISTINCT_ITEMS_PER_OBJECT);
+        assert_eq!(
+            a.distinct_over_limit,
+            (flood - MAX_DISTINCT_ITEMS_PER_OBJECT) as u64,
+            "every denial not taken is counted"
+        );
+        assert_eq!(a.denials(), flood as u64, "the seed rule takes them all");
+    }
+
+    #[test]
     fn counters_and_buckets_per_key_are_bounded() {
         let spec = WindowSpec::new(10, 6);
         let mut a = Aggregate::default();

@@ -58,6 +58,14 @@ pub fn non_blank(var: impl Fn(&str) -> Option<String>, name: &str) -> Option<Str
     var(name).filter(|v| !v.trim().is_empty())
 }
 
+/// A rule's buckets and windows, threshold and suppression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSettings {
+    pub spec: WindowSpec,
+    pub threshold: u64,
+    pub suppress_seconds: i64,
+}
+
 /// What counts as a denial, how it is bucketed and when it alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -102,11 +110,24 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The threshold of `rule`: the seed rule's is `THRESHOLD`, the others' their own.
-    pub fn threshold_of(&self, rule: crate::rule::RuleTag) -> u64 {
+    /// The settings `rule` counts and alerts with: the seed rule's are the configured
+    /// ones (`THRESHOLD`, `BUCKET_MINUTES`, `WINDOW_BUCKETS`, `SUPPRESS_MINUTES`), the
+    /// others' their own.
+    pub fn rule_settings(&self, rule: crate::rule::RuleTag) -> RuleSettings {
         match rule {
-            crate::rule::RuleTag::Seed => self.threshold,
-            other => crate::rule::rule(other).threshold,
+            crate::rule::RuleTag::Seed => RuleSettings {
+                spec: self.window(),
+                threshold: self.threshold,
+                suppress_seconds: self.suppress_seconds(),
+            },
+            other => {
+                let rule = crate::rule::rule(other);
+                RuleSettings {
+                    spec: rule.spec(),
+                    threshold: rule.threshold,
+                    suppress_seconds: i64::from(rule.suppress_minutes) * 60,
+                }
+            }
         }
     }
 

@@ -162,7 +162,7 @@ impl Alert {
     ) -> Self {
         let (start, end) = spec.window_bounds(window.end);
         Alert {
-            rule: RuleInfo::default(),
+            rule: RuleInfo::of(crate::rule::rule(key.rule)),
             user_id: key.user_id.clone(),
             model_id: key.model_id.clone(),
             account_id: key.account_id.clone(),
@@ -213,8 +213,6 @@ impl Alert {
             object,
             denials,
         );
-        let rule = crate::rule::rule(key.rule);
-        alert.rule = RuleInfo::of(rule);
         let listed: Vec<String> = union.values.iter().cloned().collect();
         match key.rule {
             RuleTag::RoleSessions => alert.sessions = listed,

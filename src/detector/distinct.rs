@@ -17,8 +17,8 @@ impl<S: DetectorStore> Detector<S> {
     ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
         let rule = crate::rule::rule(key.rule);
-        let spec = rule.spec();
-        let suppress_seconds = i64::from(rule.suppress_minutes) * 60;
+        let settings = self.config.rule_settings(key.rule);
+        let (spec, suppress_seconds) = (settings.spec, settings.suppress_seconds);
         let counted_at = (self.clock)();
         let expires_at = counted_at
             + spec.bucket_seconds() * spec.window_buckets()
@@ -42,7 +42,7 @@ impl<S: DetectorStore> Detector<S> {
             .await
             .map_err(&store_err)?;
         let exception = self.config.exceptions.rule_for(key, counted_at);
-        let threshold = self.config.threshold_of(key.rule);
+        let threshold = settings.threshold;
         let (end, union, threshold) =
             match decide_distinct(rule, &spec, &stored, &touched, exception, threshold) {
                 DistinctDecision::Quiet => return Ok((report, None)),

@@ -277,15 +277,8 @@ impl<S: DetectorStore> Detector<S> {
         denials: &KeyDenials,
     ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
-        // The seed rule's settings are the configured ones; the validation rule's its own.
-        let (spec, suppress_seconds) = match key.rule {
-            crate::rule::RuleTag::Seed => (*self.reader.spec(), self.config.suppress_seconds()),
-            other => {
-                let rule = crate::rule::rule(other);
-                (rule.spec(), i64::from(rule.suppress_minutes) * 60)
-            }
-        };
-        let spec = &spec;
+        let settings = self.config.rule_settings(key.rule);
+        let (spec, suppress_seconds) = (&settings.spec, settings.suppress_seconds);
         let window_seconds = spec.bucket_seconds() * spec.window_buckets();
         let expires_at =
             |now: i64| now + window_seconds + suppress_seconds + LATE_LOG_MARGIN_SECONDS;
@@ -315,13 +308,7 @@ impl<S: DetectorStore> Detector<S> {
         };
         let rule = self.config.exceptions.rule_for(key, counted_at);
         let decide = |counts: &std::collections::BTreeMap<_, _>| {
-            crate::rule::decide(
-                spec,
-                counts,
-                &touched,
-                rule,
-                self.config.threshold_of(key.rule),
-            )
+            crate::rule::decide(spec, counts, &touched, rule, settings.threshold)
         };
         let excepted = |total: u64, report: &mut Counts| {
             let reason = rule.map_or("", |r| r.reason.as_str());
@@ -371,8 +358,7 @@ impl<S: DetectorStore> Detector<S> {
             Decision::Alert { window, threshold } => (window, threshold),
         };
 
-        let mut alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
-        alert.rule = crate::alert::RuleInfo::of(crate::rule::rule(key.rule));
+        let alert = Alert::build(key, &window, &counts, spec, threshold, object, denials);
         let window_end = spec.window_bounds(window.end).1;
         self.found(object, key, alert, window_end, suppress_seconds, report)
             .await

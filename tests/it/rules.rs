@@ -53,6 +53,14 @@ fn of_rule(alerts: &[Value], id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Hands `event` to the handler four times at once, as concurrent deliveries would.
+async fn four_at_once(h: &bedrock_denied_models::lambda::AwsHandler, event: &Value) {
+    let runs = (0..4).map(|_| h.handle(event.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.expect("concurrent delivery");
+    }
+}
+
 fn only(rules: &str) -> Config {
     Config::from_vars(|k| (k == "RULES").then(|| rules.to_string())).expect("config")
 }
@@ -124,10 +132,7 @@ async fn the_model_rule_fires_past_three_models_and_not_at_three() {
     // Delivered again, and four times at once: nothing new.
     let again = s.s3_event(&["a.json", "b.json", "c.json", "d.json"]);
     h.handle(again.clone()).await.expect("again");
-    let runs = (0..4).map(|_| h.handle(again.clone()));
-    for r in futures_util::future::join_all(runs).await {
-        r.expect("concurrent delivery");
-    }
+    four_at_once(&h, &again).await;
     assert_eq!(s.alerts().await.len(), 0, "exactly one alert, already read");
 }
 
@@ -153,10 +158,7 @@ async fn the_role_rule_fires_across_sessions_and_leaves_one_session_to_the_seed_
     )
     .await;
     let event = s.s3_event(&["b.json"]);
-    let runs = (0..4).map(|_| h.handle(event.clone()));
-    for r in futures_util::future::join_all(runs).await {
-        r.expect("concurrent delivery");
-    }
+    four_at_once(&h, &event).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0]["Alert"];
@@ -305,10 +307,7 @@ async fn the_validation_rule_fires_past_three_in_one_clock_minute() {
     }]});
     s.put("trail.json", trail.to_string().into_bytes()).await;
     let event = s.s3_event(&["trail.json"]);
-    let runs = (0..4).map(|_| h.handle(event.clone()));
-    for r in futures_util::future::join_all(runs).await {
-        r.expect("concurrent delivery");
-    }
+    four_at_once(&h, &event).await;
     let alerts = s.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0]["Alert"];

@@ -40,10 +40,10 @@ use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
-use bedrock_denied_models::logs::Denial;
+use bedrock_denied_models::logs::{Denial, RecordKind};
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DetectorStore,
-    StoreError, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
+    DetectorStore, StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::T0;
 use bedrock_denied_models::window::Bucket;
@@ -127,6 +127,7 @@ fn taken(denials: impl IntoIterator<Item = (String, String, i64, String)>) -> Ag
                 validation: false,
                 event_time: t,
                 request_id: Some(request),
+                source: RecordKind::CloudTrail,
                 context: Default::default(),
             },
             &spec,
@@ -314,6 +315,17 @@ impl Counters for EarlierLayout {
             buckets,
             complete: true,
         })
+    }
+
+    /// The earlier layout had no call claims: every call is its own log's.
+    async fn claim_calls(
+        &self,
+        _key: &DenialKey,
+        _bucket: Bucket,
+        calls: &BTreeMap<String, RecordKind>,
+        _expires_at: i64,
+    ) -> Result<Option<CallOwners>, StoreError> {
+        Ok(Some(calls.clone()))
     }
 }
 

@@ -10,8 +10,8 @@
 //! [`crate::reader::Reader`] fills one aggregate per object.
 
 use crate::arn::{principal_without_session, without_session};
-use crate::key::{DenialKey, RuleTag};
-use crate::logs::{Denial, DenialContext};
+use crate::key::{call_id, DenialKey, RuleTag};
+use crate::logs::{Denial, DenialContext, RecordKind};
 use crate::model::normalize_model;
 use crate::rule::{self, RuleSet};
 use crate::store::Members;
@@ -36,6 +36,12 @@ pub const MAX_BUCKETS_PER_KEY: usize = 2_016;
 /// (group, bucket) sets: each set is one store write, so this bounds what those rules
 /// add to an object's cost. Past it, new groups are not taken (and counted).
 pub const MAX_DISTINCT_ITEMS_PER_OBJECT: usize = 1_000;
+/// Calls tracked by request id per (key, bucket) of one object: one claim update
+/// names them all (docs/DESIGN.md, "One call, one count"). Records of further calls
+/// count as records.
+pub const MAX_CALLS_PER_COUNTER: usize = 32;
+/// Calls tracked per object in all, bounding the memory the tracking takes.
+pub const MAX_TRACKED_CALLS_PER_OBJECT: usize = 5_000;
 /// Share of the keys let go at once when a limit is reached: the ones with the fewest
 /// denials, so the work of letting go stays small per denial.
 const EVICT_SHARE: usize = 10;
@@ -69,10 +75,52 @@ impl ContextValues {
     }
 }
 
+/// One call's records in one (key, bucket) of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRecords {
+    /// The log of the call's first record in the object: the one its claim names.
+    pub source: RecordKind,
+    /// Records of that log telling the call (a log's records all count, as the rule
+    /// counts records).
+    pub records: u64,
+}
+
+/// The calls of one (key, bucket) of an object, by [`call_id`](crate::key::call_id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketCalls {
+    pub calls: BTreeMap<String, CallRecords>,
+    /// Records of a tracked call told by the other log than its first record's, in
+    /// this same object: the call counts once, as its first record's log's.
+    pub told_twice: u64,
+}
+
+impl BucketCalls {
+    /// Each call with the log that claims it.
+    pub fn sources(&self) -> BTreeMap<String, RecordKind> {
+        self.calls
+            .iter()
+            .map(|(id, c)| (id.clone(), c.source))
+            .collect()
+    }
+
+    /// Records of the calls that `owners` says another log claimed first: already
+    /// counted from that log, so not counted here.
+    pub fn counted_elsewhere(&self, owners: &BTreeMap<String, RecordKind>) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(id, c)| owners.get(*id).is_some_and(|owner| *owner != c.source))
+            .map(|(_, c)| c.records)
+            .sum()
+    }
+}
+
 /// One key's denials in one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyDenials {
     pub buckets: BTreeMap<Bucket, u64>,
+    /// The calls of each bucket, by request id, for counting each call once across
+    /// the two logs.
+    pub calls: BTreeMap<Bucket, BucketCalls>,
     /// The first [`MAX_REQUEST_IDS`] distinct request ids, in log order.
     pub request_ids: Vec<String>,
     pub context: ContextValues,
@@ -108,6 +156,8 @@ pub struct Aggregate {
     pub keys: BTreeMap<DenialKey, KeyDenials>,
     /// (key, bucket) counters held.
     counters: usize,
+    /// Calls tracked, in every (key, bucket).
+    tracked_calls: usize,
     pub over_limit: OverLimit,
     /// The groups of the rules that count distinct values (docs/DESIGN.md, "Rules").
     pub distinct: BTreeMap<DenialKey, DistinctDenials>,
@@ -141,6 +191,22 @@ impl Aggregate {
             self.counters += 1;
         }
         *count += 1;
+        if let Some(id) = denial.request_id.as_deref().filter(|id| !id.is_empty()) {
+            let calls = entry.calls.entry(bucket).or_default();
+            let id = call_id(id);
+            let room = calls.calls.len() < MAX_CALLS_PER_COUNTER
+                && self.tracked_calls < MAX_TRACKED_CALLS_PER_OBJECT;
+            match calls.calls.get_mut(&id) {
+                Some(c) if c.source == denial.source => c.records += 1,
+                Some(_) => calls.told_twice += 1,
+                None if room => {
+                    self.tracked_calls += 1;
+                    let source = denial.source;
+                    calls.calls.insert(id, CallRecords { source, records: 1 });
+                }
+                None => {}
+            }
+        }
         if let Some(id) = denial.request_id {
             if entry.request_ids.len() < MAX_REQUEST_IDS && !entry.request_ids.contains(&id) {
                 entry.request_ids.push(id);
@@ -226,6 +292,7 @@ impl Aggregate {
                 self.over_limit.denials += d.total();
                 self.over_limit.keys += 1;
                 self.counters -= d.buckets.len();
+                self.tracked_calls -= d.calls.values().map(|c| c.calls.len()).sum::<usize>();
             }
         }
     }
@@ -255,6 +322,7 @@ mod tests {
             validation: false,
             event_time: t,
             request_id: Some(req.to_string()),
+            source: RecordKind::BedrockInvocationLog,
             context: DenialContext {
                 source_ip: Some(format!("10.0.0.{}", t % 10)),
                 region: Some("us-east-1".into()),

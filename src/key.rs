@@ -145,6 +145,12 @@ pub(crate) fn digest_parts(parts: &[&[u8]]) -> String {
     hex(&h.finalize())
 }
 
+/// A call's id across the two logs: 16 hex digits of the SHA-256 of its request id
+/// (invocation log `requestId`, CloudTrail `requestID`), the same in every rule.
+pub fn call_id(request_id: &str) -> String {
+    sha256_hex(request_id.as_bytes())[..16].to_string()
+}
+
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))

@@ -5,7 +5,7 @@
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Aggregate, KeyDenials};
+use crate::aggregate::{Aggregate, KeyDenials, MAX_COUNTERS_PER_OBJECT};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
 use crate::identity::{attempt_id, ObjectId};
@@ -175,8 +175,9 @@ impl<S: DetectorStore> Detector<S> {
         let attempt = attempt_id();
         use futures_util::future::Either;
         // Each result says whether it is a seed key's (true) or another rule's group's.
-        let seed = agg.keys.iter().map(|(key, denials)| {
-            Either::Left(async move { (true, self.record_key(object, key, denials).await) })
+        let claims = call_claims_per_key(agg);
+        let seed = agg.keys.iter().zip(claims).map(|((key, denials), claims)| {
+            Either::Left(async move { (true, self.record_key(object, key, denials, claims).await) })
         });
         let distinct = agg.distinct.iter().map(|(key, group)| {
             Either::Right(async move { (false, self.record_distinct(object, key, group).await) })
@@ -275,6 +276,7 @@ impl<S: DetectorStore> Detector<S> {
         object: &ObjectId,
         key: &DenialKey,
         denials: &KeyDenials,
+        mut call_claims: usize,
     ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
         let settings = self.config.rule_settings(key.rule);
@@ -287,7 +289,30 @@ impl<S: DetectorStore> Detector<S> {
             ..Counts::default()
         };
         let counted_at = (self.clock)();
-        for (&bucket, &count) in &denials.buckets {
+        for (&bucket, &records) in &denials.buckets {
+            let mut count = records;
+            if let Some(calls) = denials.calls.get(&bucket).filter(|c| !c.calls.is_empty()) {
+                // One call, one count: records of a call the other log counted first
+                // are not counted again.
+                let mut elsewhere = calls.told_twice;
+                if call_claims > 0 {
+                    call_claims -= 1;
+                    let claimed = self
+                        .store
+                        .claim_calls(key, bucket, &calls.sources(), expires_at(counted_at))
+                        .await
+                        .map_err(&store_err)?;
+                    match claimed {
+                        Some(owners) => elsewhere += calls.counted_elsewhere(&owners),
+                        None => report.call_claims_full += 1,
+                    }
+                }
+                report.records_counted_elsewhere += elsewhere;
+                count = count.saturating_sub(elsewhere);
+                if count == 0 {
+                    continue;
+                }
+            }
             match self
                 .store
                 .add(object, key, bucket, count, expires_at(counted_at))
@@ -604,6 +629,26 @@ impl<S: DetectorStore> Detector<S> {
 }
 
 /// Delivers `alert` to `sink` within [`SINK_TIMEOUT`].
+/// How many of each key's (key, bucket)s with calls claim them, in key order: the
+/// claims share the object's write bound with its counters (docs/DESIGN.md, "One
+/// call, one count"), the same ones on every retry.
+fn call_claims_per_key(agg: &Aggregate) -> Vec<usize> {
+    let mut left = MAX_COUNTERS_PER_OBJECT.saturating_sub(agg.updates());
+    agg.keys
+        .values()
+        .map(|denials| {
+            let wanted = denials
+                .calls
+                .values()
+                .filter(|c| !c.calls.is_empty())
+                .count();
+            let granted = wanted.min(left);
+            left -= granted;
+            granted
+        })
+        .collect()
+}
+
 async fn publish(sink: &Sink, alert: &Alert) -> Result<(), SinkError> {
     tokio::time::timeout(SINK_TIMEOUT, sink.publish(alert))
         .await

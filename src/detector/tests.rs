@@ -4,8 +4,8 @@ use crate::exceptions::Exceptions;
 use crate::store::memory::{MemoryStore, StoreOps};
 use crate::store::AlertClaims;
 use crate::testing::{
-    cloudtrail_record, denials, gzip, line, memory_detector, memory_detector_with, BarrierStore,
-    FailingSource, Watched, ACCOUNT, ALICE, DENIED, MODEL, T0,
+    cloudtrail_record, denials, gzip, line, memory_detector, memory_detector_with, record,
+    BarrierStore, FailingSource, Watched, ACCOUNT, ALICE, DENIED, MODEL, T0,
 };
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -441,6 +441,107 @@ async fn store_requests_per_object() {
     let ops = d.store().ops();
     assert_eq!((ops.adds, ops.queries), (3, 2));
     assert_eq!((ops.claims, ops.marks), (2, 2));
+    // One call claim per (key, bucket) with request ids.
+    assert_eq!(ops.call_claims, 3);
+}
+
+/// Denials of `user` on [`MODEL`] as CloudTrail records, one per line, request ids
+/// `r<i>` for each `t` at `T0 + i`.
+fn trail_denials(user: &str, calls: &[i64]) -> String {
+    calls
+        .iter()
+        .map(|i| {
+            let r = cloudtrail_record(
+                user,
+                MODEL,
+                T0 + i,
+                "InvokeModel",
+                Some("AccessDenied"),
+                &format!("r{i}"),
+            );
+            r.to_string() + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_call_in_both_logs_counts_once_whichever_comes_first() {
+    for trail_first in [false, true] {
+        let d = memory_detector();
+        let log = denials(ALICE, &[T0, T0 + 1]);
+        let trail = trail_denials(ALICE, &[0, 1]);
+        let (first, second) = if trail_first {
+            (&trail, &log)
+        } else {
+            (&log, &trail)
+        };
+        let a = run(&d, "first", first).await.expect("ok");
+        let b = run(&d, "second", second).await.expect("ok");
+        assert_eq!(d.store().count(&alice(), crate::testing::bucket_of(T0)), 2);
+        assert_eq!(a.counts.records_counted_elsewhere, 0);
+        assert_eq!(b.counts.records_counted_elsewhere, 2);
+        assert!(d.sink().alerts().is_empty(), "two calls");
+        // Redelivered, the second counts nothing more and the first nothing again.
+        run(&d, "second", second).await.expect("ok");
+        run(&d, "first", first).await.expect("ok");
+        assert_eq!(d.store().count(&alice(), crate::testing::bucket_of(T0)), 2);
+        // Two more calls told by the first log only: four, one alert.
+        let more = if trail_first {
+            trail_denials(ALICE, &[2, 3])
+        } else {
+            [2, 3]
+                .iter()
+                .map(|i| {
+                    let r = record(
+                        ALICE,
+                        MODEL,
+                        ACCOUNT,
+                        T0 + i,
+                        Some(DENIED),
+                        &format!("r{i}"),
+                    );
+                    r.to_string() + "\n"
+                })
+                .collect()
+        };
+        run(&d, "more", &more).await.expect("ok");
+        let alerts = d.sink().alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].total_denials, 4);
+    }
+}
+
+#[tokio::test]
+async fn one_object_telling_a_call_in_both_logs_counts_it_once() {
+    let d = memory_detector();
+    let body = denials(ALICE, &[T0, T0 + 1]) + &trail_denials(ALICE, &[0, 1, 2]);
+    let r = run(&d, "mixed", &body).await.expect("ok");
+    assert_eq!(r.counts.denials, 5, "every record is read");
+    assert_eq!(r.counts.records_counted_elsewhere, 2);
+    assert_eq!(d.store().count(&alice(), crate::testing::bucket_of(T0)), 3);
+}
+
+#[tokio::test]
+async fn call_claims_share_the_objects_write_bound() {
+    use crate::aggregate::MAX_COUNTERS_PER_OBJECT;
+    let d = memory_detector();
+    // 3,000 principals denied once each: 3,000 counters, and claims for the rest of
+    // the bound only.
+    let body: String = (0..3000)
+        .map(|i| {
+            line(
+                &format!("arn:aws:iam::{ACCOUNT}:user/u{i}"),
+                MODEL,
+                ACCOUNT,
+                T0,
+                Some(DENIED),
+            )
+        })
+        .collect();
+    run(&d, "many", &body).await.expect("ok");
+    let ops = d.store().ops();
+    assert_eq!(ops.adds, 3000);
+    assert_eq!(ops.call_claims as usize, MAX_COUNTERS_PER_OBJECT - 3000);
 }
 
 #[tokio::test]

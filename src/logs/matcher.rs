@@ -8,10 +8,28 @@
 use memchr::memmem;
 
 /// Where a record came from, as told by its fields (CloudTrail records carry `eventSource`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordKind {
     BedrockInvocationLog,
     CloudTrail,
+}
+
+impl RecordKind {
+    /// The one-letter tag a call claim stores for the log that claimed the call.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::BedrockInvocationLog => "i",
+            Self::CloudTrail => "t",
+        }
+    }
+
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "i" => Some(Self::BedrockInvocationLog),
+            "t" => Some(Self::CloudTrail),
+            _ => None,
+        }
+    }
 }
 
 /// The configured denial codes of each source and the prefilter over their union.

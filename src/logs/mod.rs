@@ -41,6 +41,9 @@ pub struct Denial {
     /// Event time, epoch seconds.
     pub event_time: i64,
     pub request_id: Option<String>,
+    /// The log that told it: a call told by both logs counts once (docs/DESIGN.md,
+    /// "One call, one count").
+    pub source: RecordKind,
     pub context: DenialContext,
 }
 

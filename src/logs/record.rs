@@ -239,6 +239,7 @@ impl RecordFields<'_> {
             validation,
             event_time: event_time.timestamp(),
             request_id: evidence(request_id, MAX_REQUEST_ID_BYTES),
+            source,
             context,
         };
         if foreign {

@@ -80,6 +80,7 @@ fn plain_json_lines() {
             validation: false,
             event_time: TS_EPOCH,
             request_id: Some("req-1".into()),
+            source: RecordKind::BedrockInvocationLog,
             context: DenialContext {
                 region: Some("us-east-1".into()),
                 operation: Some("InvokeModel".into()),

@@ -5,7 +5,7 @@ use crate::detector::Detector;
 use crate::exceptions::Exceptions;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
-use crate::logs::{Denial, DenialContext};
+use crate::logs::{Denial, DenialContext, RecordKind};
 use crate::store::memory::MemoryStore;
 use crate::testing::{memory_detector_with, ACCOUNT, MODEL, T0};
 use crate::window::WindowSpec;
@@ -29,6 +29,7 @@ fn aggregate(denials: &[Planned], spec: &WindowSpec) -> Aggregate {
                 validation: false,
                 event_time: T0 + t,
                 request_id: Some(format!("r{n}")),
+                source: RecordKind::BedrockInvocationLog,
                 context: DenialContext {
                     source_ip: Some(format!("10.0.0.{ip}")),
                     region: Some("us-east-1".into()),
@@ -438,6 +439,7 @@ fn hostile_ids_render_as_inert_visible_text() {
                 validation: false,
                 event_time: T0 + t,
                 request_id: Some(HOSTILE.into()),
+                source: RecordKind::CloudTrail,
                 context: DenialContext {
                     source_ip: Some(HOSTILE.into()),
                     user_agent: Some(HOSTILE.into()),
@@ -577,6 +579,7 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
         validation: false,
         event_time: t,
         request_id: None,
+        source: RecordKind::CloudTrail,
         context: DenialContext {
             source_ip: Some(format!("{long}ip{}", t % 7)),
             user_agent: Some(format!("{long}{}", t % 7)),

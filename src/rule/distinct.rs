@@ -34,11 +34,7 @@ pub struct Members {
 impl Members {
     /// Adds one denied call, within the bounds.
     pub fn add(&mut self, call: &str, value: &str, region: Option<&str>) {
-        insert(
-            &mut self.calls,
-            &crate::key::sha256_hex(call.as_bytes())[..16],
-            MAX_CALLS,
-        );
+        insert(&mut self.calls, &crate::key::call_id(call), MAX_CALLS);
         insert(&mut self.values, value, MAX_VALUES);
         if let Some(r) = region {
             insert(&mut self.regions, r, MAX_VALUES);

@@ -2,13 +2,14 @@
 //! tests can check how many store requests an object costs.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters,
-    DistinctSets, Marker, Members, PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts,
-    WindowRead,
+    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome,
+    Counters, DistinctSets, Marker, Members, PendingClaim, SourceWatch, StoreError, SweepBook,
+    WindowCounts, WindowRead, MAX_CLAIMED_CALLS,
 };
 use crate::errors::lock;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
+use crate::logs::RecordKind;
 use crate::silence::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap};
@@ -32,12 +33,16 @@ pub struct StoreOps {
     /// Distinct-set writes and reads (the rules that count distinct values).
     pub member_adds: u64,
     pub member_reads: u64,
+    /// Call claim updates (one call, one count across the two logs).
+    pub call_claims: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     members: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Members>>>,
+    /// Per (key, bucket): calls offered, and each call's owner.
+    call_claims: Mutex<HashMap<(DenialKey, Bucket), (u64, CallOwners)>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
     seen: Mutex<HashMap<String, Marker>>,
     cursors: Mutex<HashMap<String, String>>,
@@ -50,6 +55,7 @@ pub struct MemoryStore {
     marks: AtomicU64,
     member_adds: AtomicU64,
     member_reads: AtomicU64,
+    call_claim_updates: AtomicU64,
 }
 
 impl MemoryStore {
@@ -65,6 +71,7 @@ impl MemoryStore {
             marks: self.marks.load(Ordering::Relaxed),
             member_adds: self.member_adds.load(Ordering::Relaxed),
             member_reads: self.member_reads.load(Ordering::Relaxed),
+            call_claims: self.call_claim_updates.load(Ordering::Relaxed),
         }
     }
 
@@ -168,6 +175,28 @@ impl Counters for MemoryStore {
             }
         }
         Ok(out)
+    }
+
+    async fn claim_calls(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        calls: &BTreeMap<String, RecordKind>,
+        _expires_at: i64,
+    ) -> Result<Option<CallOwners>, StoreError> {
+        self.call_claim_updates.fetch_add(1, Ordering::Relaxed);
+        let mut all = lock(&self.call_claims);
+        let (offered, owners) = all.entry((key.clone(), bucket)).or_default();
+        if *offered >= MAX_CLAIMED_CALLS {
+            return Ok(None);
+        }
+        *offered += calls.len() as u64;
+        Ok(Some(
+            calls
+                .iter()
+                .map(|(id, source)| (id.clone(), *owners.entry(id.clone()).or_insert(*source)))
+                .collect(),
+        ))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod memory;
 use crate::errors::BoxError;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
+use crate::logs::RecordKind;
 use crate::silence::{LogSource, SourceStatus};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};
@@ -214,7 +215,27 @@ pub trait Counters: Send + Sync {
         last: Bucket,
         read: WindowRead,
     ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
+    /// Claims each of `calls` of (key, bucket) (by [`call_id`](crate::key::call_id))
+    /// for the log that told it, unless a log claimed it before, in one atomic step,
+    /// kept until `expires_at` (docs/DESIGN.md, "One call, one count"). Returns the
+    /// log that owns each call, or `None`, claiming nothing, when (key, bucket) was
+    /// offered [`MAX_CLAIMED_CALLS`] calls already.
+    fn claim_calls(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        calls: &BTreeMap<String, RecordKind>,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Option<CallOwners>, StoreError>> + Send;
 }
+
+/// The log that claimed each call first.
+pub type CallOwners = BTreeMap<String, RecordKind>;
+
+/// Calls offered to one (key, bucket)'s claims before they are full: far past any
+/// threshold, where one call more or less changes no alert. It bounds the item
+/// (about 2 KB).
+pub const MAX_CLAIMED_CALLS: u64 = 64;
 
 pub use crate::rule::distinct::{bounded_member, Members, MAX_CALLS, MAX_VALUES};
 

@@ -399,6 +399,16 @@ impl<S: Counters> Counters for BarrierStore<S> {
     ) -> Result<crate::store::WindowCounts, crate::store::StoreError> {
         self.inner.counts(key, first, last, read).await
     }
+
+    async fn claim_calls(
+        &self,
+        key: &crate::key::DenialKey,
+        bucket: crate::window::Bucket,
+        calls: &std::collections::BTreeMap<String, crate::logs::RecordKind>,
+        expires_at: i64,
+    ) -> Result<Option<crate::store::CallOwners>, crate::store::StoreError> {
+        self.inner.claim_calls(key, bucket, calls, expires_at).await
+    }
 }
 
 impl<S: AlertClaims> AlertClaims for BarrierStore<S> {

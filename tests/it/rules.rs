@@ -365,3 +365,108 @@ async fn the_validation_rule_fires_past_three_in_one_clock_minute() {
         .expect("handled");
     assert!(s.alerts().await.is_empty(), "the validation rule is off");
 }
+
+/// Denials of `user` on [`SONNET`] as invocation-log lines, request ids `call-<i>`.
+fn told_by_the_log(user: &str, calls: &[i64], code: &str) -> Vec<u8> {
+    calls
+        .iter()
+        .map(|i| {
+            record(
+                user,
+                SONNET,
+                ACCOUNT,
+                T0 + i,
+                Some(code),
+                &format!("call-{i}"),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The same calls as a CloudTrail log file.
+fn told_by_the_trail(user: &str, calls: &[i64], code: &str) -> Vec<u8> {
+    let records: Vec<Value> = calls
+        .iter()
+        .map(|i| {
+            let mut r = cloudtrail_record(
+                user,
+                SONNET,
+                T0 + i,
+                "InvokeModel",
+                Some(code),
+                &format!("call-{i}"),
+            );
+            r["userIdentity"]["type"] = json!("IAMUser");
+            r
+        })
+        .collect();
+    json!({ "Records": records }).to_string().into_bytes()
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator"]
+async fn a_call_told_by_both_logs_counts_once() {
+    use bedrock_denied_models::key::{DenialKey, RuleTag};
+    let s = Stack::new("one-call").await;
+    let h = s.handler().await;
+    let user = "arn:aws:iam::111122223333:user/told-twice";
+    let seed_key = DenialKey::new(user, SONNET, ACCOUNT);
+    // Two denied calls, each in the invocation log and in CloudTrail, delivered four
+    // times at once: two calls, no alert (counted by record they would make 4).
+    s.put("log-1.json", told_by_the_log(user, &[0, 1], DENIED))
+        .await;
+    s.put(
+        "trail-1.json",
+        told_by_the_trail(user, &[0, 1], "AccessDenied"),
+    )
+    .await;
+    four_at_once(&h, &s.s3_event(&["log-1.json", "trail-1.json"])).await;
+    assert!(s.alerts().await.is_empty(), "two calls are not more than 3");
+    assert_eq!(s.count(&seed_key, bucket_of(T0)).await, 2);
+    // Two more calls, told by both: four calls, one alert of 4.
+    s.put("log-2.json", told_by_the_log(user, &[2, 3], DENIED))
+        .await;
+    s.put(
+        "trail-2.json",
+        told_by_the_trail(user, &[2, 3], "AccessDenied"),
+    )
+    .await;
+    four_at_once(&h, &s.s3_event(&["trail-2.json", "log-2.json"])).await;
+    let alerts = s.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["Alert"]["rule"]["id"], SEED.id);
+    assert_eq!(alerts[0]["Alert"]["total_denials"], 4);
+    // Everything again: nothing new.
+    let all = ["log-1.json", "trail-1.json", "log-2.json", "trail-2.json"];
+    h.handle(s.s3_event(&all)).await.expect("redelivered");
+    assert!(s.alerts().await.is_empty());
+    assert_eq!(s.count(&seed_key, bucket_of(T0)).await, 4);
+
+    // The records of one log all count, as the rule counts records: CloudTrail
+    // delivering one record twice (in two files) counts twice.
+    let other = "arn:aws:iam::111122223333:user/one-log";
+    s.put("dup-1.json", told_by_the_trail(other, &[7], "AccessDenied"))
+        .await;
+    s.put("dup-2.json", told_by_the_trail(other, &[7], "AccessDenied"))
+        .await;
+    h.handle(s.s3_event(&["dup-1.json", "dup-2.json"]))
+        .await
+        .expect("handled");
+    let other_key = DenialKey::new(other, SONNET, ACCOUNT);
+    assert_eq!(s.count(&other_key, bucket_of(T0)).await, 2);
+
+    // The validation rule too: two validation errors told by both logs are two.
+    let prober = "arn:aws:iam::111122223333:user/told-twice-prober";
+    let code = "ValidationException";
+    s.put("v-log.json", told_by_the_log(prober, &[0, 1], code))
+        .await;
+    s.put("v-trail.json", told_by_the_trail(prober, &[0, 1], code))
+        .await;
+    four_at_once(&h, &s.s3_event(&["v-log.json", "v-trail.json"])).await;
+    assert!(s.alerts().await.is_empty(), "two validation errors");
+    let minute = DenialKey::new(prober, "", ACCOUNT).for_rule(RuleTag::Validation);
+    assert_eq!(s.count(&minute, T0.div_euclid(60)).await, 2);
+}

@@ -19,13 +19,15 @@ use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
+use bedrock_denied_models::logs::RecordKind;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore,
-    StoreError, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
+    FunctionStore, StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
 use bedrock_denied_models::window::Bucket;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use bedrock_denied_models::testing::*;
@@ -548,6 +550,16 @@ impl<S: Counters> Counters for OneKeyFails<S> {
         read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         self.inner.counts(key, first, last, read).await
+    }
+
+    async fn claim_calls(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        calls: &BTreeMap<String, RecordKind>,
+        expires_at: i64,
+    ) -> Result<Option<CallOwners>, StoreError> {
+        self.inner.claim_calls(key, bucket, calls, expires_at).await
     }
 }
 

@@ -138,6 +138,16 @@ impl Counters for DynamoStore {
         }
     }
 
+    async fn claim_calls(
+        &self,
+        key: &DenialKey,
+        bucket: Bucket,
+        calls: &BTreeMap<String, crate::logs::RecordKind>,
+        expires_at: i64,
+    ) -> Result<Option<crate::store::CallOwners>, StoreError> {
+        self.claim_calls_item(key, bucket, calls, expires_at).await
+    }
+
     async fn counts(
         &self,
         key: &DenialKey,

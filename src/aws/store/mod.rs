@@ -14,6 +14,9 @@
 //! - Distinct sets per (key, bucket) of the rules that count distinct values: `pk =
 //!   "D#" + key digest`, `sk = bucket`, string sets `calls`, `values`, `regions`
 //!   (`distinct_sets.rs`).
+//! - Call claims per (key, bucket): `pk = "R#" + key digest`, `sk = bucket`, one
+//!   attribute per call naming the log that counted it, and `offered`
+//!   (`call_claims.rs`).
 //! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
 //!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
@@ -53,6 +56,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+mod call_claims;
 mod claims;
 mod counters;
 mod distinct_sets;
@@ -95,6 +99,7 @@ pub mod attr {
     pub const CALLS: &str = "calls";
     pub const VALUES: &str = "values";
     pub const REGIONS: &str = "regions";
+    pub const OFFERED: &str = "offered";
 }
 
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};

@@ -7,8 +7,11 @@ use super::{
     AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, DistinctSets, FunctionStore,
     Marker, Members, SourceWatch, SweepBook, WindowCounts, WindowRead, MAX_CALLS, MAX_VALUES,
 };
+mod call_claims;
+
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
+pub use call_claims::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 const SUPPRESS: i64 = 3600;
@@ -69,6 +72,9 @@ pub async fn counters<S: Counters>(store: &S) {
     reads_the_inclusive_bucket_range(store).await;
     a_bounded_read_says_it_is_partial(store).await;
     many_objects_in_one_bucket_count_once_each(store).await;
+    the_first_log_to_claim_a_call_owns_it(store).await;
+    concurrent_claims_of_two_logs_agree_on_one_owner(store).await;
+    call_claims_stop_when_full(store).await;
 }
 
 /// The [`DistinctSets`] cases.

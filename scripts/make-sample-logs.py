@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the sample logs under events/logs/ and events/stolen-key/ (deterministic:
-same bytes every run).
+"""Writes the sample logs under events/logs/ (deterministic: same bytes every run).
 
 - a gzip Bedrock invocation log: normal traffic and a burst of denials by one principal;
 - a gzip CloudTrail file with IAM denials of Bedrock InvokeModel by another principal;
 - a plain JSON-lines Bedrock log whose denials complete a burst across objects;
-- (events/stolen-key/) a gzip CloudTrail file of a stolen key being checked in another account: models
+- a gzip CloudTrail file of a stolen key being checked in another account: models
   listed Region by Region, the logging configuration read, one denied InvokeModel
-  per model and rotated role sessions.
+  per model from rotated role sessions, and one session's validation-error probes.
 """
 import gzip
 import io
@@ -203,10 +202,14 @@ denied = [
 ]
 for i, (session, region, model) in enumerate(denied):
     keycheck.append(checker(ts(10, 1 + i, 10), session, "InvokeModel", region, model, "AccessDenied"))
-for i, model in enumerate(["amazon.titan-text-express-v1", "cohere.command-r-v1:0"]):
-    keycheck.append(checker(ts(10, 3 + 2 * i, 40), sessions[1 + i], "InvokeModel", "us-east-1", model,
+# The models the key may use answer ValidationException to the checker's invalid
+# request: one session probes four of them within a minute.
+usable = ["amazon.titan-text-express-v1", "cohere.command-r-v1:0", "amazon.nova-lite-v1:0",
+          "ai21.jamba-1-5-mini-v1:0"]
+for i, model in enumerate(usable):
+    keycheck.append(checker(ts(10, 5, 40 + 4 * i), sessions[1], "InvokeModel", "us-east-1", model,
                             "ValidationException"))
 keycheck.sort(key=lambda r: r["eventTime"])
-write(f"../stolen-key/AWSLogs/{VICTIM}/CloudTrail/us-east-1/2026/03/14/"
+write(f"AWSLogs/{VICTIM}/CloudTrail/us-east-1/2026/03/14/"
       f"{VICTIM}_CloudTrail_us-east-1_20260314T1010Z_St0lenK3yCheck01.json.gz",
       json.dumps({"Records": keycheck}, separators=(",", ":")).encode(), True)

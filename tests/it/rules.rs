@@ -229,10 +229,10 @@ async fn rules_switched_off_stay_quiet() {
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
-async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_and_role_rules_not_the_seed() {
+async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_role_and_validation_rules_not_the_seed() {
     let s = Stack::new("stolen-key").await;
     let key = "AWSLogs/444455556666/CloudTrail/us-east-1/2026/03/14/444455556666_CloudTrail_us-east-1_20260314T1010Z_St0lenK3yCheck01.json.gz";
-    let body = std::fs::read(format!("events/stolen-key/{key}")).expect("the sample");
+    let body = std::fs::read(format!("events/logs/{key}")).expect("the sample");
     s.put(key, body).await;
     s.handler()
         .await
@@ -259,7 +259,11 @@ async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_and_role_rules_not
     );
     assert_eq!(role["gen_ai.request.model.id"], SONNET);
     assert_eq!(role["sessions"].as_array().expect("sessions").len(), 4);
-    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    // One session's four validation-error probes within a minute: the validation rule.
+    let probes = of_rule(&alerts, bedrock_denied_models::rule::VALIDATION.id);
+    assert_eq!(probes.len(), 1, "{alerts:?}");
+    assert_eq!(probes[0]["Alert"]["total_denials"], 4);
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
 }
 
 #[tokio::test]

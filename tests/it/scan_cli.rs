@@ -45,11 +45,51 @@ fn who(alerts: &[Value]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The seed rule's alerts.
+fn of_seed(alerts: &[Value]) -> Vec<Value> {
+    alerts
+        .iter()
+        .filter(|a| a["rule"]["id"] == bedrock_denied_models::rule::SEED.id)
+        .cloned()
+        .collect()
+}
+
+/// The other rules' alerts, as (rule id, user.id, total).
+fn of_other_rules(alerts: &[Value]) -> Vec<(String, String, u64)> {
+    alerts
+        .iter()
+        .filter(|a| a["rule"]["id"] != bedrock_denied_models::rule::SEED.id)
+        .map(|a| {
+            (
+                a["rule"]["id"].as_str().unwrap_or_default().to_string(),
+                a["user.id"].as_str().unwrap_or_default().to_string(),
+                a["total_denials"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The stolen key's alerts in the sample logs, one per rule beside the seed.
+fn the_stolen_keys_alerts() -> Vec<(String, String, u64)> {
+    use bedrock_denied_models::rule::{MANY_MODELS, ROLE_SESSIONS, VALIDATION};
+    let role = "arn:aws:sts::444455556666:assumed-role/bedrock-app-role";
+    vec![
+        (MANY_MODELS.id.to_string(), role.to_string(), 8),
+        (ROLE_SESSIONS.id.to_string(), role.to_string(), 4),
+        (
+            VALIDATION.id.to_string(),
+            format!("{role}/botocore-session-1773482497"),
+            4,
+        ),
+    ]
+}
+
 #[test]
-fn sample_logs_give_three_alerts() {
+fn sample_logs_give_the_seed_rules_three_alerts_and_one_of_each_other_rule() {
     let out = scan(&[&samples()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let a = alerts(&out);
+    let all = alerts(&out);
+    let a = of_seed(&all);
     assert_eq!(
         who(&a),
         vec![
@@ -78,36 +118,57 @@ fn sample_logs_give_three_alerts() {
         a[1]["evidence"]["source_ips"].as_array().map(Vec::len),
         Some(1)
     );
+    // The stolen key's check in the other account: one alert of each other rule, and
+    // none of the seed rule.
+    let mut others = of_other_rules(&all);
+    others.sort();
+    let mut expected = the_stolen_keys_alerts();
+    expected.sort();
+    assert_eq!(others, expected);
     let err = stderr(&out);
     assert!(
-        err.contains("objects: 3 scanned (2 gzip, 1 CloudTrail)"),
+        err.contains("objects: 4 scanned (3 gzip, 2 CloudTrail)"),
         "{err}"
     );
-    assert!(err.contains("denials: 17, keys with denials: 3"), "{err}");
+    assert!(err.contains("denials: 25, keys with denials: 11"), "{err}");
     assert!(
-        err.contains("alerts: 3 published, 1 suppressed, 0 excepted"),
+        err.contains("alerts: 6 published, 1 suppressed, 0 excepted"),
         "{err}"
     );
 }
 
 #[test]
 fn flags_change_the_configuration() {
-    let out = scan(&["--threshold", "4", &samples()]);
-    assert_eq!(alerts(&out).len(), 2, "bob's 4 is not above 4");
-    let out = scan(&[
-        "--cloudtrail-denial-codes",
-        "AccessDeniedException",
-        &samples(),
-    ]);
+    // The seed rule's settings; the other rules' alerts stay as they are.
+    let seed_alerts = |args: &[&str]| of_seed(&alerts(&scan(args))).len();
     assert_eq!(
-        alerts(&out).len(),
+        seed_alerts(&["--threshold", "4", &samples()]),
+        2,
+        "bob's 4 is not above 4"
+    );
+    assert_eq!(
+        seed_alerts(&[
+            "--cloudtrail-denial-codes",
+            "AccessDeniedException",
+            &samples(),
+        ]),
         2,
         "CloudTrail's AccessDenied no longer counts"
     );
-    let out = scan(&["--denial-codes", "ThrottlingException", &samples()]);
-    assert_eq!(alerts(&out).len(), 1, "only the CloudTrail burst is left");
-    let out = scan(&["--suppress-minutes", "0", &samples()]);
-    assert_eq!(alerts(&out).len(), 4, "mallory's second burst alerts too");
+    assert_eq!(
+        seed_alerts(&["--denial-codes", "ThrottlingException", &samples()]),
+        1,
+        "only the CloudTrail burst is left"
+    );
+    assert_eq!(
+        seed_alerts(&["--suppress-minutes", "0", &samples()]),
+        4,
+        "mallory's second burst alerts too"
+    );
+    // Only the seed rule: its three alerts and nothing else.
+    let out = scan(&["--rules", bedrock_denied_models::rule::SEED.id, &samples()]);
+    assert_eq!(of_seed(&alerts(&out)).len(), 3);
+    assert_eq!(alerts(&out).len(), 3);
 }
 
 #[test]
@@ -126,13 +187,16 @@ fn exceptions_from_a_file_or_inline() {
     ] {
         let out = scan(&["--exceptions", &arg, &samples()]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let who: Vec<String> = who(&alerts(&out)).into_iter().map(|(u, _)| u).collect();
+        // Exceptions without a rules field apply to the seed rule only.
+        let all = alerts(&out);
+        let who: Vec<String> = who(&of_seed(&all)).into_iter().map(|(u, _)| u).collect();
         assert_eq!(
             who,
             vec!["arn:aws:sts::111122223333:assumed-role/ContractorAccess/mallory"]
         );
+        assert_eq!(of_other_rules(&all).len(), 3);
         assert!(
-            stderr(&out).contains("alerts: 1 published, 1 suppressed, 1 excepted"),
+            stderr(&out).contains("alerts: 4 published, 1 suppressed, 1 excepted"),
             "{}",
             stderr(&out)
         );
@@ -149,7 +213,7 @@ fn email_output_shows_what_the_inbox_gets() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.matches("Subject: [HIGH] Bedrock: ").count(),
-        3,
+        6,
         "{text}"
     );
     assert!(
@@ -180,9 +244,10 @@ fn bad_flag_values_and_paths_exit_2_naming_them() {
 fn since_and_until_select_by_the_date_in_the_key() {
     // The Bedrock log is under .../2026/03/14/09/, the CloudTrail file under
     // .../2026/03/14/; the plain log has no date in its path.
+    // The stolen key's CloudTrail file is of 10:10.
     let out = scan(&["--since", "2026-03-14T10:00:00Z", &samples()]);
     let err = stderr(&out);
-    assert!(err.contains("objects: 2 scanned"), "{err}");
+    assert!(err.contains("objects: 3 scanned"), "{err}");
     assert!(err.contains("1 outside --since/--until"), "{err}");
     let out = scan(&[
         "--until",
@@ -191,9 +256,10 @@ fn since_and_until_select_by_the_date_in_the_key() {
         "2026-03-13",
         &samples(),
     ]);
+    // Both CloudTrail files are under .../2026/03/14/, a day that ends after 09:00.
     let err = stderr(&out);
     assert!(
-        err.contains("objects: 1 scanned (1 gzip, 1 CloudTrail)"),
+        err.contains("objects: 2 scanned (2 gzip, 2 CloudTrail)"),
         "{err}"
     );
 }
@@ -505,7 +571,8 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
     let (out, html) = scan_with_report(&[&samples()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = alerts(&out);
-    assert_eq!(printed.len(), 3);
+    assert_eq!(printed.len(), 6);
+    assert_eq!(of_seed(&printed).len(), 3);
     let doc = scraper::Html::parse_document(&html);
     assert!(doc.errors.is_empty(), "{:?}", doc.errors);
     assert!(select(&doc, "script").is_empty());
@@ -551,7 +618,7 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
             }
         }
     }
-    assert_eq!((files, gz, trails), (3, 2, 1), "the shipped samples");
+    assert_eq!((files, gz, trails), (4, 3, 2), "the shipped samples");
     let header_objects = plain(&text_of(&doc, "#scan-objects"));
     assert!(
         header_objects.starts_with(&format!("{files} scanned ({gz} gzip, {trails} CloudTrail)")),
@@ -579,10 +646,10 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
         assert_eq!(plain(&text_of(&doc, id)), printed, "{line}");
     }
     let records = summary_line(&err, "records");
-    assert!(text_of(&doc, "#scan-denials").starts_with("17 in 3 keys"));
-    assert!(records.ends_with("denials: 17, keys with denials: 3"));
-    assert_eq!(text_of(&doc, "#card-alerts b"), "3");
-    assert_eq!(text_of(&doc, "#card-denials b"), "17");
+    assert!(text_of(&doc, "#scan-denials").starts_with("25 in 11 keys"));
+    assert!(records.ends_with("denials: 25, keys with denials: 11"));
+    assert_eq!(text_of(&doc, "#card-alerts b"), "6");
+    assert_eq!(text_of(&doc, "#card-denials b"), "25");
     // One row per printed alert, in order, linking to the key's section.
     let rows = select(&doc, "#alerts tr.hot");
     assert_eq!(rows.len(), printed.len());
@@ -593,6 +660,16 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
             .collect();
         assert_eq!(cells[1], alert["user.id"].as_str().unwrap_or_default());
         assert_eq!(cells[4], alert["total_denials"].to_string());
+        // The key sections are the seed rule's; another rule's row names its rule.
+        if alert["rule"]["id"] != bedrock_denied_models::rule::SEED.id {
+            let id = alert["rule"]["id"].as_str().unwrap_or_default();
+            let rule = bedrock_denied_models::rule::RULES
+                .iter()
+                .find(|r| r.id == id)
+                .expect("a known rule");
+            assert_eq!(cells[7], rule.what);
+            continue;
+        }
         let link = row
             .descendants()
             .filter_map(scraper::ElementRef::wrap)
@@ -606,8 +683,8 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
         mallory.contains("ContractorAccess/mallory") && mallory.contains("1 suppressed"),
         "{mallory}"
     );
-    // The configured cell of the tuning table is this run; other cells are what
-    // scans with those settings print.
+    // The tuning table tunes the seed rule: its configured cell is this run's seed
+    // alerts; other cells are the seed alerts scans with those settings print.
     assert_eq!(cell_alerts(&doc, 3, 6), 3);
     assert!(text_of(&doc, "#tuning td.cfg").starts_with("3 alerts · 3 keys"));
     for (threshold, window) in [(1u64, 3u32), (2, 12), (4, 6), (5, 6), (1, 12)] {
@@ -617,7 +694,7 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
         let (_, other_html) =
             scan_with_report(&["--threshold", &t, "--window-buckets", &w, &samples()]);
         let other_doc = scraper::Html::parse_document(&other_html);
-        let expected = alerts(&other).len() as u64;
+        let expected = of_seed(&alerts(&other)).len() as u64;
         assert_eq!(cell_alerts(&other_doc, threshold, window), expected);
         if threshold != 4 {
             assert_eq!(cell_alerts(&doc, threshold, window), expected, "{t} {w}");
@@ -631,7 +708,7 @@ fn the_report_shows_what_exceptions_removed() {
                     {"user.id": "arn:aws:iam::111122223333:user/bob.smith", "threshold": 4, "reason": "QA account"}]"#;
     let (out, html) = scan_with_report(&["--exceptions", rules, &samples()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(alerts(&out).len(), 1);
+    assert_eq!(of_seed(&alerts(&out)).len(), 1);
     let doc = scraper::Html::parse_document(&html);
     let cfg = text_of(&doc, "#tuning td.cfg");
     assert!(

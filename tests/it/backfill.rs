@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 const PREFIX: &str = "AWSLogs/111122223333/BedrockModelInvocationLogs/us-east-1/2026/03";
 
 fn backfill(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrock-denied-models"));
+    let mut cmd = Command::new(detector_bin());
     cmd.arg("backfill").args(args);
     cmd.output().expect("run backfill")
 }

@@ -229,7 +229,8 @@ async fn rules_switched_off_stay_quiet() {
 
 #[tokio::test]
 #[ignore = "needs the emulator"]
-async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_role_and_validation_rules_not_the_seed() {
+async fn a_stolen_key_sequence_in_cloudtrail_raises_the_model_role_and_validation_rules_not_the_seed(
+) {
     let s = Stack::new("stolen-key").await;
     let key = "AWSLogs/444455556666/CloudTrail/us-east-1/2026/03/14/444455556666_CloudTrail_us-east-1_20260314T1010Z_St0lenK3yCheck01.json.gz";
     let body = std::fs::read(format!("events/logs/{key}")).expect("the sample");

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_bedrock-denied-models"))
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(detector_bin)
 }
 
 /// The next answer; fails the test after `secs`.

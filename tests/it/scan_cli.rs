@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn scan(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrock-denied-models"));
+    let mut cmd = Command::new(detector_bin());
     cmd.arg("scan").args(args);
     for v in bedrock_denied_models::config::VARIABLES {
         cmd.env_remove(v);

@@ -222,7 +222,7 @@ async fn the_function_puts_events_where_its_eventbridge_endpoint_variable_points
         .await;
     let api = RuntimeApi::start(vec![s.s3_event(&[key])]);
     let f = Function::spawn(function_command(
-        Path::new(env!("CARGO_BIN_EXE_bedrock-denied-models")),
+        &detector_bin(),
         &api,
         &[
             ("COUNTER_TABLE", &s.table),

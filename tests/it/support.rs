@@ -608,3 +608,11 @@ impl<S: AlertClaims> AlertClaims for OneKeyFails<S> {
 
 bedrock_denied_models::forward_sweep_book_and_source_watch!(OneKeyFails);
 bedrock_denied_models::forward_distinct_sets!(OneKeyFails);
+
+/// The function's binary, as built with these tests; `DETECTOR_BIN` names a copy of it
+/// (the test command copies it away before another build of the crate replaces it).
+pub fn detector_bin() -> std::path::PathBuf {
+    std::env::var_os("DETECTOR_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bedrock-denied-models").into())
+}

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 fn enable_eventbridge(bucket: &str, extra: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bedrock-denied-models"))
+    let out = Command::new(detector_bin())
         .args(["enable-eventbridge", "--bucket", bucket])
         .args(extra)
         .output()
@@ -249,7 +249,7 @@ async fn a_bucket_a_stack_manages_is_refused_without_force() {
     let stack = unique("team-logs");
     let bucket = bucket_of_a_stack(&s, &stack).await;
     let status = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_bedrock-denied-models"))
+        let out = Command::new(detector_bin())
             .args(["enable-eventbridge", "--bucket", &bucket])
             .args(extra)
             .output()

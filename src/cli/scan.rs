@@ -352,7 +352,7 @@ async fn scan_with<S: DetectorStore>(
                 match detector.count(&id, read).await {
                     Ok(report) => {
                         if let (Some(c), Some(a)) = (collector.as_deref_mut(), &counted) {
-                            c.add(&id, a);
+                            c.add(&id, a, &report.counted_elsewhere);
                         }
                         summary.counts.add(&report.counts);
                         for warning in report.warnings() {

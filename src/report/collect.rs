@@ -155,8 +155,14 @@ impl Collector {
     }
 
     /// Adds one object the detector counted (call it only once `count` succeeded: an
-    /// object that failed counts nothing).
-    pub fn add(&mut self, object: &ObjectId, aggregate: &Aggregate) {
+    /// object that failed counts nothing), less the records the detector did not count
+    /// because the other log counted their calls (`counted_elsewhere`).
+    pub fn add(
+        &mut self,
+        object: &ObjectId,
+        aggregate: &Aggregate,
+        counted_elsewhere: &[(DenialKey, Bucket, u64)],
+    ) {
         if aggregate.is_empty() {
             return;
         }
@@ -172,7 +178,16 @@ impl Collector {
             let stats = &mut self.keys[id as usize];
             let mut added = 0;
             for (&bucket, &count) in &denials.buckets {
-                let count = if repeat { 0 } else { count };
+                let elsewhere: u64 = counted_elsewhere
+                    .iter()
+                    .filter(|(k, b, _)| k == key && *b == bucket)
+                    .map(|(_, _, n)| n)
+                    .sum();
+                let count = if repeat {
+                    0
+                } else {
+                    count - elsewhere.min(count)
+                };
                 self.record.entries.push(Entry {
                     key: id,
                     bucket,

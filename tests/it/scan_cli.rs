@@ -797,3 +797,45 @@ fn report_refuses_the_table_and_a_bad_path() {
     );
     assert!(out.stdout.is_empty(), "nothing scanned");
 }
+
+#[test]
+fn a_call_told_by_both_logs_counts_once_in_scan_and_its_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let calls = [0, 1, 2];
+    let log: String = calls
+        .iter()
+        .map(|i| {
+            record(
+                MALLORY,
+                MODEL,
+                ACCOUNT,
+                T0 + i,
+                Some(DENIED),
+                &format!("c{i}"),
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let trail = json!({"Records": calls
+        .iter()
+        .map(|i| cloudtrail_record(MALLORY, MODEL, T0 + i, "InvokeModel", Some("AccessDenied"), &format!("c{i}")))
+        .collect::<Vec<_>>()});
+    std::fs::write(dir.path().join("a-invocations.json"), log).expect("write");
+    std::fs::write(dir.path().join("b-trail.json"), trail.to_string()).expect("write");
+    let (out, html) = scan_with_report(&[dir.path().to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Six records, three calls: no alert (counted by record, 6 would alert).
+    assert!(alerts(&out).is_empty(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("denials: 6, keys with denials: 1"), "{err}");
+    assert!(
+        err.contains("3 records of calls counted from the other log"),
+        "{err}"
+    );
+    // The report reads 6 denial records, and its key counts the 3 the store counted.
+    let doc = scraper::Html::parse_document(&html);
+    assert_eq!(text_of(&doc, "#card-denials b"), "6");
+    let key = text_of(&doc, "article.key");
+    assert!(key.contains("3 denials"), "{key}");
+}

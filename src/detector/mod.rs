@@ -5,7 +5,7 @@
 //! the Lambda and the tests run exactly this code. Both call the same seam: [`Reader::read`] on a
 //! blocking thread, then [`Detector::count`].
 
-use crate::aggregate::{Aggregate, KeyDenials, MAX_COUNTERS_PER_OBJECT};
+use crate::aggregate::{Aggregate, KeyDenials};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
 use crate::config::Config;
 use crate::identity::{attempt_id, ObjectId};
@@ -193,7 +193,7 @@ impl<S: DetectorStore> Detector<S> {
         let elsewhere = std::sync::Mutex::new(Vec::new());
         let elsewhere_ref = &elsewhere;
         // Each result says whether it is a seed key's (true) or another rule's group's.
-        let claims = call_claims_per_key(agg);
+        let claims = calls::call_claims_per_key(agg);
         let seed = agg.keys.iter().zip(claims).map(|((key, denials), claims)| {
             Either::Left(async move {
                 let r = self.record_key(object, key, denials, claims, elsewhere_ref);
@@ -314,22 +314,19 @@ impl<S: DetectorStore> Detector<S> {
         for (&bucket, &records) in &denials.buckets {
             let mut count = records;
             if let Some(calls) = denials.calls.get(&bucket).filter(|c| !c.calls.is_empty()) {
-                // One call, one count: records of a call the other log counted first
-                // are not counted again.
-                let mut elsewhere = calls.told_twice;
-                if call_claims > 0 {
-                    call_claims -= 1;
-                    let claimed = self
-                        .store
-                        .claim_calls(key, bucket, &calls.sources(), expires_at(counted_at))
-                        .await
-                        .map_err(&store_err)?;
-                    match claimed {
-                        Some(owners) => elsewhere += calls.counted_elsewhere(&owners),
-                        None => report.call_claims_full += 1,
-                    }
-                }
-                report.records_counted_elsewhere += elsewhere;
+                let claim = call_claims > 0;
+                call_claims = call_claims.saturating_sub(1);
+                let elsewhere = self
+                    .counted_elsewhere(
+                        key,
+                        bucket,
+                        calls,
+                        claim,
+                        expires_at(counted_at),
+                        &mut report,
+                    )
+                    .await
+                    .map_err(&store_err)?;
                 if elsewhere > 0 {
                     crate::errors::lock(counted_elsewhere).push((key.clone(), bucket, elsewhere));
                 }
@@ -654,26 +651,6 @@ impl<S: DetectorStore> Detector<S> {
 }
 
 /// Delivers `alert` to `sink` within [`SINK_TIMEOUT`].
-/// How many of each key's (key, bucket)s with calls claim them, in key order: the
-/// claims share the object's write bound with its counters (docs/DESIGN.md, "One
-/// call, one count"), the same ones on every retry.
-fn call_claims_per_key(agg: &Aggregate) -> Vec<usize> {
-    let mut left = MAX_COUNTERS_PER_OBJECT.saturating_sub(agg.updates());
-    agg.keys
-        .values()
-        .map(|denials| {
-            let wanted = denials
-                .calls
-                .values()
-                .filter(|c| !c.calls.is_empty())
-                .count();
-            let granted = wanted.min(left);
-            left -= granted;
-            granted
-        })
-        .collect()
-}
-
 async fn publish(sink: &Sink, alert: &Alert) -> Result<(), SinkError> {
     tokio::time::timeout(SINK_TIMEOUT, sink.publish(alert))
         .await
@@ -691,6 +668,7 @@ fn timed_out() -> String {
     format!("no answer within {} s", SINK_TIMEOUT.as_secs())
 }
 
+mod calls;
 mod ceilings;
 mod distinct;
 mod error;

@@ -126,6 +126,15 @@ impl KeyStats {
     }
 }
 
+/// What the scan saw of one group of a rule beside the seed rule (a validation
+/// rule's (user.id, account), a role's model, a principal): its denials (validation
+/// errors, for the validation rule) counted and the objects that held them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    pub denials: u64,
+    pub objects: u64,
+}
+
 /// Denials by one source IP. A log object lists the distinct IPs of one key's denials
 /// (at most five) without a count per IP: the denials of a key in an object with one
 /// IP are that IP's for sure, those of a key in an object with several are shared.
@@ -147,6 +156,8 @@ pub struct Collector {
     source_ips: HashMap<String, IpStats>,
     /// First and last bucket with denials.
     span: Option<(Bucket, Bucket)>,
+    /// The groups of the other rules, with what they counted.
+    groups: HashMap<DenialKey, GroupStats>,
 }
 
 impl Collector {
@@ -167,6 +178,9 @@ impl Collector {
             return;
         }
         let repeat = !self.tokens.insert(object.token.clone());
+        if !repeat {
+            self.add_groups(aggregate, counted_elsewhere);
+        }
         // The report and its tuning table are the seed rule's: the validation rule's
         // keys count other records in other buckets.
         let seed = aggregate
@@ -221,6 +235,43 @@ impl Collector {
             }
         }
         self.record.ends.push(self.record.entries.len());
+    }
+
+    /// The other rules' groups of one object: the validation rule's keys (less what
+    /// the other log counted) and the groups of the rules that count distinct values.
+    fn add_groups(
+        &mut self,
+        aggregate: &Aggregate,
+        counted_elsewhere: &[(DenialKey, Bucket, u64)],
+    ) {
+        let validation = aggregate
+            .keys
+            .iter()
+            .filter(|(k, _)| k.rule != crate::key::RuleTag::Seed)
+            .map(|(k, d)| {
+                let elsewhere: u64 = counted_elsewhere
+                    .iter()
+                    .filter(|(e, _, _)| e == k)
+                    .map(|(_, _, n)| n)
+                    .sum();
+                (k, d.total().saturating_sub(elsewhere))
+            });
+        let distinct = aggregate
+            .distinct
+            .iter()
+            .map(|(k, g)| (k, g.denials.total()));
+        for (key, denials) in validation.chain(distinct) {
+            let g = self.groups.entry(key.clone()).or_default();
+            g.denials += denials;
+            g.objects += 1;
+        }
+    }
+
+    /// The groups of `rule` (another rule than the seed), most denied first.
+    pub fn groups(&self, rule: crate::key::RuleTag) -> Vec<(&DenialKey, &GroupStats)> {
+        let mut out: Vec<_> = self.groups.iter().filter(|(k, _)| k.rule == rule).collect();
+        out.sort_by(|a, b| b.1.denials.cmp(&a.1.denials).then_with(|| a.0.cmp(b.0)));
+        out
     }
 
     fn key_id(&mut self, key: &DenialKey) -> KeyId {

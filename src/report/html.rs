@@ -152,6 +152,7 @@ impl<'a> Page<'a> {
                             nav.toc {
                                 a href="#scan" { "Scan and settings" }
                                 a href="#alerts" { "Alerts" }
+                                a href="#rules" { "Other rules" }
                                 a href="#keys" { "Keys" }
                                 a href="#top" { "Top tables" }
                                 a href="#tuning" { "Tuning" }
@@ -161,6 +162,7 @@ impl<'a> Page<'a> {
                     main.wrap {
                         (self.scan_section(t))
                         (self.alerts_section())
+                        (super::rules::rules_section(i))
                         (self.keys_section())
                         (self.top_section())
                         (self.tuning_section())

@@ -10,13 +10,14 @@ mod chart;
 mod collect;
 mod html;
 mod replay;
+mod rules;
 mod style;
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub use collect::{
-    Collector, Entry, IpStats, KeyId, KeyStats, Record, Values, MAX_EVIDENCE_VALUES,
+    Collector, Entry, GroupStats, IpStats, KeyId, KeyStats, Record, Values, MAX_EVIDENCE_VALUES,
     MAX_KEY_OBJECTS,
 };
 pub use html::{
@@ -24,6 +25,7 @@ pub use html::{
     MAX_REPORT_BYTES, MAX_TOP_ROWS, TABLE_ID_CHARS,
 };
 pub use replay::{replay, Outcome, ReplayedAlert, Setting, Tuning, THRESHOLDS, WINDOW_MINUTES};
+pub use rules::MAX_RULE_ALERTS;
 pub use values::shown;
 
 use crate::alert::Alert;

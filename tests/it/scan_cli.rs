@@ -69,6 +69,21 @@ fn of_other_rules(alerts: &[Value]) -> Vec<(String, String, u64)> {
         .collect()
 }
 
+/// [`the_stolen_keys_alerts`] in the rules' order.
+fn the_stolen_keys_alerts_in_rule_order() -> Vec<(String, String, u64)> {
+    let all = the_stolen_keys_alerts();
+    bedrock_denied_models::rule::RULES[1..]
+        .iter()
+        .filter_map(|r| all.iter().find(|a| a.0 == r.id).cloned())
+        .collect()
+}
+
+/// The text of each element under `root` that `css` selects.
+fn select_in(root: &scraper::ElementRef, css: &str) -> Vec<String> {
+    let s = scraper::Selector::parse(css).expect("selector");
+    root.select(&s).map(|e| e.text().collect()).collect()
+}
+
 /// The stolen key's alerts in the sample logs, one per rule beside the seed.
 fn the_stolen_keys_alerts() -> Vec<(String, String, u64)> {
     use bedrock_denied_models::rule::{MANY_MODELS, ROLE_SESSIONS, VALIDATION};
@@ -676,6 +691,18 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
             .find_map(|e| e.value().attr("href"))
             .expect("a link to the key");
         assert_eq!(select(&doc, link).len(), 1, "{link}");
+    }
+    // The other rules: an article each, with its alert and its groups.
+    let rules = select(&doc, "#rules article.rule");
+    assert_eq!(rules.len(), 3);
+    for (article, (id, user, total)) in rules.iter().zip(the_stolen_keys_alerts_in_rule_order()) {
+        let text: String = article.text().collect();
+        assert!(text.contains(&id) && text.contains("1 alert ·"), "{text}");
+        let row: String = select_in(article, "table.alerts tr.hot").concat();
+        assert!(
+            row.contains(&user) && row.contains(&total.to_string()),
+            "{row}"
+        );
     }
     // Mallory's second burst was suppressed, and her section says so.
     let mallory = text_of(&doc, "article.key");

@@ -1,0 +1,117 @@
+//! The report's section of the rules beside the seed rule (docs/DESIGN.md, "Rules"):
+//! per rule, its alerts and its most denied groups. The key sections, top tables and
+//! tuning table before and after it are the seed rule's.
+
+use super::collect::GroupStats;
+use super::html::{MAX_TOP_ROWS, TABLE_ID_CHARS};
+use super::values::{count, id_cell, num, slug, window_text};
+use super::ReportInput;
+use crate::alert::Alert;
+use crate::key::{DenialKey, RuleTag};
+use crate::rule::{rule, Rule};
+use maud::{html, Markup};
+
+/// Alerts listed per rule.
+pub const MAX_RULE_ALERTS: usize = 50;
+
+/// One `section#rules`, with an `article.rule` per rule other than the seed rule.
+pub(super) fn rules_section(input: &ReportInput) -> Markup {
+    let others = RuleTag::ALL.into_iter().filter(|t| *t != RuleTag::Seed);
+    html! {
+        section #rules {
+            h2 { "Other rules" small { "the rules beside the ported one: their alerts and most denied groups" } }
+            @for tag in others {
+                (rule_article(input, tag))
+            }
+        }
+    }
+}
+
+fn rule_article(input: &ReportInput, tag: RuleTag) -> Markup {
+    let r: &Rule = rule(tag);
+    let on = input.config.rules.has(tag);
+    let alerts: Vec<&Alert> = input
+        .alerts
+        .iter()
+        .filter(|a| a.key().rule == tag)
+        .collect();
+    let groups = input.collector.groups(tag);
+    let denials: u64 = groups.iter().map(|(_, g)| g.denials).sum();
+    let what = if tag == RuleTag::Validation {
+        "validation errors"
+    } else {
+        "denials"
+    };
+    html! {
+        article.rule id={ "rule-" (slug(r.id)) } {
+            h3 { (r.name) small { (r.id) " · severity " (r.severity) } }
+            p.sub { "Takes " (r.takes) "; groups by " (r.groups_by) "; fires when " (r.fires_when) "." }
+            @if !on {
+                p.note { "Off in this scan (RULES, --rules)." }
+            } @else {
+                p.count {
+                    (count(alerts.len() as u64, "alert")) " · "
+                    (count(groups.len() as u64, "group")) " · " (num(denials)) " " (what)
+                }
+                @if !alerts.is_empty() {
+                    table.fixed.alerts {
+                        tr {
+                            th.n { "#" } th { "Principal (user.id)" } th { "Model, models or sessions" }
+                            th { "Account" } th.n { "Total" } th { "Window (UTC)" }
+                        }
+                        @for (n, a) in alerts.iter().enumerate().take(MAX_RULE_ALERTS) {
+                            tr.hot {
+                                td.n { (n + 1) }
+                                td { (id_cell(&a.user_id, TABLE_ID_CHARS)) }
+                                td { (what_of(a)) }
+                                td { (id_cell(&a.account_id, TABLE_ID_CHARS)) }
+                                td.n { b { (num(a.total_denials)) } }
+                                td.t { (window_text(a)) }
+                            }
+                        }
+                    }
+                    @if alerts.len() > MAX_RULE_ALERTS {
+                        p.note { "And " (num((alerts.len() - MAX_RULE_ALERTS) as u64)) " more alerts of this rule." }
+                    }
+                }
+                @if !groups.is_empty() {
+                    h4 { "Most denied groups" small { (num(groups.len() as u64)) " in all" } }
+                    table.fixed.top {
+                        tr { th { "Principal" } th { "Model" } th { "Account" } th.n { (what) } th.n { "Objects" } th.n { "Alerts" } }
+                        @for (key, g) in groups.iter().take(MAX_TOP_ROWS) {
+                            (group_row(key, g, &alerts))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an alert names beside its principal: the role rule's model and sessions, the
+/// model rule's models, the validation rule's nothing.
+fn what_of(a: &Alert) -> Markup {
+    html! {
+        @if !a.models.is_empty() {
+            (num(a.models.len() as u64)) " models: " (a.models.join(", "))
+        } @else if !a.sessions.is_empty() {
+            (id_cell(&a.model_id, TABLE_ID_CHARS)) " · " (num(a.sessions.len() as u64)) " sessions"
+        } @else {
+            (id_cell(&a.model_id, TABLE_ID_CHARS))
+        }
+    }
+}
+
+fn group_row(key: &DenialKey, g: &GroupStats, alerts: &[&Alert]) -> Markup {
+    let alerted = alerts.iter().filter(|a| a.key() == *key).count() as u64;
+    html! {
+        tr.hot[alerted > 0] {
+            td { (id_cell(&key.user_id, TABLE_ID_CHARS)) }
+            td { (id_cell(&key.model_id, TABLE_ID_CHARS)) }
+            td { (id_cell(&key.account_id, TABLE_ID_CHARS)) }
+            td.n { (num(g.denials)) }
+            td.n { (num(g.objects)) }
+            td.n { (num(alerted)) }
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //! the Lambda (from the environment) and for `scan` (from flags of the same names).
 
 use crate::exceptions::Exceptions;
-use crate::rule::RuleSet;
+use crate::rule::{RuleSet, RuleTag};
 use crate::text::Quoted;
 use crate::window::WindowSpec;
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 pub const DEFAULT_THRESHOLD: u64 = 3;
@@ -23,8 +24,9 @@ pub const DEFAULT_CLOUDTRAIL_DENIAL_CODES: &str = "AccessDenied,AccessDeniedExce
 
 /// The settings `Config` reads, by variable name (the `scan` flags are the same names
 /// in lower case with dashes).
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     "RULES",
+    "RULE_SETTINGS",
     "THRESHOLD",
     "BUCKET_MINUTES",
     "WINDOW_BUCKETS",
@@ -66,11 +68,23 @@ pub struct RuleSettings {
     pub suppress_seconds: i64,
 }
 
+/// Settings of a rule beside the seed rule that replace its defaults (`RULE_SETTINGS`):
+/// its threshold, window and suppression. Its buckets are its own (1 minute for the
+/// validation rule, as the ES|QL it ports; 10 for the others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleOverride {
+    pub threshold: Option<u64>,
+    pub window_buckets: Option<u32>,
+    pub suppress_minutes: Option<u32>,
+}
+
 /// What counts as a denial, how it is bucketed and when it alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The rules switched on (docs/DESIGN.md, "Rules").
     pub rules: RuleSet,
+    /// The other rules' settings that replace their defaults.
+    pub rule_overrides: BTreeMap<RuleTag, RuleOverride>,
     pub threshold: u64,
     pub bucket_minutes: u32,
     pub window_buckets: u32,
@@ -91,6 +105,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             rules: RuleSet::default(),
+            rule_overrides: BTreeMap::new(),
             threshold: DEFAULT_THRESHOLD,
             bucket_minutes: DEFAULT_BUCKET_MINUTES,
             window_buckets: DEFAULT_WINDOW_BUCKETS,
@@ -113,19 +128,25 @@ impl Config {
     /// The settings `rule` counts and alerts with: the seed rule's are the configured
     /// ones (`THRESHOLD`, `BUCKET_MINUTES`, `WINDOW_BUCKETS`, `SUPPRESS_MINUTES`), the
     /// others' their own.
-    pub fn rule_settings(&self, rule: crate::rule::RuleTag) -> RuleSettings {
+    pub fn rule_settings(&self, rule: RuleTag) -> RuleSettings {
         match rule {
-            crate::rule::RuleTag::Seed => RuleSettings {
+            RuleTag::Seed => RuleSettings {
                 spec: self.window(),
                 threshold: self.threshold,
                 suppress_seconds: self.suppress_seconds(),
             },
             other => {
                 let rule = crate::rule::rule(other);
+                let o = self.rule_overrides.get(&other).copied().unwrap_or_default();
                 RuleSettings {
-                    spec: rule.spec(),
-                    threshold: rule.threshold,
-                    suppress_seconds: i64::from(rule.suppress_minutes) * 60,
+                    spec: WindowSpec::new(
+                        rule.bucket_minutes,
+                        o.window_buckets.unwrap_or(rule.window_buckets),
+                    ),
+                    threshold: o.threshold.unwrap_or(rule.threshold),
+                    suppress_seconds: i64::from(
+                        o.suppress_minutes.unwrap_or(rule.suppress_minutes),
+                    ) * 60,
                 }
             }
         }
@@ -137,6 +158,9 @@ impl Config {
         let mut c = Config::default();
         if let Some(v) = get("RULES") {
             c.rules = RuleSet::parse(&v).map_err(|e| ConfigError::new("RULES", &v, e))?;
+        }
+        if let Some(v) = get("RULE_SETTINGS") {
+            c.rule_overrides = parse_rule_settings(&v)?;
         }
         if let Some(v) = get("THRESHOLD") {
             c.threshold = parse_number("THRESHOLD", &v, 0, u64::from(u32::MAX))?;
@@ -175,6 +199,61 @@ impl Config {
     pub fn suppress_seconds(&self) -> i64 {
         i64::from(self.suppress_minutes) * 60
     }
+}
+
+/// `RULE_SETTINGS`: comma-separated `<rule id>:<field>=<n>[:<field>=<n>...]`, fields
+/// `threshold`, `window_buckets` and `suppress_minutes`, for the rules beside the seed
+/// rule (whose settings are `THRESHOLD`, `WINDOW_BUCKETS` and `SUPPRESS_MINUTES`).
+fn parse_rule_settings(value: &str) -> Result<BTreeMap<RuleTag, RuleOverride>, ConfigError> {
+    const NAME: &str = "RULE_SETTINGS";
+    let err = |reason: String| ConfigError::new(NAME, value, reason);
+    let mut out: BTreeMap<RuleTag, RuleOverride> = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut parts = entry.split(':').map(str::trim);
+        let id = parts.next().unwrap_or_default();
+        let tag = RuleTag::from_id(id).ok_or_else(|| {
+            err(format!(
+                "{}: no such rule (scan --list-rules)",
+                Quoted::<80>(id)
+            ))
+        })?;
+        if tag == RuleTag::Seed {
+            return Err(err(
+                "the ported rule's settings are THRESHOLD, WINDOW_BUCKETS and SUPPRESS_MINUTES"
+                    .into(),
+            ));
+        }
+        let o = out.entry(tag).or_default();
+        let mut any = false;
+        for field in parts {
+            any = true;
+            let (name, n) = field.split_once('=').ok_or_else(|| {
+                err(format!(
+                    "{}: expected <field>=<number>",
+                    Quoted::<80>(field)
+                ))
+            })?;
+            let number = |min: u64, max: u64| {
+                parse_number(NAME, n, min, max)
+                    .map_err(|e| err(format!("{}: {}", name.trim(), e.reason)))
+            };
+            match name.trim() {
+                "threshold" => o.threshold = Some(number(0, u64::from(u32::MAX))?),
+                "window_buckets" => o.window_buckets = Some(number(1, 1000)? as u32),
+                "suppress_minutes" => o.suppress_minutes = Some(number(0, 525_600)? as u32),
+                other => {
+                    return Err(err(format!(
+                        "{}: not a setting (threshold, window_buckets, suppress_minutes)",
+                        Quoted::<80>(other)
+                    )))
+                }
+            }
+        }
+        if !any {
+            return Err(err(format!("{id}: no setting given")));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -222,6 +301,42 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_vars(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn the_other_rules_take_their_own_settings() {
+        use crate::rule::{MANY_MODELS, SEED, VALIDATION};
+        let c = from(&[(
+            "RULE_SETTINGS",
+            &format!(
+                "{}:threshold=5:window_buckets=12, {}:suppress_minutes=0",
+                MANY_MODELS.id, VALIDATION.id
+            ),
+        )])
+        .expect("settings");
+        let many = c.rule_settings(RuleTag::ManyModels);
+        assert_eq!((many.threshold, many.spec.window_buckets()), (5, 12));
+        assert_eq!(many.suppress_seconds, 3600);
+        let validation = c.rule_settings(RuleTag::Validation);
+        assert_eq!((validation.threshold, validation.suppress_seconds), (3, 0));
+        assert_eq!(validation.spec.bucket_seconds(), 60, "its own minute");
+        // The seed rule keeps its own variables.
+        assert_eq!(c.rule_settings(RuleTag::Seed).threshold, 3);
+        for (bad, says) in [
+            (format!("{}:threshold=5", SEED.id), "THRESHOLD"),
+            ("nope:threshold=5".to_string(), "no such rule"),
+            (format!("{}:thresh=5", MANY_MODELS.id), "not a setting"),
+            (
+                format!("{}:window_buckets=0", MANY_MODELS.id),
+                "between 1 and 1000",
+            ),
+            (format!("{}:threshold", MANY_MODELS.id), "expected"),
+            (MANY_MODELS.id.to_string(), "no setting"),
+        ] {
+            let e = from(&[("RULE_SETTINGS", &bad)]).expect_err(&bad);
+            assert_eq!(e.name, "RULE_SETTINGS");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct DetectorArgs {
     /// The rules switched on: `all`, or comma-separated rule ids (see --list-rules).
     #[arg(long, env = "RULES", value_name = "IDS")]
     rules: Option<String>,
+    /// The other rules' settings: comma-separated `<rule id>:threshold=N[:window_buckets=N][:suppress_minutes=N]`.
+    #[arg(long, env = "RULE_SETTINGS", value_name = "SETTINGS")]
+    rule_settings: Option<String>,
     /// Alert when a window holds more than this many denials (the seed rule).
     #[arg(long, env = "THRESHOLD", value_name = "N")]
     threshold: Option<String>,
@@ -94,6 +97,7 @@ impl DetectorArgs {
         };
         Config::from_vars(|name| match name {
             "RULES" => self.rules.clone(),
+            "RULE_SETTINGS" => self.rule_settings.clone(),
             "THRESHOLD" => self.threshold.clone(),
             "BUCKET_MINUTES" => self.bucket_minutes.clone(),
             "WINDOW_BUCKETS" => self.window_buckets.clone(),

@@ -4,7 +4,8 @@
 
 use crate::aggregate::{Aggregate, ContextValues};
 use crate::identity::ObjectId;
-use crate::key::DenialKey;
+use crate::key::{DenialKey, RuleTag};
+use crate::store::Members;
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -16,6 +17,10 @@ pub type KeyId = u32;
 pub const MAX_EVIDENCE_VALUES: usize = crate::aggregate::MAX_CONTEXT_VALUES;
 /// Log objects named per key.
 pub const MAX_KEY_OBJECTS: usize = 5;
+/// (group, bucket) entries kept per rule beside the seed rule for its tuning replay: a
+/// rule that counts distinct values keeps each entry's sets (a few KB at most). Past
+/// it, the rule is not replayed.
+pub const MAX_REPLAYED_ENTRIES: usize = 20_000;
 
 /// One key's denials in one bucket of one object, as the detector added them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +44,14 @@ pub struct Record {
 impl Record {
     /// Each object's entries, in counting order.
     pub fn objects(&self) -> impl Iterator<Item = &[Entry]> {
+        self.objects_at().map(|(_, object)| object)
+    }
+
+    /// Each object's entries with the index of its first in the record.
+    pub fn objects_at(&self) -> impl Iterator<Item = (usize, &[Entry])> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
-            let object = &self.entries[start..end];
+            let object = (start, &self.entries[start..end]);
             start = end;
             object
         })
@@ -54,6 +64,77 @@ impl Record {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+}
+
+/// One rule's record beside the seed rule's, for its tuning replay: its groups, each
+/// counted object's (group, bucket) entries in counting order and, for a rule that
+/// counts distinct values, each entry's sets.
+#[derive(Debug, Default)]
+pub struct RuleRecord {
+    index: HashMap<DenialKey, KeyId>,
+    keys: Vec<DenialKey>,
+    record: Record,
+    /// Each entry's sets (rules that count distinct values), in `record` order.
+    members: Vec<Members>,
+    /// The scan held more than [`MAX_REPLAYED_ENTRIES`] entries of the rule.
+    cut: bool,
+}
+
+impl RuleRecord {
+    pub fn keys(&self) -> &[DenialKey] {
+        &self.keys
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Each entry's sets, for a rule that counts distinct values.
+    pub fn members(&self) -> &[Members] {
+        &self.members
+    }
+
+    /// Entries were let go past [`MAX_REPLAYED_ENTRIES`]: the record is not whole.
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
+    fn key_id(&mut self, key: &DenialKey) -> KeyId {
+        if let Some(&id) = self.index.get(key) {
+            return id;
+        }
+        let id = KeyId::try_from(self.keys.len()).unwrap_or(KeyId::MAX);
+        self.keys.push(key.clone());
+        self.index.insert(key.clone(), id);
+        id
+    }
+
+    /// One object's entries of this rule: (group, bucket, count, sets).
+    fn add_object<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a DenialKey, Bucket, u64, Option<&'a Members>)>,
+    ) {
+        if self.cut {
+            return;
+        }
+        let start = self.record.entries.len();
+        for (key, bucket, count, members) in entries {
+            if self.record.entries.len() >= MAX_REPLAYED_ENTRIES {
+                self.cut = true;
+                self.record.entries.truncate(start);
+                self.members.truncate(start);
+                return;
+            }
+            let key = self.key_id(key);
+            self.record.entries.push(Entry { key, bucket, count });
+            if let Some(m) = members {
+                self.members.push(m.clone());
+            }
+        }
+        if self.record.entries.len() > start {
+            self.record.ends.push(self.record.entries.len());
+        }
     }
 }
 
@@ -158,6 +239,8 @@ pub struct Collector {
     span: Option<(Bucket, Bucket)>,
     /// The groups of the other rules, with what they counted.
     groups: HashMap<DenialKey, GroupStats>,
+    /// The other rules' records, for their tuning replays.
+    rule_records: BTreeMap<RuleTag, RuleRecord>,
 }
 
 impl Collector {
@@ -181,12 +264,13 @@ impl Collector {
         if !repeat {
             self.add_groups(aggregate, counted_elsewhere);
         }
+        self.add_rule_records(aggregate, counted_elsewhere, repeat);
         // The report and its tuning table are the seed rule's: the validation rule's
         // keys count other records in other buckets.
         let seed = aggregate
             .keys
             .iter()
-            .filter(|(k, _)| k.rule == crate::key::RuleTag::Seed);
+            .filter(|(k, _)| k.rule == RuleTag::Seed);
         for (key, denials) in seed {
             let id = self.key_id(key);
             let stats = &mut self.keys[id as usize];
@@ -247,7 +331,7 @@ impl Collector {
         let validation = aggregate
             .keys
             .iter()
-            .filter(|(k, _)| k.rule != crate::key::RuleTag::Seed)
+            .filter(|(k, _)| k.rule != RuleTag::Seed)
             .map(|(k, d)| {
                 let elsewhere: u64 = counted_elsewhere
                     .iter()
@@ -267,8 +351,64 @@ impl Collector {
         }
     }
 
+    /// The other rules' entries of one object, as the detector added them: the
+    /// validation rule's counts (less what the other log counted; none for an object
+    /// counted before) and the distinct rules' sets (a union: the same again adds
+    /// nothing, and their buckets are evaluated as the detector evaluates them).
+    fn add_rule_records(
+        &mut self,
+        aggregate: &Aggregate,
+        counted_elsewhere: &[(DenialKey, Bucket, u64)],
+        repeat: bool,
+    ) {
+        let counts = aggregate
+            .keys
+            .iter()
+            .filter(|(k, _)| k.rule != RuleTag::Seed)
+            .flat_map(|(k, d)| {
+                d.buckets.iter().map(move |(&bucket, &count)| {
+                    let elsewhere: u64 = counted_elsewhere
+                        .iter()
+                        .filter(|(e, b, _)| e == k && *b == bucket)
+                        .map(|(_, _, n)| n)
+                        .sum();
+                    let count = if repeat {
+                        0
+                    } else {
+                        count.saturating_sub(elsewhere)
+                    };
+                    (k, bucket, count, None)
+                })
+            });
+        let sets = aggregate.distinct.iter().flat_map(|(k, g)| {
+            g.members.iter().map(move |(&bucket, m)| {
+                (
+                    k,
+                    bucket,
+                    g.denials.buckets.get(&bucket).copied().unwrap_or(0),
+                    Some(m),
+                )
+            })
+        });
+        let mut by_rule: BTreeMap<RuleTag, Vec<_>> = BTreeMap::new();
+        for entry in counts.chain(sets) {
+            by_rule.entry(entry.0.rule).or_default().push(entry);
+        }
+        for (rule, entries) in by_rule {
+            self.rule_records
+                .entry(rule)
+                .or_default()
+                .add_object(entries.into_iter());
+        }
+    }
+
+    /// The record of `rule` (another rule than the seed), if the scan saw it.
+    pub fn rule_record(&self, rule: RuleTag) -> Option<&RuleRecord> {
+        self.rule_records.get(&rule)
+    }
+
     /// The groups of `rule` (another rule than the seed), most denied first.
-    pub fn groups(&self, rule: crate::key::RuleTag) -> Vec<(&DenialKey, &GroupStats)> {
+    pub fn groups(&self, rule: RuleTag) -> Vec<(&DenialKey, &GroupStats)> {
         let mut out: Vec<_> = self.groups.iter().filter(|(k, _)| k.rule == rule).collect();
         out.sort_by(|a, b| b.1.denials.cmp(&a.1.denials).then_with(|| a.0.cmp(b.0)));
         out

@@ -162,7 +162,7 @@ impl<'a> Page<'a> {
                     main.wrap {
                         (self.scan_section(t))
                         (self.alerts_section())
-                        (super::rules::rules_section(i))
+                        (super::rules::rules_section(i, self.tuning))
                         (self.keys_section())
                         (self.top_section())
                         (self.tuning_section())
@@ -546,27 +546,7 @@ impl<'a> Page<'a> {
         html! {
             section #tuning {
                 h2 { "Tuning" small { "alerts and distinct keys this scan would raise at each threshold and window" } }
-                table.tune {
-                    tr {
-                        th { "Alert when a window holds more than" }
-                        @for w in &tn.windows {
-                            th { (u64::from(*w) * u64::from(tn.bucket_minutes)) "-minute window" }
-                        }
-                    }
-                    @for th_ in &tn.thresholds {
-                        tr {
-                            td { b { (th_) } }
-                            @for w in &tn.windows {
-                                @if let Some((with, without)) = tn.cell(*th_, *w) {
-                                    td.cfg[*th_ == tn.configured_threshold && *w == tn.configured_window]
-                                        data-threshold=(th_) data-window-buckets=(w) {
-                                        (cell(with, without))
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                (tuning_table(tn, "Alert when a window holds more than"))
                 p.note {
                     "Outlined: the configured setting, whose alerts are this scan's ("
                     @if same { "the same " (num(conf.published)) ", replayed" } @else { "replayed: " (num(conf.published)) "; the scan published " (num(r.alerts_published)) }

@@ -13,14 +13,15 @@
 //! is kept, are the store's own. The counters do not depend on the setting, so they
 //! are kept once; each setting has its own alert state.
 
-use super::collect::{Collector, KeyId};
+use super::collect::{Collector, KeyId, Record};
 use crate::config::Config;
 use crate::detector::CLAIM_LEASE_SECONDS;
 use crate::exceptions::ExceptionRule;
-use crate::key::DenialKey;
+use crate::key::{DenialKey, RuleTag};
+use crate::rule::distinct::{decide_distinct, DistinctDecision};
 use crate::rule::Decision;
 use crate::store::memory::MemoryStore;
-use crate::store::{AlertClaim, AlertClaims, ClaimOutcome};
+use crate::store::{AlertClaim, AlertClaims, ClaimOutcome, Members};
 use crate::window::{Bucket, WindowSpec, WindowTotal};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -67,58 +68,131 @@ pub struct Outcome {
 /// The replay's one attempt: each claim it makes is marked sent at once.
 const ATTEMPT: &str = "report";
 
-/// Replays the record once for every setting; outcomes in the order of `settings`.
-/// `now` is the time exception rules are judged at (their `until`).
+/// One rule's record, as the replay reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInput<'a> {
+    pub rule: RuleTag,
+    pub keys: &'a [DenialKey],
+    pub record: &'a Record,
+    /// Each entry's sets, for a rule that counts distinct values.
+    pub members: &'a [Members],
+    pub bucket_minutes: u32,
+    pub suppress_seconds: i64,
+}
+
+/// Replays the seed rule's record once for every setting; outcomes in the order of
+/// `settings`. `now` is the time exception rules are judged at (their `until`).
 pub async fn replay(
     collector: &Collector,
     config: &Config,
     now: i64,
     settings: &[Setting],
 ) -> Vec<Outcome> {
-    let rules: Vec<Option<&ExceptionRule>> = collector
-        .keys()
+    let keys: Vec<DenialKey> = collector.keys().iter().map(|k| k.key.clone()).collect();
+    let input = RuleInput {
+        rule: RuleTag::Seed,
+        keys: &keys,
+        record: collector.record(),
+        members: &[],
+        bucket_minutes: config.bucket_minutes,
+        suppress_seconds: config.suppress_seconds(),
+    };
+    replay_rule(&input, config, now, settings).await
+}
+
+/// What a key holds in the replay: counts per bucket, or a distinct rule's sets.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    counts: BTreeMap<Bucket, u64>,
+    sets: BTreeMap<Bucket, Members>,
+}
+
+/// Replays one rule's record once for every setting, with that rule's decision.
+pub async fn replay_rule(
+    input: &RuleInput<'_>,
+    config: &Config,
+    now: i64,
+    settings: &[Setting],
+) -> Vec<Outcome> {
+    let rule_value = crate::rule::rule(input.rule);
+    let distinct = matches!(input.rule, RuleTag::RoleSessions | RuleTag::ManyModels);
+    let rules: Vec<Option<&ExceptionRule>> = input
+        .keys
         .iter()
-        .map(|k| config.exceptions.rule_for(&k.key, now))
+        .map(|k| config.exceptions.rule_for(k, now))
         .collect();
     let specs: Vec<WindowSpec> = settings
         .iter()
-        .map(|s| WindowSpec::new(config.bucket_minutes, s.window_buckets))
+        .map(|s| WindowSpec::new(input.bucket_minutes, s.window_buckets))
         .collect();
-    let suppress_seconds = config.suppress_seconds();
-    let mut counts: Vec<BTreeMap<Bucket, u64>> = vec![BTreeMap::new(); collector.keys().len()];
+    let mut held: Vec<Held> = vec![Held::default(); input.keys.len()];
     // Alert state per setting, keyed by a short stand-in for each key.
     let states: Vec<MemoryStore> = settings.iter().map(|_| MemoryStore::new()).collect();
     let mut alerted: Vec<BTreeSet<KeyId>> = vec![BTreeSet::new(); settings.len()];
     let mut outcomes = vec![Outcome::default(); settings.len()];
-    for object in collector.record().objects() {
+    for (start, object) in input.record.objects_at() {
+        let mut at = start;
         for group in object.chunk_by(|a, b| a.key == b.key) {
             let key = group[0].key;
-            let stored = &mut counts[key as usize];
+            let stored = &mut held[key as usize];
             let mut touched = BTreeSet::new();
             for e in group {
                 touched.insert(e.bucket);
                 if e.count > 0 {
-                    *stored.entry(e.bucket).or_insert(0) += e.count;
+                    *stored.counts.entry(e.bucket).or_insert(0) += e.count;
                 }
+                if let Some(m) = input.members.get(at).filter(|_| distinct) {
+                    stored.sets.entry(e.bucket).or_default().union(m);
+                }
+                at += 1;
             }
             let stand_in = DenialKey::new(key.to_string(), "", "");
             // What the detector's query returns, once per window width.
             let mut read: HashMap<u32, BTreeMap<Bucket, u64>> = HashMap::new();
+            let mut read_sets: HashMap<u32, BTreeMap<Bucket, Members>> = HashMap::new();
             for (i, setting) in settings.iter().enumerate() {
                 let spec = &specs[i];
                 let Some((first, last)) = spec.query_range(&touched) else {
                     continue;
                 };
-                let counts = read
-                    .entry(setting.window_buckets)
-                    .or_insert_with(|| stored.range(first..=last).map(|(b, n)| (*b, *n)).collect());
                 let rule = if setting.exceptions {
                     rules[key as usize]
                 } else {
                     None
                 };
                 let outcome = &mut outcomes[i];
-                let (window, threshold) =
+                let (window, threshold) = if distinct {
+                    let sets = read_sets.entry(setting.window_buckets).or_insert_with(|| {
+                        stored
+                            .sets
+                            .range(first..=last)
+                            .map(|(b, m)| (*b, m.clone()))
+                            .collect()
+                    });
+                    match decide_distinct(rule_value, spec, sets, &touched, rule, setting.threshold)
+                    {
+                        DistinctDecision::Quiet => continue,
+                        DistinctDecision::Excepted { .. } => {
+                            outcome.excepted += 1;
+                            continue;
+                        }
+                        DistinctDecision::Alert {
+                            end,
+                            union,
+                            threshold,
+                        } => {
+                            let total = union.calls.len() as u64;
+                            (WindowTotal { end, total }, threshold)
+                        }
+                    }
+                } else {
+                    let counts = read.entry(setting.window_buckets).or_insert_with(|| {
+                        stored
+                            .counts
+                            .range(first..=last)
+                            .map(|(b, n)| (*b, *n))
+                            .collect()
+                    });
                     match crate::rule::decide(spec, counts, &touched, rule, setting.threshold) {
                         Decision::Quiet => continue,
                         Decision::Excepted { .. } => {
@@ -126,12 +200,13 @@ pub async fn replay(
                             continue;
                         }
                         Decision::Alert { window, threshold } => (window, threshold),
-                    };
+                    }
+                };
                 let claim = AlertClaim {
                     object_token: String::new(),
                     attempt: ATTEMPT.to_string(),
                     window_end: spec.window_bounds(window.end).1,
-                    suppress_seconds,
+                    suppress_seconds: input.suppress_seconds,
                     lease_seconds: CLAIM_LEASE_SECONDS,
                     now,
                     expires_at: 0,
@@ -181,51 +256,123 @@ pub struct Tuning {
     pub with: Vec<Outcome>,
     /// The same without exception rules, when rules are configured.
     pub without: Option<Vec<Outcome>>,
+    /// The other rules' tables (for the seed rule's), in the rules' order: `None` for
+    /// a rule whose record was cut ([`MAX_REPLAYED_ENTRIES`](super::collect::MAX_REPLAYED_ENTRIES)).
+    pub others: Vec<(RuleTag, Option<Tuning>)>,
 }
 
+/// Windows of the validation rule's tuning table, in minutes: its own minute, and wider.
+pub const VALIDATION_WINDOW_MINUTES: [u32; 3] = [1, 5, 10];
+
 impl Tuning {
+    /// The seed rule's table, with the table of every other rule switched on.
     pub async fn compute(collector: &Collector, config: &Config, now: i64) -> Self {
+        let keys: Vec<DenialKey> = collector.keys().iter().map(|k| k.key.clone()).collect();
+        let seed = RuleInput {
+            rule: RuleTag::Seed,
+            keys: &keys,
+            record: collector.record(),
+            members: &[],
+            bucket_minutes: config.bucket_minutes,
+            suppress_seconds: config.suppress_seconds(),
+        };
+        let mut tuning = Self::grid(
+            &seed,
+            config,
+            now,
+            config.threshold,
+            config.window_buckets,
+            &WINDOW_MINUTES,
+        )
+        .await;
+        let empty = Record::default();
+        for tag in RuleTag::ALL.into_iter().filter(|t| *t != RuleTag::Seed) {
+            if !config.rules.has(tag) {
+                continue;
+            }
+            let rule = crate::rule::rule(tag);
+            let record = collector.rule_record(tag);
+            if record.is_some_and(|r| r.is_cut()) {
+                tuning.others.push((tag, None));
+                continue;
+            }
+            let settings = config.rule_settings(tag);
+            let input = RuleInput {
+                rule: tag,
+                keys: record.map_or(&[], |r| r.keys()),
+                record: record.map_or(&empty, |r| r.record()),
+                members: record.map_or(&[], |r| r.members()),
+                bucket_minutes: rule.bucket_minutes,
+                suppress_seconds: settings.suppress_seconds,
+            };
+            let window =
+                u32::try_from(settings.spec.window_buckets()).unwrap_or(rule.window_buckets);
+            let minutes: &[u32] = if tag == RuleTag::Validation {
+                &VALIDATION_WINDOW_MINUTES
+            } else {
+                &WINDOW_MINUTES
+            };
+            let t = Self::grid(&input, config, now, settings.threshold, window, minutes).await;
+            tuning.others.push((tag, Some(t)));
+        }
+        tuning
+    }
+
+    /// One rule's table: [`THRESHOLDS`] and `threshold`, by `minutes` (in the rule's
+    /// buckets, rounded up) and `window`.
+    async fn grid(
+        input: &RuleInput<'_>,
+        config: &Config,
+        now: i64,
+        threshold: u64,
+        window: u32,
+        minutes: &[u32],
+    ) -> Self {
         let mut thresholds: Vec<u64> = THRESHOLDS.to_vec();
-        thresholds.push(config.threshold);
+        thresholds.push(threshold);
         thresholds.sort_unstable();
         thresholds.dedup();
-        let minutes = config.bucket_minutes.max(1);
-        let mut windows: Vec<u32> = WINDOW_MINUTES
+        let bucket = input.bucket_minutes.max(1);
+        let mut windows: Vec<u32> = minutes
             .iter()
-            .map(|m| m.div_ceil(minutes).clamp(1, MAX_WINDOW_BUCKETS))
+            .map(|m| m.div_ceil(bucket).clamp(1, MAX_WINDOW_BUCKETS))
             .collect();
-        windows.push(config.window_buckets);
+        windows.push(window);
         windows.sort_unstable();
         windows.dedup();
-        let has_rules = !config.exceptions.rules().is_empty();
+        let has_rules = input
+            .keys
+            .iter()
+            .any(|k| config.exceptions.rule_for(k, now).is_some())
+            || (input.rule == RuleTag::Seed && !config.exceptions.rules().is_empty());
         let mut settings = Vec::new();
         for exceptions in [true, false] {
             if !exceptions && !has_rules {
                 continue;
             }
-            for &threshold in &thresholds {
+            for &t in &thresholds {
                 for &window_buckets in &windows {
                     settings.push(Setting {
-                        threshold,
+                        threshold: t,
                         window_buckets,
                         exceptions,
-                        list: threshold == config.threshold
-                            && window_buckets == config.window_buckets,
+                        list: t == threshold && window_buckets == window,
                     });
                 }
             }
         }
-        let mut outcomes = replay(collector, config, now, &settings).await;
+        let mut outcomes = replay_rule(input, config, now, &settings).await;
         let cells = thresholds.len() * windows.len();
         let without = (outcomes.len() > cells).then(|| outcomes.split_off(cells));
         Self {
             thresholds,
             windows,
-            bucket_minutes: minutes,
-            configured_threshold: config.threshold,
-            configured_window: config.window_buckets,
+            bucket_minutes: bucket,
+            configured_threshold: threshold,
+            configured_window: window,
             with: outcomes,
             without,
+            others: Vec::new(),
         }
     }
 

@@ -3,9 +3,10 @@
 //! tuning table before and after it are the seed rule's.
 
 use super::collect::GroupStats;
+use super::collect::MAX_REPLAYED_ENTRIES;
 use super::html::{MAX_TOP_ROWS, TABLE_ID_CHARS};
-use super::values::{count, id_cell, num, slug, window_text};
-use super::ReportInput;
+use super::values::{count, id_cell, num, slug, tuning_table, window_text};
+use super::{ReportInput, Tuning};
 use crate::alert::Alert;
 use crate::key::{DenialKey, RuleTag};
 use crate::rule::{rule, Rule};
@@ -15,19 +16,19 @@ use maud::{html, Markup};
 pub const MAX_RULE_ALERTS: usize = 50;
 
 /// One `section#rules`, with an `article.rule` per rule other than the seed rule.
-pub(super) fn rules_section(input: &ReportInput) -> Markup {
+pub(super) fn rules_section(input: &ReportInput, tuning: &Tuning) -> Markup {
     let others = RuleTag::ALL.into_iter().filter(|t| *t != RuleTag::Seed);
     html! {
         section #rules {
             h2 { "Other rules" small { "the rules beside the ported one: their alerts and most denied groups" } }
             @for tag in others {
-                (rule_article(input, tag))
+                (rule_article(input, tag, tuning.others.iter().find(|(t, _)| *t == tag).map(|(_, tn)| tn.as_ref())))
             }
         }
     }
 }
 
-fn rule_article(input: &ReportInput, tag: RuleTag) -> Markup {
+fn rule_article(input: &ReportInput, tag: RuleTag, tuning: Option<Option<&Tuning>>) -> Markup {
     let r: &Rule = rule(tag);
     let on = input.config.rules.has(tag);
     let alerts: Vec<&Alert> = input
@@ -43,7 +44,7 @@ fn rule_article(input: &ReportInput, tag: RuleTag) -> Markup {
         "denials"
     };
     html! {
-        article.rule id={ "rule-" (slug(r.id)) } {
+        article.rule id={ "rule-" (slug(r.id)) } data-rule=(r.id) {
             h3 { (r.name) small { (r.id) " · severity " (r.severity) } }
             p.sub { "Takes " (r.takes) "; groups by " (r.groups_by) "; fires when " (r.fires_when) "." }
             @if !on {
@@ -83,8 +84,36 @@ fn rule_article(input: &ReportInput, tag: RuleTag) -> Markup {
                         }
                     }
                 }
+                @match tuning {
+                    Some(Some(tn)) => {
+                        h4 { "Tuning" small { "alerts and groups this scan would raise at each threshold and window" } }
+                        div.tuning { (tuning_table(tn, corner(tag))) }
+                        p.note {
+                            "Outlined: the rule's setting. Each cell replays the scan's "
+                            @if tag == RuleTag::Validation { "counts" } @else { "sets" }
+                            " in the order they were counted, with the rule's own decision, exception rules and "
+                            (r.suppress_minutes) "-minute suppression."
+                        }
+                    }
+                    Some(None) => {
+                        p.note { "Not replayed: the scan held more than " (num(MAX_REPLAYED_ENTRIES as u64)) " (group, bucket) entries of this rule." }
+                    }
+                    None => {}
+                }
             }
         }
+    }
+}
+
+/// What a threshold of `tag` counts, for its tuning table.
+fn corner(tag: RuleTag) -> &'static str {
+    match tag {
+        RuleTag::Validation => "Alert when a window holds more validation errors than",
+        RuleTag::RoleSessions => {
+            "Alert when a window holds more denied calls, from 2 sessions or more, than"
+        }
+        RuleTag::ManyModels => "Alert when a window holds more distinct models than",
+        RuleTag::Seed => "Alert when a window holds more than",
     }
 }
 

@@ -4,7 +4,7 @@ use crate::alert::{rfc3339, MemorySink};
 use crate::detector::Detector;
 use crate::exceptions::Exceptions;
 use crate::identity::ObjectId;
-use crate::key::DenialKey;
+use crate::key::{DenialKey, RuleTag};
 use crate::logs::{Denial, DenialContext, RecordKind};
 use crate::store::memory::MemoryStore;
 use crate::testing::{memory_detector_with, ACCOUNT, MODEL, T0};
@@ -670,4 +670,48 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
             sec.html().len()
         );
     }
+}
+
+#[test]
+fn the_other_rules_record_is_bounded_and_then_not_replayed() {
+    let config = Config::default();
+    let spec = config.window();
+    let mut c = Collector::new();
+    // Objects of a thousand new principals each, every one denied once: a group per
+    // principal for the model rule, and for each role's model for the role rule.
+    let objects = MAX_REPLAYED_ENTRIES / 1000 + 2;
+    for o in 0..objects {
+        let mut agg = Aggregate::default();
+        for i in 0..1000 {
+            agg.take(
+                Denial {
+                    key: DenialKey::new(
+                        format!("arn:aws:iam::{ACCOUNT}:user/u{o}-{i}"),
+                        MODEL,
+                        ACCOUNT,
+                    ),
+                    validation: false,
+                    event_time: T0,
+                    request_id: Some(format!("r{o}-{i}")),
+                    source: RecordKind::BedrockInvocationLog,
+                    context: DenialContext::default(),
+                },
+                &spec,
+                &config.rules,
+            );
+        }
+        c.add(&ObjectId::s3("logs", &format!("o{o}"), "e"), &agg, &[]);
+    }
+    let record = c
+        .rule_record(RuleTag::ManyModels)
+        .expect("the model rule's record");
+    assert!(record.is_cut());
+    assert!(record.record().objects().map(<[Entry]>::len).sum::<usize>() <= MAX_REPLAYED_ENTRIES);
+    assert!(record.members().len() <= MAX_REPLAYED_ENTRIES);
+    let tuning = runtime().block_on(Tuning::compute(&c, &config, T0));
+    let many = tuning
+        .others
+        .iter()
+        .find(|(t, _)| *t == RuleTag::ManyModels);
+    assert!(matches!(many, Some((_, None))), "not replayed");
 }

@@ -270,3 +270,31 @@ pub(super) fn cell(with: &Outcome, without: Option<&Outcome>) -> Markup {
         }
     }
 }
+
+/// A tuning table: a row per threshold, a column per window, the configured cell
+/// outlined; `corner` says what a threshold counts.
+pub(super) fn tuning_table(tn: &super::Tuning, corner: &str) -> Markup {
+    html! {
+        table.tune {
+            tr {
+                th { (corner) }
+                @for w in &tn.windows {
+                    th { (u64::from(*w) * u64::from(tn.bucket_minutes)) "-minute window" }
+                }
+            }
+            @for th_ in &tn.thresholds {
+                tr {
+                    td { b { (th_) } }
+                    @for w in &tn.windows {
+                        @if let Some((with, without)) = tn.cell(*th_, *w) {
+                            td.cfg[*th_ == tn.configured_threshold && *w == tn.configured_window]
+                                data-threshold=(th_) data-window-buckets=(w) {
+                                (cell(with, without))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -572,11 +572,16 @@ fn summary_line(err: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Alerts of the tuning table's cell for (threshold, window buckets).
+/// Alerts of the seed rule's tuning table's cell for (threshold, window buckets).
 fn cell_alerts(doc: &scraper::Html, threshold: u64, window: u32) -> u64 {
+    rule_cell_alerts(doc, "#tuning", threshold, window)
+}
+
+/// Alerts of the cell for (threshold, window buckets) of the tuning table under `scope`.
+fn rule_cell_alerts(doc: &scraper::Html, scope: &str, threshold: u64, window: u32) -> u64 {
     let t = text_of(
         doc,
-        &format!(r#"td[data-threshold="{threshold}"][data-window-buckets="{window}"] b"#),
+        &format!(r#"{scope} td[data-threshold="{threshold}"][data-window-buckets="{window}"] b"#),
     );
     plain(&t).parse().unwrap_or(u64::MAX)
 }
@@ -725,6 +730,40 @@ fn the_report_shows_what_the_scan_printed_and_tunes_like_separate_scans() {
         assert_eq!(cell_alerts(&other_doc, threshold, window), expected);
         if threshold != 4 {
             assert_eq!(cell_alerts(&doc, threshold, window), expected, "{t} {w}");
+        }
+    }
+    // Each other rule's table too: its configured cell is this run's alerts of the
+    // rule, and other cells what scans with those settings (`--rule-settings`) print.
+    for r in &bedrock_denied_models::rule::RULES[1..] {
+        let scope = format!(r#"article[data-rule="{}"]"#, r.id);
+        let printed_of_rule = printed.iter().filter(|a| a["rule"]["id"] == r.id).count() as u64;
+        assert_eq!(
+            rule_cell_alerts(&doc, &scope, r.threshold, r.window_buckets),
+            printed_of_rule,
+            "{}",
+            r.id
+        );
+        let windows: &[u32] = if r.bucket_minutes == 1 {
+            &[1, 5, 10]
+        } else {
+            &[3, 6, 12]
+        };
+        for &threshold in &[1u64, 2, 3, 5] {
+            for &window in windows {
+                let settings = format!("{}:threshold={threshold}:window_buckets={window}", r.id);
+                let other = scan(&["--rule-settings", &settings, &samples()]);
+                assert!(other.status.success(), "{}", stderr(&other));
+                let expected = alerts(&other)
+                    .iter()
+                    .filter(|a| a["rule"]["id"] == r.id)
+                    .count() as u64;
+                assert_eq!(
+                    rule_cell_alerts(&doc, &scope, threshold, window),
+                    expected,
+                    "{} threshold {threshold} window {window}",
+                    r.id
+                );
+            }
         }
     }
 }

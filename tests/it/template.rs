@@ -225,6 +225,7 @@ fn environment_names_are_those_the_code_reads() {
                 "ACCOUNT_ID" => "111122223333",
                 "EXCEPTIONS" => "[]",
                 "RULES" => "all",
+                "RULE_SETTINGS" => "5ccff5be-bfdf-4b36-91f2-0e122eb0a8db:threshold=4",
                 _ => "1",
             }
             .into(),

@@ -4,7 +4,11 @@
 //! (docs/DESIGN.md, "Backfill through the queue").
 //!
 //! `scripts/bench backfill [--objects N]` starts the emulator and runs it. The objects
-//! are tiny: what is measured is listing and sending, not reading.
+//! are tiny: what is measured is listing and sending, not reading. While the backfill
+//! sends, consumers receive and delete the messages as the deployed functions would
+//! (`--consumers N`, default 4; 0 leaves them in the queue), so the queue stays as
+//! short as a drained one: the emulator's `SendMessageBatch` slows with every message
+//! its queue holds, which SQS's does not.
 
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
@@ -62,7 +66,18 @@ fn main() {
         let queue = SqsQueue::new(&s.sdk, &region, &url);
         queue.check_owned().await.expect("the queue is tagged");
         let mut rows = Vec::new();
+        let consumers: usize = args
+            .iter()
+            .position(|a| a == "--consumers")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4);
+        let mut received = 0u64;
         for dry_run in [true, false] {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let drains: Vec<_> = (0..if dry_run { 0 } else { consumers })
+                .map(|_| tokio::spawn(drain(s.sqs.clone(), url.clone(), stop.clone())))
+                .collect();
             let plan = Plan {
                 bucket: s.bucket.clone(),
                 prefix: format!("{PREFIX}/"),
@@ -76,6 +91,10 @@ fn main() {
                 .await
                 .expect("backfill");
             let seconds = t.elapsed().as_secs_f64();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            for d in drains {
+                received += d.await.expect("consumer");
+            }
             assert_eq!(done.sent, objects as u64);
             rows.push((dry_run, seconds, done));
         }
@@ -104,6 +123,10 @@ fn main() {
                 done.retried,
             );
         }
+        println!();
+        println!(
+            "{consumers} consumers received and deleted {received} messages while it sent (the rest stay queued)"
+        );
         let (_, send_seconds, _) = rows[1];
         println!();
         println!(
@@ -111,4 +134,49 @@ fn main() {
             send_seconds / rows[0].1.max(1e-9)
         );
     });
+}
+
+/// Receives and deletes messages, 10 at a time, until told to stop and the queue
+/// answers empty; how many it took.
+async fn drain(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    let mut taken = 0;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = out.messages();
+        if messages.is_empty() {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return taken;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        taken += entries.len() as u64;
+        sqs.delete_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("delete");
+    }
 }

@@ -32,14 +32,14 @@
 mod support;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
-use bedrock_denied_models::aggregate::{Aggregate, KeyDenials};
+use bedrock_denied_models::aggregate::{Aggregate, CallRecords, KeyDenials};
 use bedrock_denied_models::alert::MemorySink;
 use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::aws::store::DynamoStore;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
-use bedrock_denied_models::key::DenialKey;
+use bedrock_denied_models::key::{call_number, DenialKey};
 use bedrock_denied_models::logs::{Denial, RecordKind};
 use bedrock_denied_models::store::{
     AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
@@ -173,14 +173,26 @@ fn flood(n: usize) -> Vec<Aggregate> {
         .collect()
 }
 
-fn aggregate(object: &Object) -> Aggregate {
+/// The aggregate of object `o`: each denial a call of its own, told by the invocation
+/// log, as real records are (so each (key, bucket) claims its calls).
+fn aggregate(o: usize, object: &Object) -> Aggregate {
     let mut agg = Aggregate::default();
-    for (user, bucket, count) in object {
+    for (n, (user, bucket, count)) in object.iter().enumerate() {
         let k = agg
             .keys
             .entry(DenialKey::new(user, MODEL, ACCOUNT))
             .or_insert_with(KeyDenials::default);
         *k.buckets.entry(*bucket).or_insert(0) += count;
+        let calls = k.calls.entry(*bucket).or_default();
+        for c in 0..*count {
+            calls.calls.push((
+                call_number(&format!("o{o}-{n}-{c}")),
+                CallRecords {
+                    source: RecordKind::BedrockInvocationLog,
+                    records: 1,
+                },
+            ));
+        }
     }
     agg
 }
@@ -499,7 +511,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let of = |objects: Vec<Object>| objects.iter().map(aggregate).collect::<Vec<_>>();
+    let of = |objects: Vec<Object>| {
+        objects
+            .iter()
+            .enumerate()
+            .map(|(o, object)| aggregate(o, object))
+            .collect::<Vec<_>>()
+    };
     let workloads: [(&str, Vec<Aggregate>); 3] = [
         ("hot", of(hot(hot_n))),
         ("mix", of(mix(mix_n))),

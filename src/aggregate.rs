@@ -10,7 +10,7 @@
 //! [`crate::reader::Reader`] fills one aggregate per object.
 
 use crate::arn::{principal_without_session, without_session};
-use crate::key::{call_id, DenialKey, RuleTag};
+use crate::key::{call_number, DenialKey, RuleTag};
 use crate::logs::{Denial, DenialContext, RecordKind};
 use crate::model::normalize_model;
 use crate::rule::{self, RuleSet};
@@ -85,10 +85,12 @@ pub struct CallRecords {
     pub records: u64,
 }
 
-/// The calls of one (key, bucket) of an object, by [`call_id`](crate::key::call_id).
+/// The calls of one (key, bucket) of an object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketCalls {
-    pub calls: BTreeMap<String, CallRecords>,
+    /// Each call by [`call_number`](crate::key::call_number), first seen first: a few
+    /// (at most [`MAX_CALLS_PER_COUNTER`]), so a list costs least.
+    pub calls: Vec<(u64, CallRecords)>,
     /// Records of a tracked call told by the other log than its first record's, in
     /// this same object: the call counts once, as its first record's log's.
     pub told_twice: u64,
@@ -99,7 +101,7 @@ impl BucketCalls {
     pub fn sources(&self) -> BTreeMap<String, RecordKind> {
         self.calls
             .iter()
-            .map(|(id, c)| (id.clone(), c.source))
+            .map(|(n, c)| (format!("{n:016x}"), c.source))
             .collect()
     }
 
@@ -108,7 +110,11 @@ impl BucketCalls {
     pub fn counted_elsewhere(&self, owners: &BTreeMap<String, RecordKind>) -> u64 {
         self.calls
             .iter()
-            .filter(|(id, c)| owners.get(*id).is_some_and(|owner| *owner != c.source))
+            .filter(|(n, c)| {
+                owners
+                    .get(&format!("{n:016x}"))
+                    .is_some_and(|owner| *owner != c.source)
+            })
             .map(|(_, c)| c.records)
             .sum()
     }
@@ -193,16 +199,16 @@ impl Aggregate {
         *count += 1;
         if let Some(id) = denial.request_id.as_deref().filter(|id| !id.is_empty()) {
             let calls = entry.calls.entry(bucket).or_default();
-            let id = call_id(id);
+            let n = call_number(id);
             let room = calls.calls.len() < MAX_CALLS_PER_COUNTER
                 && self.tracked_calls < MAX_TRACKED_CALLS_PER_OBJECT;
-            match calls.calls.get_mut(&id) {
-                Some(c) if c.source == denial.source => c.records += 1,
+            match calls.calls.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, c)) if c.source == denial.source => c.records += 1,
                 Some(_) => calls.told_twice += 1,
                 None if room => {
                     self.tracked_calls += 1;
                     let source = denial.source;
-                    calls.calls.insert(id, CallRecords { source, records: 1 });
+                    calls.calls.push((n, CallRecords { source, records: 1 }));
                 }
                 None => {}
             }

@@ -148,7 +148,15 @@ pub(crate) fn digest_parts(parts: &[&[u8]]) -> String {
 /// A call's id across the two logs: 16 hex digits of the SHA-256 of its request id
 /// (invocation log `requestId`, CloudTrail `requestID`), the same in every rule.
 pub fn call_id(request_id: &str) -> String {
-    sha256_hex(request_id.as_bytes())[..16].to_string()
+    format!("{:016x}", call_number(request_id))
+}
+
+/// [`call_id`] as a number: the first 8 bytes of the SHA-256 of the request id.
+pub fn call_number(request_id: &str) -> u64 {
+    let digest = Sha256::digest(request_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// Hex SHA-256 of `data`.
@@ -170,6 +178,13 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_id_is_the_first_16_hex_digits_of_its_digest() {
+        for id in ["", "r1", "ede9a64e-f388-d951-31d5-66845f27ba5b"] {
+            assert_eq!(call_id(id), sha256_hex(id.as_bytes())[..16]);
+        }
+    }
 
     #[test]
     fn digest_is_unambiguous() {

@@ -207,6 +207,20 @@ impl KeyStats {
     }
 }
 
+/// Records of `key` (in `bucket`, or in all) the detector left uncounted because the
+/// other log counted their calls.
+fn left_to_the_other_log(
+    counted_elsewhere: &[(DenialKey, Bucket, u64)],
+    key: &DenialKey,
+    bucket: Option<Bucket>,
+) -> u64 {
+    counted_elsewhere
+        .iter()
+        .filter(|(k, b, _)| k == key && bucket.is_none_or(|x| x == *b))
+        .map(|(_, _, n)| n)
+        .sum()
+}
+
 /// What the scan saw of one group of a rule beside the seed rule (a validation
 /// rule's (user.id, account), a role's model, a principal): its denials (validation
 /// errors, for the validation rule) counted and the objects that held them.
@@ -276,11 +290,7 @@ impl Collector {
             let stats = &mut self.keys[id as usize];
             let mut added = 0;
             for (&bucket, &count) in &denials.buckets {
-                let elsewhere: u64 = counted_elsewhere
-                    .iter()
-                    .filter(|(k, b, _)| k == key && *b == bucket)
-                    .map(|(_, _, n)| n)
-                    .sum();
+                let elsewhere = left_to_the_other_log(counted_elsewhere, key, Some(bucket));
                 let count = if repeat {
                     0
                 } else {
@@ -333,11 +343,7 @@ impl Collector {
             .iter()
             .filter(|(k, _)| k.rule != RuleTag::Seed)
             .map(|(k, d)| {
-                let elsewhere: u64 = counted_elsewhere
-                    .iter()
-                    .filter(|(e, _, _)| e == k)
-                    .map(|(_, _, n)| n)
-                    .sum();
+                let elsewhere = left_to_the_other_log(counted_elsewhere, k, None);
                 (k, d.total().saturating_sub(elsewhere))
             });
         let distinct = aggregate
@@ -367,11 +373,7 @@ impl Collector {
             .filter(|(k, _)| k.rule != RuleTag::Seed)
             .flat_map(|(k, d)| {
                 d.buckets.iter().map(move |(&bucket, &count)| {
-                    let elsewhere: u64 = counted_elsewhere
-                        .iter()
-                        .filter(|(e, b, _)| e == k && *b == bucket)
-                        .map(|(_, _, n)| n)
-                        .sum();
+                    let elsewhere = left_to_the_other_log(counted_elsewhere, k, Some(bucket));
                     let count = if repeat {
                         0
                     } else {

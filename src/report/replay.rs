@@ -80,6 +80,25 @@ pub struct RuleInput<'a> {
     pub suppress_seconds: i64,
 }
 
+impl<'a> RuleInput<'a> {
+    /// The seed rule's record, whose keys are `keys` ([`seed_keys`]).
+    pub fn seed(collector: &'a Collector, config: &Config, keys: &'a [DenialKey]) -> Self {
+        Self {
+            rule: RuleTag::Seed,
+            keys,
+            record: collector.record(),
+            members: &[],
+            bucket_minutes: config.bucket_minutes,
+            suppress_seconds: config.suppress_seconds(),
+        }
+    }
+}
+
+/// The seed rule's keys, in the collector's order.
+fn seed_keys(collector: &Collector) -> Vec<DenialKey> {
+    collector.keys().iter().map(|k| k.key.clone()).collect()
+}
+
 /// Replays the seed rule's record once for every setting; outcomes in the order of
 /// `settings`. `now` is the time exception rules are judged at (their `until`).
 pub async fn replay(
@@ -88,16 +107,14 @@ pub async fn replay(
     now: i64,
     settings: &[Setting],
 ) -> Vec<Outcome> {
-    let keys: Vec<DenialKey> = collector.keys().iter().map(|k| k.key.clone()).collect();
-    let input = RuleInput {
-        rule: RuleTag::Seed,
-        keys: &keys,
-        record: collector.record(),
-        members: &[],
-        bucket_minutes: config.bucket_minutes,
-        suppress_seconds: config.suppress_seconds(),
-    };
-    replay_rule(&input, config, now, settings).await
+    let keys = seed_keys(collector);
+    replay_rule(
+        &RuleInput::seed(collector, config, &keys),
+        config,
+        now,
+        settings,
+    )
+    .await
 }
 
 /// What a key holds in the replay: counts per bucket, or a distinct rule's sets.
@@ -267,15 +284,8 @@ pub const VALIDATION_WINDOW_MINUTES: [u32; 3] = [1, 5, 10];
 impl Tuning {
     /// The seed rule's table, with the table of every other rule switched on.
     pub async fn compute(collector: &Collector, config: &Config, now: i64) -> Self {
-        let keys: Vec<DenialKey> = collector.keys().iter().map(|k| k.key.clone()).collect();
-        let seed = RuleInput {
-            rule: RuleTag::Seed,
-            keys: &keys,
-            record: collector.record(),
-            members: &[],
-            bucket_minutes: config.bucket_minutes,
-            suppress_seconds: config.suppress_seconds(),
-        };
+        let keys = seed_keys(collector);
+        let seed = RuleInput::seed(collector, config, &keys);
         let mut tuning = Self::grid(
             &seed,
             config,

@@ -41,8 +41,9 @@ pub struct StoreOps {
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     members: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Members>>>,
-    /// Per (key, bucket): calls offered, and each call's owner.
-    call_claims: Mutex<HashMap<(DenialKey, Bucket), (u64, CallOwners)>>,
+    /// Per (key digest, bucket): calls offered, and each call's owner. By digest, as
+    /// DynamoDB keeps them: a key's ids may be kilobytes.
+    call_claims: Mutex<HashMap<(String, Bucket), (u64, CallOwners)>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
     seen: Mutex<HashMap<String, Marker>>,
     cursors: Mutex<HashMap<String, String>>,
@@ -186,7 +187,7 @@ impl Counters for MemoryStore {
     ) -> Result<Option<CallOwners>, StoreError> {
         self.call_claim_updates.fetch_add(1, Ordering::Relaxed);
         let mut all = lock(&self.call_claims);
-        let (offered, owners) = all.entry((key.clone(), bucket)).or_default();
+        let (offered, owners) = all.entry((key.digest(), bucket)).or_default();
         if *offered >= MAX_CLAIMED_CALLS {
             return Ok(None);
         }

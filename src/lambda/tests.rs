@@ -180,6 +180,50 @@ async fn a_record_speaks_only_for_the_account_whose_folder_holds_it() {
 }
 
 #[tokio::test]
+async fn a_members_records_cannot_claim_another_accounts_calls() {
+    let victim = "444455556666";
+    let victims_principal = MALLORY.replace(ACCOUNT, victim);
+    let src = MemorySource::new();
+    // The member copies the victim's four calls (request ids r0..r3) into CloudTrail
+    // files of its own folder: once as the victim's records, once as its own
+    // principal's.
+    let trail = |user: &str, account: &str| {
+        let records: Vec<Value> = (0..4)
+            .map(|i| {
+                let mut r = crate::testing::cloudtrail_record(
+                    user,
+                    MODEL,
+                    T0 + i,
+                    "InvokeModel",
+                    Some("AccessDenied"),
+                    &format!("r{i}"),
+                );
+                r["userIdentity"]["accountId"] = json!(account);
+                r["recipientAccountId"] = json!(account);
+                r
+            })
+            .collect();
+        json!({ "Records": records }).to_string()
+    };
+    let folder = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/14";
+    let forged = format!("{folder}/111122223333_CloudTrail_us-east-1_20260314T0900Z_a.json");
+    src.put("logs", &forged, trail(&victims_principal, victim));
+    let copied = format!("{folder}/111122223333_CloudTrail_us-east-1_20260314T0900Z_b.json");
+    src.put("logs", &copied, trail(MALLORY, ACCOUNT));
+    let real =
+        format!("AWSLogs/{victim}/BedrockModelInvocationLogs/us-east-1/2026/03/14/09/real.json");
+    src.put("logs", &real, claiming(victim));
+    let h = handler(src);
+    h.handle(s3_event(&[&forged, &copied])).await.expect("ok");
+    // The victim's invocation log still counts its four calls: one alert of 4.
+    h.handle(s3_event(&[&real])).await.expect("ok");
+    let alerts = h.sink().alerts();
+    let of_victim: Vec<_> = alerts.iter().filter(|a| a.account_id == victim).collect();
+    assert_eq!(of_victim.len(), 1, "{alerts:?}");
+    assert_eq!(of_victim[0].total_denials, 4);
+}
+
+#[tokio::test]
 async fn a_cloudwatch_logs_payload_speaks_only_for_its_owner() {
     let messages: Vec<Value> = (0..4)
         .map(|i| {

@@ -46,7 +46,7 @@ fn rule_article(input: &ReportInput, tag: RuleTag, tuning: Option<Option<&Tuning
     html! {
         article.rule id={ "rule-" (slug(r.id)) } data-rule=(r.id) {
             h3 { (r.name) small { (r.id) " · severity " (r.severity) } }
-            p.sub { "Takes " (r.takes) "; groups by " (r.groups_by) "; fires when " (r.fires_when) "." }
+            p.note { "Takes " (r.takes) "; groups by " (r.groups_by) "; fires when " (r.fires_when) "." }
             @if !on {
                 p.note { "Off in this scan (RULES, --rules)." }
             } @else {
@@ -77,7 +77,7 @@ fn rule_article(input: &ReportInput, tag: RuleTag, tuning: Option<Option<&Tuning
                 }
                 @if !groups.is_empty() {
                     h4 { "Most denied groups" small { (num(groups.len() as u64)) " in all" } }
-                    table.fixed.top {
+                    table.fixed.groups {
                         tr { th { "Principal" } th { "Model" } th { "Account" } th.n { (what) } th.n { "Objects" } th.n { "Alerts" } }
                         @for (key, g) in groups.iter().take(MAX_TOP_ROWS) {
                             (group_row(key, g, &alerts))

@@ -81,6 +81,12 @@ table.others th:nth-child(4){width:76px}
 table.others th:nth-child(5){width:116px}
 table.others th:nth-child(6){width:140px}
 table.top th:nth-child(n+2){width:70px}
+table.groups th:nth-child(2){width:300px}
+table.groups th:nth-child(3){width:128px}
+table.groups th:nth-child(n+4){width:90px}
+article.rule{margin:18px 0 0}
+h4{font-size:14px;margin:12px 0 4px}
+h4 small{font-weight:400;color:var(--muted);font-size:13px;margin-left:8px}
 table.ips th:nth-child(2){width:120px}
 footer{color:var(--muted);font-size:12px;max-width:1180px;margin:0 auto;padding:0 20px 30px}
 @media print{body{background:#fff}section{break-inside:avoid-page;border-color:#ccc}}

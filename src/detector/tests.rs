@@ -450,17 +450,7 @@ async fn store_requests_per_object() {
 fn trail_denials(user: &str, calls: &[i64]) -> String {
     calls
         .iter()
-        .map(|i| {
-            let r = cloudtrail_record(
-                user,
-                MODEL,
-                T0 + i,
-                "InvokeModel",
-                Some("AccessDenied"),
-                &format!("r{i}"),
-            );
-            r.to_string() + "\n"
-        })
+        .map(|i| crate::testing::trail_denial(user, *i).to_string() + "\n")
         .collect()
 }
 

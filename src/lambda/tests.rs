@@ -190,14 +190,7 @@ async fn a_members_records_cannot_claim_another_accounts_calls() {
     let trail = |user: &str, account: &str| {
         let records: Vec<Value> = (0..4)
             .map(|i| {
-                let mut r = crate::testing::cloudtrail_record(
-                    user,
-                    MODEL,
-                    T0 + i,
-                    "InvokeModel",
-                    Some("AccessDenied"),
-                    &format!("r{i}"),
-                );
+                let mut r = crate::testing::trail_denial(user, i);
                 r["userIdentity"]["accountId"] = json!(account);
                 r["recipientAccountId"] = json!(account);
                 r

@@ -102,6 +102,20 @@ pub fn cloudtrail_record(
     v
 }
 
+/// A CloudTrail IAM denial of `InvokeModel` by `user` on [`MODEL`] at `T0 + i`, request
+/// id `r<i>`: the call whose invocation-log record is `record(user, MODEL, ACCOUNT,
+/// T0 + i, Some(DENIED), "r<i>")`.
+pub fn trail_denial(user: &str, i: i64) -> Value {
+    cloudtrail_record(
+        user,
+        MODEL,
+        T0 + i,
+        "InvokeModel",
+        Some("AccessDenied"),
+        &format!("r{i}"),
+    )
+}
+
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     // Writing to memory cannot fail.

@@ -9,6 +9,7 @@
 
 use super::chart::{chart, Chart, MAX_BARS};
 use super::collect::{KeyId, KeyStats};
+use super::limits::*;
 use super::replay::{Outcome, Tuning};
 use super::style::CSS;
 use super::values::*;
@@ -19,28 +20,6 @@ use crate::key::DenialKey;
 use crate::window::{Bucket, WindowSpec, WindowTotal};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::collections::{BTreeSet, HashMap};
-
-/// Keys shown with a chart and their evidence: the alerted keys, then the others by
-/// denials.
-pub const MAX_KEY_SECTIONS: usize = 20;
-/// The file's size at most. The limits here keep a report well under it; should
-/// values that escape to the most bytes still take it over, fewer keys get a section.
-pub const MAX_REPORT_BYTES: usize = 3 * 1024 * 1024;
-/// Rows of the alerts table.
-pub const MAX_ALERT_ROWS: usize = 200;
-/// Rows of the table of keys without a section.
-pub const MAX_OTHER_KEYS: usize = 100;
-/// Rows of each top table (principals, models, accounts, source IPs).
-pub const MAX_TOP_ROWS: usize = 15;
-/// Inputs and exception rules listed.
-pub const MAX_LISTED: usize = 20;
-/// Alerts listed in a key's section.
-const MAX_KEY_ALERTS: usize = 10;
-/// Characters of an id shown in tables, and in a key's own section.
-pub const TABLE_ID_CHARS: usize = 120;
-pub const FULL_ID_CHARS: usize = 512;
-/// Characters of an evidence value (the reader keeps 256).
-pub(super) const VALUE_CHARS: usize = 256;
 
 /// Nothing may load or run: no script, no fetch, no frame, no form.
 pub const CSP: &str =

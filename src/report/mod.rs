@@ -9,6 +9,7 @@
 mod chart;
 mod collect;
 mod html;
+mod limits;
 mod replay;
 mod rules;
 mod style;
@@ -20,15 +21,15 @@ pub use collect::{
     Collector, Entry, GroupStats, IpStats, KeyId, KeyStats, Record, RuleRecord, Values,
     MAX_EVIDENCE_VALUES, MAX_KEY_OBJECTS, MAX_REPLAYED_ENTRIES,
 };
-pub use html::{
-    render, CSP, FULL_ID_CHARS, MAX_ALERT_ROWS, MAX_KEY_SECTIONS, MAX_LISTED, MAX_OTHER_KEYS,
-    MAX_REPORT_BYTES, MAX_TOP_ROWS, TABLE_ID_CHARS,
+pub use html::{render, CSP};
+pub use limits::{
+    FULL_ID_CHARS, MAX_ALERT_ROWS, MAX_KEY_SECTIONS, MAX_LISTED, MAX_OTHER_KEYS, MAX_REPORT_BYTES,
+    MAX_TOP_ROWS, TABLE_ID_CHARS,
 };
 pub use replay::{
     replay, replay_rule, Outcome, ReplayedAlert, RuleInput, Setting, Tuning, THRESHOLDS,
     VALIDATION_WINDOW_MINUTES, WINDOW_MINUTES,
 };
-pub use rules::MAX_RULE_ALERTS;
 pub use values::shown;
 
 use crate::alert::Alert;

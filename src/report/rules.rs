@@ -4,16 +4,13 @@
 
 use super::collect::GroupStats;
 use super::collect::MAX_REPLAYED_ENTRIES;
-use super::html::{MAX_TOP_ROWS, TABLE_ID_CHARS};
+use super::limits::{MAX_RULE_ALERTS, MAX_TOP_ROWS, TABLE_ID_CHARS};
 use super::values::{count, id_cell, num, slug, tuning_table, window_text};
 use super::{ReportInput, Tuning};
 use crate::alert::Alert;
 use crate::key::{DenialKey, RuleTag};
 use crate::rule::{rule, Rule};
 use maud::{html, Markup};
-
-/// Alerts listed per rule.
-pub const MAX_RULE_ALERTS: usize = 50;
 
 /// One `section#rules`, with an `article.rule` per rule other than the seed rule.
 pub(super) fn rules_section(input: &ReportInput, tuning: &Tuning) -> Markup {

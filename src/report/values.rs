@@ -3,7 +3,7 @@
 //! window, its evidence and an exception rule.
 
 use super::collect::{KeyId, Values};
-use super::html::{MAX_LISTED, TABLE_ID_CHARS, VALUE_CHARS};
+use super::limits::{MAX_LISTED, TABLE_ID_CHARS, VALUE_CHARS};
 use super::replay::Outcome;
 use crate::alert::{text_escape, Alert};
 use crate::config::Config;

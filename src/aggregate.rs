@@ -428,6 +428,23 @@ mod tests {
     }
 
     #[test]
+    fn the_calls_an_object_tracks_are_bounded() {
+        let spec = WindowSpec::new(10, 6);
+        let mut a = Aggregate::default();
+        // A new request id on every line: 40 calls in each of 200 buckets of one key.
+        for b in 0..200 {
+            for c in 0..40 {
+                a.add(denial("u", b * 600 + c, &format!("r{b}-{c}")), &spec);
+            }
+        }
+        let k = &a.keys[&DenialKey::new("u", "m", "1")];
+        assert!(k.calls.values().all(|c| c.calls.len() <= MAX_CALLS_PER_COUNTER));
+        let tracked: usize = k.calls.values().map(|c| c.calls.len()).sum();
+        assert_eq!(tracked, MAX_TRACKED_CALLS_PER_OBJECT);
+        assert_eq!(a.denials(), 200 * 40, "every record still counts");
+    }
+
+    #[test]
     fn counters_and_buckets_per_key_are_bounded() {
         let spec = WindowSpec::new(10, 6);
         let mut a = Aggregate::default();

@@ -438,7 +438,10 @@ mod tests {
             }
         }
         let k = &a.keys[&DenialKey::new("u", "m", "1")];
-        assert!(k.calls.values().all(|c| c.calls.len() <= MAX_CALLS_PER_COUNTER));
+        assert!(k
+            .calls
+            .values()
+            .all(|c| c.calls.len() <= MAX_CALLS_PER_COUNTER));
         let tracked: usize = k.calls.values().map(|c| c.calls.len()).sum();
         assert_eq!(tracked, MAX_TRACKED_CALLS_PER_OBJECT);
         assert_eq!(a.denials(), 200 * 40, "every record still counts");

@@ -39,20 +39,14 @@ impl DynamoStore {
             .expression_attribute_values(":k", n(calls.len()))
             .expression_attribute_values(":max", n(MAX_CLAIMED_CALLS))
             .return_values(ReturnValue::AllNew);
-        for (source, log) in [
-            (RecordKind::BedrockInvocationLog, ":i"),
-            (RecordKind::CloudTrail, ":t"),
-        ] {
-            if calls.values().any(|s| *s == source) {
-                update = update.expression_attribute_values(log, s(source.tag()));
-            }
+        // One value per log the calls name (`:i`, `:t`): an unused value is refused.
+        let logs: std::collections::BTreeSet<&str> = calls.values().map(|l| l.tag()).collect();
+        for tag in logs {
+            update = update.expression_attribute_values(format!(":{tag}"), s(tag));
         }
         for (i, (id, source)) in calls.iter().enumerate() {
-            let log = match source {
-                RecordKind::BedrockInvocationLog => ":i",
-                RecordKind::CloudTrail => ":t",
-            };
-            sets.push(format!("#c{i} = if_not_exists(#c{i}, {log})"));
+            let log = source.tag();
+            sets.push(format!("#c{i} = if_not_exists(#c{i}, :{log})"));
             update =
                 update.expression_attribute_names(format!("#c{i}"), format!("{CALL_PREFIX}{id}"));
         }

@@ -207,16 +207,16 @@ impl KeyStats {
     }
 }
 
-/// Records of `key` (in `bucket`, or in all) the detector left uncounted because the
+/// Records of (`key`, `bucket`) the detector left uncounted because the
 /// other log counted their calls.
 fn left_to_the_other_log(
     counted_elsewhere: &[(DenialKey, Bucket, u64)],
     key: &DenialKey,
-    bucket: Option<Bucket>,
+    bucket: Bucket,
 ) -> u64 {
     counted_elsewhere
         .iter()
-        .filter(|(k, b, _)| k == key && bucket.is_none_or(|x| x == *b))
+        .filter(|(k, b, _)| k == key && *b == bucket)
         .map(|(_, _, n)| n)
         .sum()
 }
@@ -275,12 +275,8 @@ impl Collector {
             return;
         }
         let repeat = !self.tokens.insert(object.token.clone());
-        if !repeat {
-            self.add_groups(aggregate, counted_elsewhere);
-        }
         self.add_rule_records(aggregate, counted_elsewhere, repeat);
-        // The report and its tuning table are the seed rule's: the validation rule's
-        // keys count other records in other buckets.
+        // The key sections, top tables and this record are the seed rule's.
         let seed = aggregate
             .keys
             .iter()
@@ -290,7 +286,7 @@ impl Collector {
             let stats = &mut self.keys[id as usize];
             let mut added = 0;
             for (&bucket, &count) in &denials.buckets {
-                let elsewhere = left_to_the_other_log(counted_elsewhere, key, Some(bucket));
+                let elsewhere = left_to_the_other_log(counted_elsewhere, key, bucket);
                 let count = if repeat {
                     0
                 } else {
@@ -331,36 +327,11 @@ impl Collector {
         self.record.ends.push(self.record.entries.len());
     }
 
-    /// The other rules' groups of one object: the validation rule's keys (less what
-    /// the other log counted) and the groups of the rules that count distinct values.
-    fn add_groups(
-        &mut self,
-        aggregate: &Aggregate,
-        counted_elsewhere: &[(DenialKey, Bucket, u64)],
-    ) {
-        let validation = aggregate
-            .keys
-            .iter()
-            .filter(|(k, _)| k.rule != RuleTag::Seed)
-            .map(|(k, d)| {
-                let elsewhere = left_to_the_other_log(counted_elsewhere, k, None);
-                (k, d.total().saturating_sub(elsewhere))
-            });
-        let distinct = aggregate
-            .distinct
-            .iter()
-            .map(|(k, g)| (k, g.denials.total()));
-        for (key, denials) in validation.chain(distinct) {
-            let g = self.groups.entry(key.clone()).or_default();
-            g.denials += denials;
-            g.objects += 1;
-        }
-    }
-
     /// The other rules' entries of one object, as the detector added them: the
     /// validation rule's counts (less what the other log counted; none for an object
     /// counted before) and the distinct rules' sets (a union: the same again adds
-    /// nothing, and their buckets are evaluated as the detector evaluates them).
+    /// nothing, and their buckets are evaluated as the detector evaluates them); and
+    /// what its groups counted, once per object.
     fn add_rule_records(
         &mut self,
         aggregate: &Aggregate,
@@ -373,7 +344,7 @@ impl Collector {
             .filter(|(k, _)| k.rule != RuleTag::Seed)
             .flat_map(|(k, d)| {
                 d.buckets.iter().map(move |(&bucket, &count)| {
-                    let elsewhere = left_to_the_other_log(counted_elsewhere, k, Some(bucket));
+                    let elsewhere = left_to_the_other_log(counted_elsewhere, k, bucket);
                     let count = if repeat {
                         0
                     } else {
@@ -393,7 +364,13 @@ impl Collector {
             })
         });
         let mut by_rule: BTreeMap<RuleTag, Vec<_>> = BTreeMap::new();
+        let mut seen: HashSet<&DenialKey> = HashSet::new();
         for entry in counts.chain(sets) {
+            if !repeat {
+                let g = self.groups.entry(entry.0.clone()).or_default();
+                g.denials += entry.2;
+                g.objects += u64::from(seen.insert(entry.0));
+            }
             by_rule.entry(entry.0.rule).or_default().push(entry);
         }
         for (rule, entries) in by_rule {

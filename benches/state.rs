@@ -32,18 +32,19 @@
 mod support;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
-use bedrock_denied_models::aggregate::{Aggregate, CallRecords, KeyDenials};
+use bedrock_denied_models::aggregate::{Aggregate, KeyDenials};
 use bedrock_denied_models::alert::MemorySink;
 use bedrock_denied_models::aws::dynamo_store;
 use bedrock_denied_models::aws::store::DynamoStore;
+use bedrock_denied_models::calls::{CallRecords, Contribution};
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::{call_number, DenialKey};
 use bedrock_denied_models::logs::{Denial, RecordKind};
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
-    DetectorStore, StoreError, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DetectorStore,
+    StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::T0;
 use bedrock_denied_models::window::Bucket;
@@ -174,7 +175,7 @@ fn flood(n: usize) -> Vec<Aggregate> {
 }
 
 /// The aggregate of object `o`: each denial a call of its own, told by the invocation
-/// log, as real records are (so each (key, bucket) claims its calls).
+/// log, as real records are (so each contribution lists its calls).
 fn aggregate(o: usize, object: &Object) -> Aggregate {
     let mut agg = Aggregate::default();
     for (n, (user, bucket, count)) in object.iter().enumerate() {
@@ -185,13 +186,9 @@ fn aggregate(o: usize, object: &Object) -> Aggregate {
         *k.buckets.entry(*bucket).or_insert(0) += count;
         let calls = k.calls.entry(*bucket).or_default();
         for c in 0..*count {
-            calls.calls.push((
-                call_number(&format!("o{o}-{n}-{c}")),
-                CallRecords {
-                    source: RecordKind::BedrockInvocationLog,
-                    records: 1,
-                },
-            ));
+            let mut records = CallRecords::default();
+            records.add(RecordKind::BedrockInvocationLog, 1);
+            calls.push((call_number(&format!("o{o}-{n}-{c}")), records));
         }
     }
     agg
@@ -246,7 +243,7 @@ impl Counters for EarlierLayout {
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         let out = self
@@ -257,7 +254,10 @@ impl Counters for EarlierLayout {
             .key("sk", AttributeValue::N(bucket.to_string()))
             .update_expression("SET expires_at = :exp ADD denials :count, objects :tokens")
             .condition_expression("NOT contains(objects, :token)")
-            .expression_attribute_values(":count", AttributeValue::N(count.to_string()))
+            .expression_attribute_values(
+                ":count",
+                AttributeValue::N(contribution.records.to_string()),
+            )
             .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
             .expression_attribute_values(":tokens", AttributeValue::Ss(vec![object.token.clone()]))
             .expression_attribute_values(":token", AttributeValue::S(object.token.clone()))
@@ -327,17 +327,6 @@ impl Counters for EarlierLayout {
             buckets,
             complete: true,
         })
-    }
-
-    /// The earlier layout had no call claims: every call is its own log's.
-    async fn claim_calls(
-        &self,
-        _key: &DenialKey,
-        _bucket: Bucket,
-        calls: &BTreeMap<String, RecordKind>,
-        _expires_at: i64,
-    ) -> Result<Option<CallOwners>, StoreError> {
-        Ok(Some(calls.clone()))
     }
 }
 

@@ -377,14 +377,6 @@ fn main() {
         ops.adds, agg.updates(), ops.queries, agg.keys.len(), ops.claims, ops.marks, alerts
     );
     println!(
-        "| store requests of one call, one count | {} call-claim updates for {} (key, bucket)s with request ids |",
-        ops.call_claims,
-        agg.keys
-            .values()
-            .map(|k| k.calls.values().filter(|c| !c.calls.is_empty()).count())
-            .sum::<usize>()
-    );
-    println!(
         "| store requests of the other rules | {} set updates for {} distinct (group, bucket); {} set reads for {} groups |",
         ops.member_adds,
         agg.distinct.values().map(|g| g.members.len()).sum::<usize>(),

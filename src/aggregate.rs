@@ -10,8 +10,9 @@
 //! [`crate::reader::Reader`] fills one aggregate per object.
 
 use crate::arn::{principal_without_session, without_session};
+use crate::calls::{CallRecords, Calls, MAX_CALLS_PER_COUNTER};
 use crate::key::{call_number, DenialKey, RuleTag};
-use crate::logs::{Denial, DenialContext, RecordKind};
+use crate::logs::{Denial, DenialContext};
 use crate::model::normalize_model;
 use crate::rule::{self, RuleSet};
 use crate::store::Members;
@@ -36,10 +37,6 @@ pub const MAX_BUCKETS_PER_KEY: usize = 2_016;
 /// (group, bucket) sets: each set is one store write, so this bounds what those rules
 /// add to an object's cost. Past it, new groups are not taken (and counted).
 pub const MAX_DISTINCT_ITEMS_PER_OBJECT: usize = 1_000;
-/// Calls tracked by request id per (key, bucket) of one object: one claim update
-/// names them all (docs/DESIGN.md, "One call, one count"). Records of further calls
-/// count as records.
-pub const MAX_CALLS_PER_COUNTER: usize = 32;
 /// Calls tracked per object in all, bounding the memory the tracking takes.
 pub const MAX_TRACKED_CALLS_PER_OBJECT: usize = 5_000;
 /// Share of the keys let go at once when a limit is reached: the ones with the fewest
@@ -75,58 +72,13 @@ impl ContextValues {
     }
 }
 
-/// One call's records in one (key, bucket) of an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallRecords {
-    /// The log of the call's first record in the object: the one its claim names.
-    pub source: RecordKind,
-    /// Records of that log telling the call (a log's records all count, as the rule
-    /// counts records).
-    pub records: u64,
-}
-
-/// The calls of one (key, bucket) of an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BucketCalls {
-    /// Each call by [`call_number`](crate::key::call_number), first seen first: a few
-    /// (at most [`MAX_CALLS_PER_COUNTER`]), so a list costs least.
-    pub calls: Vec<(u64, CallRecords)>,
-    /// Records of a tracked call told by the other log than its first record's, in
-    /// this same object: the call counts once, as its first record's log's.
-    pub told_twice: u64,
-}
-
-impl BucketCalls {
-    /// Each call with the log that claims it.
-    pub fn sources(&self) -> BTreeMap<String, RecordKind> {
-        self.calls
-            .iter()
-            .map(|(n, c)| (format!("{n:016x}"), c.source))
-            .collect()
-    }
-
-    /// Records of the calls that `owners` says another log claimed first: already
-    /// counted from that log, so not counted here.
-    pub fn counted_elsewhere(&self, owners: &BTreeMap<String, RecordKind>) -> u64 {
-        self.calls
-            .iter()
-            .filter(|(n, c)| {
-                owners
-                    .get(&format!("{n:016x}"))
-                    .is_some_and(|owner| *owner != c.source)
-            })
-            .map(|(_, c)| c.records)
-            .sum()
-    }
-}
-
 /// One key's denials in one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyDenials {
     pub buckets: BTreeMap<Bucket, u64>,
     /// The calls of each bucket, by request id, for counting each call once across
     /// the two logs.
-    pub calls: BTreeMap<Bucket, BucketCalls>,
+    pub calls: BTreeMap<Bucket, Calls>,
     /// The first [`MAX_REQUEST_IDS`] distinct request ids, in log order.
     pub request_ids: Vec<String>,
     pub context: ContextValues,
@@ -200,15 +152,15 @@ impl Aggregate {
         if let Some(id) = denial.request_id.as_deref().filter(|id| !id.is_empty()) {
             let calls = entry.calls.entry(bucket).or_default();
             let n = call_number(id);
-            let room = calls.calls.len() < MAX_CALLS_PER_COUNTER
+            let room = calls.len() < MAX_CALLS_PER_COUNTER
                 && self.tracked_calls < MAX_TRACKED_CALLS_PER_OBJECT;
-            match calls.calls.iter_mut().find(|(m, _)| *m == n) {
-                Some((_, c)) if c.source == denial.source => c.records += 1,
-                Some(_) => calls.told_twice += 1,
+            match calls.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, c)) => c.add(denial.source, 1),
                 None if room => {
                     self.tracked_calls += 1;
-                    let source = denial.source;
-                    calls.calls.push((n, CallRecords { source, records: 1 }));
+                    let mut c = CallRecords::default();
+                    c.add(denial.source, 1);
+                    calls.push((n, c));
                 }
                 None => {}
             }
@@ -298,7 +250,7 @@ impl Aggregate {
                 self.over_limit.denials += d.total();
                 self.over_limit.keys += 1;
                 self.counters -= d.buckets.len();
-                self.tracked_calls -= d.calls.values().map(|c| c.calls.len()).sum::<usize>();
+                self.tracked_calls -= d.calls.values().map(|c| c.len()).sum::<usize>();
             }
         }
     }
@@ -321,6 +273,7 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::RecordKind;
 
     fn denial(user: &str, t: i64, req: &str) -> Denial {
         Denial {
@@ -438,11 +391,8 @@ mod tests {
             }
         }
         let k = &a.keys[&DenialKey::new("u", "m", "1")];
-        assert!(k
-            .calls
-            .values()
-            .all(|c| c.calls.len() <= MAX_CALLS_PER_COUNTER));
-        let tracked: usize = k.calls.values().map(|c| c.calls.len()).sum();
+        assert!(k.calls.values().all(|c| c.len() <= MAX_CALLS_PER_COUNTER));
+        let tracked: usize = k.calls.values().map(|c| c.len()).sum();
         assert_eq!(tracked, MAX_TRACKED_CALLS_PER_OBJECT);
         assert_eq!(a.denials(), 200 * 40, "every record still counts");
     }

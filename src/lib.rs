@@ -3,7 +3,7 @@
 //! (17261da3-a6d0-463c-aac8-ea1718afcd20) to an event-driven pipeline. The design,
 //! and why it is so, is in docs/DESIGN.md.
 //!
-//! The pure core (`logs`, `window`, `aggregate`, `alert` building, `config`,
+//! The pure core (`logs`, `window`, `aggregate`, `calls`, `alert` building, `config`,
 //! `exceptions`, `event`, `layout`, `sources`) holds no AWS types; the counter store,
 //! the alert sinks and the object source are traits with an in-memory and an AWS
 //! implementation. `aws` is the one place AWS is wired up; `lambda` (the function)
@@ -15,6 +15,7 @@ pub mod alert;
 pub mod arn;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod detector;

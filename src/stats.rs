@@ -141,11 +141,10 @@ counters! {
     object validation_counters_added => None, Some(("other rules", "?{} validation counters added"));
     /// (key, bucket) counters this object had already added to (a redelivery).
     object counters_already_counted => None, Some(("counters", "{} already counted"));
-    /// Records of calls the other log counted first (a call told by the invocation
-    /// log and by CloudTrail counts once; docs/DESIGN.md, "One call, one count").
-    object records_counted_elsewhere => None, Some(("counters", "?{} records of calls counted from the other log"));
-    /// (key, bucket)s whose call claims were full: their records counted as they are.
-    object call_claims_full => None, Some(("counters", "?{} with call claims full"));
+    /// Records of calls told by both the invocation log and CloudTrail that no window
+    /// counts, a call counting once (docs/DESIGN.md, "One call, one count"): `scan`
+    /// reads it from its store once every object is counted.
+    invocation records_told_twice => None, Some(("counters", "?{} records of calls told by both logs left out"));
     object alerts_published => Some("AlertsPublished"), Some(("alerts", "{} published"));
     object alerts_suppressed => Some("AlertsSuppressed"), Some(("alerts", "{} suppressed"));
     /// Alerts not raised because an exception rule stops them.

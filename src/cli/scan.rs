@@ -273,6 +273,7 @@ async fn scan(args: &ScanArgs, config: Config, period: [Option<i64>; 2], jobs: u
     )
     .await;
     summary.keys = Some(d.store().key_count() as u64);
+    summary.counts.records_told_twice = d.store().records_told_twice();
     summary.counts.objects_not_selected = not_selected;
     let mut written = true;
     if let (Some(file), Some(collector)) = (report_file, &collector) {
@@ -352,7 +353,7 @@ async fn scan_with<S: DetectorStore>(
                 match detector.count(&id, read).await {
                     Ok(report) => {
                         if let (Some(c), Some(a)) = (collector.as_deref_mut(), &counted) {
-                            c.add(&id, a, &report.counted_elsewhere);
+                            c.add(&id, a);
                         }
                         summary.counts.add(&report.counts);
                         for warning in report.warnings() {

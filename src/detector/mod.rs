@@ -7,6 +7,7 @@
 
 use crate::aggregate::{Aggregate, KeyDenials};
 use crate::alert::{Alert, AlertSink, CeilingNotice, HeldKey, Notice, Sink, SinkError};
+use crate::calls::Contribution;
 use crate::config::Config;
 use crate::identity::{attempt_id, ObjectId};
 use crate::key::DenialKey;
@@ -48,9 +49,6 @@ pub const LATE_LOG_MARGIN_SECONDS: i64 = 2 * 86_400;
 
 /// Wall clock, epoch seconds: replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// Records of (key, bucket)s not counted because the other log counted their calls.
-pub type CountedElsewhere = Vec<(DenialKey, crate::window::Bucket, u64)>;
 
 /// What counting and evaluating one key or group gave: its counts, and the alert it
 /// would raise.
@@ -157,7 +155,7 @@ impl<S: DetectorStore> Detector<S> {
         counts.objects_incomplete = u64::from(read_error.is_some());
         counts.denials_over_limit = read.aggregate.over_limit.denials;
         counts.keys_over_limit = read.aggregate.over_limit.keys;
-        let (recorded, counted_elsewhere) = self.record_with(object, &read.aggregate).await?;
+        let recorded = self.record(object, &read.aggregate).await?;
         counts.add(&recorded);
         Ok(ObjectReport {
             object: object.uri.clone(),
@@ -166,7 +164,6 @@ impl<S: DetectorStore> Detector<S> {
             counts,
             read_error,
             accounts: read.accounts,
-            counted_elsewhere,
         })
     }
 
@@ -177,28 +174,11 @@ impl<S: DetectorStore> Detector<S> {
     /// retried and the retry completes exactly what is missing, but it never stops the
     /// others.
     pub async fn record(&self, object: &ObjectId, agg: &Aggregate) -> Result<Counts, DetectError> {
-        Ok(self.record_with(object, agg).await?.0)
-    }
-
-    /// [`Detector::record`], with the records of each (key, bucket) it did not count
-    /// because the other log counted their calls (docs/DESIGN.md, "One call, one
-    /// count"): what the object added to the store is its aggregate less these.
-    pub async fn record_with(
-        &self,
-        object: &ObjectId,
-        agg: &Aggregate,
-    ) -> Result<(Counts, CountedElsewhere), DetectError> {
         let attempt = attempt_id();
         use futures_util::future::Either;
-        let elsewhere = std::sync::Mutex::new(Vec::new());
-        let elsewhere_ref = &elsewhere;
         // Each result says whether it is a seed key's (true) or another rule's group's.
-        let claims = calls::call_claims_per_key(agg);
-        let seed = agg.keys.iter().zip(claims).map(|((key, denials), claims)| {
-            Either::Left(async move {
-                let r = self.record_key(object, key, denials, claims, elsewhere_ref);
-                (true, r.await)
-            })
+        let seed = agg.keys.iter().map(|(key, denials)| {
+            Either::Left(async move { (true, self.record_key(object, key, denials).await) })
         });
         let distinct = agg.distinct.iter().map(|(key, group)| {
             Either::Right(async move { (false, self.record_distinct(object, key, group).await) })
@@ -266,7 +246,7 @@ impl<S: DetectorStore> Detector<S> {
         let failed_groups = group_errors.len();
         errors.extend(group_errors);
         match errors.into_iter().next() {
-            None => Ok((done, crate::errors::lock(&elsewhere).clone())),
+            None => Ok(done),
             // One principal's object (a seed key and its other rules' groups) fails as
             // its key does, else as its first group.
             Some(e) if keys <= 1 => Err(e),
@@ -297,8 +277,6 @@ impl<S: DetectorStore> Detector<S> {
         object: &ObjectId,
         key: &DenialKey,
         denials: &KeyDenials,
-        mut call_claims: usize,
-        counted_elsewhere: &std::sync::Mutex<CountedElsewhere>,
     ) -> Result<(Counts, Option<Pending>), DetectError> {
         let store_err = Self::store_error(object);
         let settings = self.config.rule_settings(key.rule);
@@ -312,32 +290,13 @@ impl<S: DetectorStore> Detector<S> {
         };
         let counted_at = (self.clock)();
         for (&bucket, &records) in &denials.buckets {
-            let mut count = records;
-            if let Some(calls) = denials.calls.get(&bucket).filter(|c| !c.calls.is_empty()) {
-                let claim = call_claims > 0;
-                call_claims = call_claims.saturating_sub(1);
-                let elsewhere = self
-                    .counted_elsewhere(
-                        key,
-                        bucket,
-                        calls,
-                        claim,
-                        expires_at(counted_at),
-                        &mut report,
-                    )
-                    .await
-                    .map_err(&store_err)?;
-                if elsewhere > 0 {
-                    crate::errors::lock(counted_elsewhere).push((key.clone(), bucket, elsewhere));
-                }
-                count = count.saturating_sub(elsewhere);
-                if count == 0 {
-                    continue;
-                }
-            }
+            // The records and their calls: a window read counts a call told by both
+            // logs once (docs/DESIGN.md, "One call, one count").
+            let calls = denials.calls.get(&bucket).map_or(&[][..], Vec::as_slice);
+            let contribution = Contribution { records, calls };
             match self
                 .store
-                .add(object, key, bucket, count, expires_at(counted_at))
+                .add(object, key, bucket, contribution, expires_at(counted_at))
                 .await
                 .map_err(&store_err)?
             {
@@ -668,7 +627,6 @@ fn timed_out() -> String {
     format!("no answer within {} s", SINK_TIMEOUT.as_secs())
 }
 
-mod calls;
 mod ceilings;
 mod distinct;
 mod error;

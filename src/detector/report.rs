@@ -19,10 +19,6 @@ pub struct ObjectReport {
     /// Whose logs the object holds, and the first denial that claimed another account.
     #[serde(skip)]
     pub accounts: Accounts,
-    /// Records not counted because the other log counted their calls, per (key,
-    /// bucket): what the object added is its aggregate less these.
-    #[serde(skip)]
-    pub counted_elsewhere: super::CountedElsewhere,
 }
 
 /// What the team should hear about one object beside its counts: written once, logged

@@ -180,7 +180,7 @@ async fn a_record_speaks_only_for_the_account_whose_folder_holds_it() {
 }
 
 #[tokio::test]
-async fn a_members_records_cannot_claim_another_accounts_calls() {
+async fn a_members_records_cannot_make_another_accounts_calls_count_less() {
     let victim = "444455556666";
     let victims_principal = MALLORY.replace(ACCOUNT, victim);
     let src = MemorySource::new();

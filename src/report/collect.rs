@@ -3,6 +3,7 @@
 //! its totals per bucket and its evidence, each list bounded per key.
 
 use crate::aggregate::{Aggregate, ContextValues};
+use crate::calls::{CallTally, Calls};
 use crate::identity::ObjectId;
 use crate::key::{DenialKey, RuleTag};
 use crate::store::Members;
@@ -207,20 +208,6 @@ impl KeyStats {
     }
 }
 
-/// Records of (`key`, `bucket`) the detector left uncounted because the
-/// other log counted their calls.
-fn left_to_the_other_log(
-    counted_elsewhere: &[(DenialKey, Bucket, u64)],
-    key: &DenialKey,
-    bucket: Bucket,
-) -> u64 {
-    counted_elsewhere
-        .iter()
-        .filter(|(k, b, _)| k == key && *b == bucket)
-        .map(|(_, _, n)| n)
-        .sum()
-}
-
 /// What the scan saw of one group of a rule beside the seed rule (a validation
 /// rule's (user.id, account), a role's model, a principal): its denials (validation
 /// errors, for the validation rule) counted and the objects that held them.
@@ -255,6 +242,9 @@ pub struct Collector {
     groups: HashMap<DenialKey, GroupStats>,
     /// The other rules' records, for their tuning replays.
     rule_records: BTreeMap<RuleTag, RuleRecord>,
+    /// The calls of each (key, bucket) with request ids, so a call told by both logs
+    /// counts once, as the store reads it (docs/DESIGN.md, "One call, one count").
+    calls: HashMap<(DenialKey, Bucket), CallTally>,
 }
 
 impl Collector {
@@ -263,19 +253,13 @@ impl Collector {
     }
 
     /// Adds one object the detector counted (call it only once `count` succeeded: an
-    /// object that failed counts nothing), less the records the detector did not count
-    /// because the other log counted their calls (`counted_elsewhere`).
-    pub fn add(
-        &mut self,
-        object: &ObjectId,
-        aggregate: &Aggregate,
-        counted_elsewhere: &[(DenialKey, Bucket, u64)],
-    ) {
+    /// object that failed counts nothing).
+    pub fn add(&mut self, object: &ObjectId, aggregate: &Aggregate) {
         if aggregate.is_empty() {
             return;
         }
         let repeat = !self.tokens.insert(object.token.clone());
-        self.add_rule_records(aggregate, counted_elsewhere, repeat);
+        self.add_rule_records(aggregate, repeat);
         // The key sections, top tables and this record are the seed rule's.
         let seed = aggregate
             .keys
@@ -283,15 +267,17 @@ impl Collector {
             .filter(|(k, _)| k.rule == RuleTag::Seed);
         for (key, denials) in seed {
             let id = self.key_id(key);
+            let counts: Vec<(Bucket, u64)> = denials
+                .buckets
+                .iter()
+                .map(|(&bucket, &records)| {
+                    let calls = denials.calls.get(&bucket);
+                    (bucket, self.counted(key, bucket, records, calls, repeat))
+                })
+                .collect();
             let stats = &mut self.keys[id as usize];
             let mut added = 0;
-            for (&bucket, &count) in &denials.buckets {
-                let elsewhere = left_to_the_other_log(counted_elsewhere, key, bucket);
-                let count = if repeat {
-                    0
-                } else {
-                    count - elsewhere.min(count)
-                };
+            for (bucket, count) in counts {
                 self.record.entries.push(Entry {
                     key: id,
                     bucket,
@@ -327,32 +313,58 @@ impl Collector {
         self.record.ends.push(self.record.entries.len());
     }
 
-    /// The other rules' entries of one object, as the detector added them: the
-    /// validation rule's counts (less what the other log counted; none for an object
-    /// counted before) and the distinct rules' sets (a union: the same again adds
-    /// nothing, and their buckets are evaluated as the detector evaluates them); and
-    /// what its groups counted, once per object.
-    fn add_rule_records(
+    /// What one object adds to (key, bucket), as a read of the store counts it: its
+    /// records less those of calls the other log tells at least as often; nothing
+    /// for an object counted before.
+    fn counted(
         &mut self,
-        aggregate: &Aggregate,
-        counted_elsewhere: &[(DenialKey, Bucket, u64)],
+        key: &DenialKey,
+        bucket: Bucket,
+        records: u64,
+        calls: Option<&Calls>,
         repeat: bool,
-    ) {
-        let counts = aggregate
+    ) -> u64 {
+        if repeat {
+            return 0;
+        }
+        let told_twice = match calls.filter(|c| !c.is_empty()) {
+            Some(calls) => self
+                .calls
+                .entry((key.clone(), bucket))
+                .or_default()
+                .add(calls),
+            None => 0,
+        };
+        records.saturating_sub(told_twice)
+    }
+
+    /// The other rules' entries of one object, as the detector added them: the
+    /// validation rule's counts (one call counted once; none for an object counted
+    /// before) and the distinct rules' sets (a union: the same again adds nothing,
+    /// and their buckets are evaluated as the detector evaluates them); and what its
+    /// groups counted, once per object.
+    fn add_rule_records(&mut self, aggregate: &Aggregate, repeat: bool) {
+        let counts: Vec<_> = aggregate
             .keys
             .iter()
             .filter(|(k, _)| k.rule != RuleTag::Seed)
             .flat_map(|(k, d)| {
-                d.buckets.iter().map(move |(&bucket, &count)| {
-                    let elsewhere = left_to_the_other_log(counted_elsewhere, k, bucket);
-                    let count = if repeat {
-                        0
-                    } else {
-                        count.saturating_sub(elsewhere)
-                    };
-                    (k, bucket, count, None)
-                })
-            });
+                d.buckets
+                    .iter()
+                    .map(move |(&b, &r)| (k, b, r, d.calls.get(&b)))
+            })
+            .collect();
+        let counts: Vec<_> = counts
+            .into_iter()
+            .map(|(k, bucket, records, calls)| {
+                (
+                    k,
+                    bucket,
+                    self.counted(k, bucket, records, calls, repeat),
+                    None,
+                )
+            })
+            .collect();
         let sets = aggregate.distinct.iter().flat_map(|(k, g)| {
             g.members.iter().map(move |(&bucket, m)| {
                 (
@@ -365,7 +377,7 @@ impl Collector {
         });
         let mut by_rule: BTreeMap<RuleTag, Vec<_>> = BTreeMap::new();
         let mut seen: HashSet<&DenialKey> = HashSet::new();
-        for entry in counts.chain(sets) {
+        for entry in counts.into_iter().chain(sets) {
             if !repeat {
                 let g = self.groups.entry(entry.0.clone()).or_default();
                 g.denials += entry.2;

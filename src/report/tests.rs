@@ -73,7 +73,7 @@ fn detect_with_store(
             let id = ObjectId::s3("logs", &format!("o{name}"), "e1");
             let agg = aggregate(denials, &spec);
             let report = d.record(&id, &agg).await.expect("memory never fails");
-            collector.add(&id, &agg, &[]);
+            collector.add(&id, &agg);
             total.add(&report);
         }
     });
@@ -285,8 +285,8 @@ fn a_redelivered_object_adds_nothing_but_is_evaluated() {
     let mut c = Collector::new();
     let id = ObjectId::s3("logs", "a", "e1");
     let agg = aggregate(&[(0, 0, 0), (0, 60, 1), (1, 0, 0)], &spec);
-    c.add(&id, &agg, &[]);
-    c.add(&id, &agg, &[]);
+    c.add(&id, &agg);
+    c.add(&id, &agg);
     assert_eq!(c.denials(), 3);
     assert_eq!(c.record().len(), 2);
     let counts: Vec<u64> = c
@@ -309,7 +309,7 @@ fn evidence_is_bounded_per_key() {
     let mut c = Collector::new();
     for i in 0..40 {
         let agg = aggregate(&[(0, i * 60, i as usize)], &spec);
-        c.add(&ObjectId::s3("logs", &format!("o{i}"), "e"), &agg, &[]);
+        c.add(&ObjectId::s3("logs", &format!("o{i}"), "e"), &agg);
     }
     let k = c.key(0);
     assert_eq!(k.source_ips.shown.len(), MAX_EVIDENCE_VALUES);
@@ -455,7 +455,7 @@ fn hostile_ids_render_as_inert_visible_text() {
     let id = ObjectId::s3("logs", HOSTILE, "e");
     let report = runtime().block_on(d.record(&id, &agg)).expect("ok");
     let mut collector = Collector::new();
-    collector.add(&id, &agg, &[]);
+    collector.add(&id, &agg);
     let alerts = d.sink().alerts();
     assert_eq!(alerts.len(), 1);
     let totals = totals_of(&collector, report, 1);
@@ -606,7 +606,7 @@ fn the_report_stays_small_for_thousands_of_hostile_keys() {
             }
             let id = ObjectId::s3("logs", &format!("{long}{o}"), "e");
             let r = d.record(&id, &agg).await.expect("ok");
-            collector.add(&id, &agg, &[]);
+            collector.add(&id, &agg);
             total.add(&r);
         }
     });
@@ -700,7 +700,7 @@ fn the_other_rules_record_is_bounded_and_then_not_replayed() {
                 &config.rules,
             );
         }
-        c.add(&ObjectId::s3("logs", &format!("o{o}"), "e"), &agg, &[]);
+        c.add(&ObjectId::s3("logs", &format!("o{o}"), "e"), &agg);
     }
     let record = c
         .rule_record(RuleTag::ManyModels)

@@ -2,25 +2,28 @@
 //! tests can check how many store requests an object costs.
 
 use super::{
-    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome,
-    Counters, DistinctSets, Marker, Members, PendingClaim, SourceWatch, StoreError, SweepBook,
-    WindowCounts, WindowRead, MAX_CLAIMED_CALLS,
+    decide_claim, AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters,
+    DistinctSets, Marker, Members, PendingClaim, SourceWatch, StoreError, SweepBook, WindowCounts,
+    WindowRead,
 };
+use crate::calls::{CallTally, Contribution};
 use crate::errors::lock;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
-use crate::logs::RecordKind;
 use crate::silence::{LogSource, SourceStatus, SEEN_EVERY_SECONDS};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// One (key, bucket): each counted object's contribution, as DynamoDB keeps them.
+/// One (key, bucket): each counted object's records, as DynamoDB keeps them, and
+/// their calls across the two logs.
 #[derive(Debug, Default)]
 struct Counter {
+    /// What a whole read counts: the records less those of calls told by both logs.
     count: u64,
     objects: BTreeMap<String, u64>,
+    calls: CallTally,
 }
 
 /// Requests made to a store, by kind.
@@ -33,17 +36,12 @@ pub struct StoreOps {
     /// Distinct-set writes and reads (the rules that count distinct values).
     pub member_adds: u64,
     pub member_reads: u64,
-    /// Call claim updates (one call, one count across the two logs).
-    pub call_claims: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     counters: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Counter>>>,
     members: Mutex<HashMap<DenialKey, BTreeMap<Bucket, Members>>>,
-    /// Per (key digest, bucket): calls offered, and each call's owner. By digest, as
-    /// DynamoDB keeps them: a key's ids may be kilobytes.
-    call_claims: Mutex<HashMap<(String, Bucket), (u64, CallOwners)>>,
     alerts: Mutex<HashMap<DenialKey, AlertState>>,
     seen: Mutex<HashMap<String, Marker>>,
     cursors: Mutex<HashMap<String, String>>,
@@ -56,7 +54,6 @@ pub struct MemoryStore {
     marks: AtomicU64,
     member_adds: AtomicU64,
     member_reads: AtomicU64,
-    call_claim_updates: AtomicU64,
 }
 
 impl MemoryStore {
@@ -72,7 +69,6 @@ impl MemoryStore {
             marks: self.marks.load(Ordering::Relaxed),
             member_adds: self.member_adds.load(Ordering::Relaxed),
             member_reads: self.member_reads.load(Ordering::Relaxed),
-            call_claims: self.call_claim_updates.load(Ordering::Relaxed),
         }
     }
 
@@ -82,6 +78,15 @@ impl MemoryStore {
             .get(key)
             .and_then(|b| b.get(&bucket))
             .map_or(0, |c| c.count)
+    }
+
+    /// Records of calls told by both logs that no read counts, in every (key, bucket).
+    pub fn records_told_twice(&self) -> u64 {
+        lock(&self.counters)
+            .values()
+            .flat_map(|bs| bs.values())
+            .map(|c| c.calls.told_twice())
+            .sum()
     }
 
     /// All non-zero counters, for comparing whole-store states in tests.
@@ -121,7 +126,7 @@ impl Counters for MemoryStore {
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         _expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         self.adds.fetch_add(1, Ordering::Relaxed);
@@ -134,8 +139,9 @@ impl Counters for MemoryStore {
         if c.objects.contains_key(&object.token) {
             return Ok(AddOutcome::AlreadyCounted);
         }
-        c.objects.insert(object.token.clone(), count);
-        c.count += count;
+        c.objects.insert(object.token.clone(), contribution.records);
+        let told_twice = c.calls.add(contribution.calls);
+        c.count += contribution.records.saturating_sub(told_twice);
         Ok(AddOutcome::Added)
     }
 
@@ -161,10 +167,11 @@ impl Counters for MemoryStore {
             .flat_map(|bs| bs.range(first..=last))
         {
             let taken = c.objects.len().min(left);
+            // A part never counts more than the whole.
             let count = if taken == c.objects.len() {
                 c.count
             } else {
-                c.objects.values().take(taken).sum()
+                c.objects.values().take(taken).sum::<u64>().min(c.count)
             };
             if count > 0 {
                 out.buckets.insert(*b, count);
@@ -176,28 +183,6 @@ impl Counters for MemoryStore {
             }
         }
         Ok(out)
-    }
-
-    async fn claim_calls(
-        &self,
-        key: &DenialKey,
-        bucket: Bucket,
-        calls: &BTreeMap<String, RecordKind>,
-        _expires_at: i64,
-    ) -> Result<Option<CallOwners>, StoreError> {
-        self.call_claim_updates.fetch_add(1, Ordering::Relaxed);
-        let mut all = lock(&self.call_claims);
-        let (offered, owners) = all.entry((key.digest(), bucket)).or_default();
-        if *offered >= MAX_CLAIMED_CALLS {
-            return Ok(None);
-        }
-        *offered += calls.len() as u64;
-        Ok(Some(
-            calls
-                .iter()
-                .map(|(id, source)| (id.clone(), *owners.entry(id.clone()).or_insert(*source)))
-                .collect(),
-        ))
     }
 }
 

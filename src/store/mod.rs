@@ -15,10 +15,10 @@
 pub mod conformance;
 pub mod memory;
 
+use crate::calls::Contribution;
 use crate::errors::BoxError;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
-use crate::logs::RecordKind;
 use crate::silence::{LogSource, SourceStatus};
 use crate::window::Bucket;
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,17 +197,20 @@ pub fn decide_claim(state: Option<&AlertState>, claim: &AlertClaim) -> ClaimOutc
 /// Exactly-once denial counters per (key, bucket) (docs/DESIGN.md, "Exactly-once
 /// counting"). Every method is atomic on its own.
 pub trait Counters: Send + Sync {
-    /// Adds `count` to (key, bucket) unless `object` already contributed to it, in one
-    /// atomic step.
+    /// Adds `contribution` to (key, bucket) unless `object` already contributed to
+    /// it, in one atomic step.
     fn add(
         &self,
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         expires_at: i64,
     ) -> impl Future<Output = Result<AddOutcome, StoreError>> + Send;
-    /// Non-zero counts of buckets `first ..= last` for `key`, read consistently.
+    /// Counts of buckets `first ..= last` for `key`, read consistently: each bucket's
+    /// records, a call told by both logs counted as often as the log telling it more
+    /// times ([`CallTally`](crate::calls::CallTally); docs/DESIGN.md, "One call, one
+    /// count"). Buckets that count nothing are left out.
     fn counts(
         &self,
         key: &DenialKey,
@@ -215,27 +218,7 @@ pub trait Counters: Send + Sync {
         last: Bucket,
         read: WindowRead,
     ) -> impl Future<Output = Result<WindowCounts, StoreError>> + Send;
-    /// Claims each of `calls` of (key, bucket) (by [`call_id`](crate::key::call_id))
-    /// for the log that told it, unless a log claimed it before, in one atomic step,
-    /// kept until `expires_at` (docs/DESIGN.md, "One call, one count"). Returns the
-    /// log that owns each call, or `None`, claiming nothing, when (key, bucket) was
-    /// offered [`MAX_CLAIMED_CALLS`] calls already.
-    fn claim_calls(
-        &self,
-        key: &DenialKey,
-        bucket: Bucket,
-        calls: &BTreeMap<String, RecordKind>,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Option<CallOwners>, StoreError>> + Send;
 }
-
-/// The log that claimed each call first.
-pub type CallOwners = BTreeMap<String, RecordKind>;
-
-/// Calls offered to one (key, bucket)'s claims before they are full: far past any
-/// threshold, where one call more or less changes no alert. It bounds the item
-/// (about 2 KB).
-pub const MAX_CLAIMED_CALLS: u64 = 64;
 
 pub use crate::rule::distinct::{bounded_member, Members, MAX_CALLS, MAX_VALUES};
 

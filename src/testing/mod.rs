@@ -397,11 +397,13 @@ impl<S: Counters> Counters for BarrierStore<S> {
         object: &crate::identity::ObjectId,
         key: &crate::key::DenialKey,
         bucket: crate::window::Bucket,
-        count: u64,
+        contribution: crate::calls::Contribution<'_>,
         expires_at: i64,
     ) -> Result<crate::store::AddOutcome, crate::store::StoreError> {
         self.gate(&self.adds, &self.before_add).await;
-        self.inner.add(object, key, bucket, count, expires_at).await
+        self.inner
+            .add(object, key, bucket, contribution, expires_at)
+            .await
     }
 
     async fn counts(
@@ -412,16 +414,6 @@ impl<S: Counters> Counters for BarrierStore<S> {
         read: crate::store::WindowRead,
     ) -> Result<crate::store::WindowCounts, crate::store::StoreError> {
         self.inner.counts(key, first, last, read).await
-    }
-
-    async fn claim_calls(
-        &self,
-        key: &crate::key::DenialKey,
-        bucket: crate::window::Bucket,
-        calls: &std::collections::BTreeMap<String, crate::logs::RecordKind>,
-        expires_at: i64,
-    ) -> Result<Option<crate::store::CallOwners>, crate::store::StoreError> {
-        self.inner.claim_calls(key, bucket, calls, expires_at).await
     }
 }
 

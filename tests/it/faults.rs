@@ -6,16 +6,16 @@
 
 use crate::support::*;
 use bedrock_denied_models::alert::{Alert, AlertSink, MemorySink, Notice, Sink, SinkError};
+use bedrock_denied_models::calls::Contribution;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::errors::Context;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
-use bedrock_denied_models::logs::RecordKind;
 use bedrock_denied_models::store::memory::MemoryStore;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
-    DistinctSets, Members, StoreError, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, DistinctSets, Members,
+    StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::window::Bucket;
 use futures_util::future::BoxFuture;
@@ -107,13 +107,14 @@ impl Counters for FaultyStore {
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         faulty!(
             self,
             "add",
-            self.inner.add(object, key, bucket, count, expires_at)
+            self.inner
+                .add(object, key, bucket, contribution, expires_at)
         )
     }
 
@@ -125,20 +126,6 @@ impl Counters for FaultyStore {
         read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         faulty!(self, "query", self.inner.counts(key, first, last, read))
-    }
-
-    async fn claim_calls(
-        &self,
-        key: &DenialKey,
-        bucket: Bucket,
-        calls: &BTreeMap<String, RecordKind>,
-        expires_at: i64,
-    ) -> Result<Option<CallOwners>, StoreError> {
-        faulty!(
-            self,
-            "claim_calls",
-            self.inner.claim_calls(key, bucket, calls, expires_at)
-        )
     }
 }
 
@@ -387,19 +374,18 @@ async fn matrix(sinks: &[&'static str], expected_calls: usize) -> usize {
 
 #[tokio::test]
 async fn every_failure_point_then_a_clean_retry_with_one_sink() {
-    // mallory: claim_calls and add for each of two buckets, query, claim, slot (the
-    // account's hourly allowance), publish, mark; bob: claim_calls and add twice,
-    // query; the other rules' groups of both (mallory's role and principal, bob's
+    // mallory: add for each of two buckets, query, claim, slot (the account's hourly
+    // allowance), publish, mark; bob: add twice, query; the other rules' groups of both (mallory's role and principal, bob's
     // principal): add_members twice (two buckets) and members, each.
-    let tried = matrix(&["sns"], 23).await;
-    assert_eq!(tried, 46);
+    let tried = matrix(&["sns"], 19).await;
+    assert_eq!(tried, 38);
 }
 
 #[tokio::test]
 async fn every_failure_point_then_a_clean_retry_with_three_sinks() {
     // As above, plus a publish and a record for each of three sinks.
-    let tried = matrix(&["sns", "events", "securityhub"], 28).await;
-    assert_eq!(tried, 56);
+    let tried = matrix(&["sns", "events", "securityhub"], 24).await;
+    assert_eq!(tried, 48);
 }
 
 #[tokio::test]
@@ -409,13 +395,13 @@ async fn when_giving_the_claim_back_fails_too_the_retry_waits_out_the_lease() {
     let now = Arc::new(AtomicI64::new(T0));
     let plan = Arc::new(Plan::default());
     let (d, delivered) = detector_and_sinks(&plan, &["sns"], &now);
-    // claim_calls, add, query, the other rules' add_members and members (mallory's
-    // role and principal), claim, slot, publish (fails), release (fails): the claim
-    // stays behind.
-    plan.reset(vec![(9, Mode::Before), (10, Mode::Before)]);
+    // add, query, the other rules' add_members and members (mallory's role and
+    // principal), claim, slot, publish (fails), release (fails): the claim stays
+    // behind.
+    plan.reset(vec![(8, Mode::Before), (9, Mode::Before)]);
     assert!(d.process(&object, body.as_bytes()).await.is_err());
-    assert_eq!(plan.kind(9), "publish sns");
-    assert_eq!(plan.kind(10), "release");
+    assert_eq!(plan.kind(8), "publish sns");
+    assert_eq!(plan.kind(9), "release");
     plan.reset(Vec::new());
     // Another object, within the lease: it waits, then fails so it is retried.
     let other = ObjectId::s3("logs", "b.json", "1");

@@ -298,9 +298,9 @@ async fn missing_table_fails_the_invocation() {
         .handle(s.s3_event(&["a.json.gz"]))
         .await
         .expect_err("fails");
-    // The first write of a denial's count: its call claims.
+    // The first write of a denial's count: its contribution.
     assert!(
-        err.to_string().contains("UpdateItem (call claims)"),
+        err.to_string().contains("PutItem (counter contribution)"),
         "{err}"
     );
 }

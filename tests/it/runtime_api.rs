@@ -99,7 +99,7 @@ async fn dependency_failure_is_reported_as_an_invocation_error() {
     assert!(
         e["errorMessage"]
             .as_str()
-            .is_some_and(|m| m.contains("DynamoDB") || m.contains("UpdateItem (call claims)")),
+            .is_some_and(|m| m.contains("DynamoDB") || m.contains("PutItem (counter contribution)")),
         "{e}"
     );
 }

@@ -896,7 +896,7 @@ fn a_call_told_by_both_logs_counts_once_in_scan_and_its_report() {
     let err = stderr(&out);
     assert!(err.contains("denials: 6, keys with denials: 1"), "{err}");
     assert!(
-        err.contains("3 records of calls counted from the other log"),
+        err.contains("3 records of calls told by both logs left out"),
         "{err}"
     );
     // The report reads 6 denial records, and its key counts the 3 the store counted.

@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use bedrock_denied_models::aws::dynamo_store;
+use bedrock_denied_models::calls::Contribution;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::store::{conformance, Counters};
@@ -144,7 +145,10 @@ async fn no_counter_item_grows_with_the_objects_counted() {
     let key = mallory();
     for i in 0..300 {
         let o = ObjectId::s3(&s.bucket, &format!("k{i}.json"), "v1");
-        store.add(&o, &key, 7, 1, T0 + 86_400).await.expect("add");
+        store
+            .add(&o, &key, 7, Contribution::records(1), T0 + 86_400)
+            .await
+            .expect("add");
     }
     let items = s
         .ddb

@@ -14,15 +14,15 @@ use aws_sdk_dynamodb::types::{
 use bedrock_denied_models::aws::s3::S3Source;
 use bedrock_denied_models::aws::store::{DynamoStore, PARTITION_KEY, SORT_KEY};
 use bedrock_denied_models::aws::{dynamo_store, s3_client, sdk_config, sdk_loader, sns_sink};
+use bedrock_denied_models::calls::Contribution;
 use bedrock_denied_models::config::Config;
 use bedrock_denied_models::detector::Detector;
 use bedrock_denied_models::identity::ObjectId;
 use bedrock_denied_models::key::DenialKey;
 use bedrock_denied_models::lambda::{aws_handler_with, AwsHandler, Handler, LambdaSettings};
-use bedrock_denied_models::logs::RecordKind;
 use bedrock_denied_models::store::{
-    AddOutcome, AlertClaim, AlertClaims, AlertState, CallOwners, ClaimOutcome, Counters,
-    FunctionStore, StoreError, WindowCounts, WindowRead,
+    AddOutcome, AlertClaim, AlertClaims, AlertState, ClaimOutcome, Counters, FunctionStore,
+    StoreError, WindowCounts, WindowRead,
 };
 use bedrock_denied_models::testing::runtime_api::{function_command, Function, RuntimeApi};
 use bedrock_denied_models::window::Bucket;
@@ -334,7 +334,9 @@ impl Stack {
     }
 
     /// The stored count of one (key, bucket), read straight from the table: the sum of
-    /// its counter items, whose sort keys lie in `[bucket, bucket + 1)`.
+    /// its counter items, whose sort keys lie in `[bucket, bucket + 1)`, less, for each
+    /// call their `ci` (invocation log) and `ct` (CloudTrail) maps both tell, the
+    /// records of the log telling it fewer times.
     pub async fn count(&self, key: &DenialKey, bucket: i64) -> u64 {
         let nines = "9".repeat(28);
         let hi = if bucket >= 0 {
@@ -354,11 +356,25 @@ impl Stack {
             .send()
             .await
             .expect("query");
-        out.items()
+        let records: u64 = out
+            .items()
             .iter()
             .filter_map(|i| i.get("denials").and_then(|v| v.as_n().ok()))
             .map(|n| n.parse::<u64>().expect("number"))
-            .sum()
+            .sum();
+        let mut calls: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+        for item in out.items() {
+            for (log, name) in ["ci", "ct"].into_iter().enumerate() {
+                let Some(map) = item.get(name).and_then(|v| v.as_m().ok()) else {
+                    continue;
+                };
+                for (id, n) in map {
+                    let n: u64 = n.as_n().expect("a number").parse().expect("number");
+                    calls.entry(id.clone()).or_default()[log] += n;
+                }
+            }
+        }
+        records - calls.values().map(|[i, t]| i.min(t)).sum::<u64>()
     }
 
     /// An S3 notification for keys of this stack's bucket, URL-encoded like S3 does.
@@ -529,7 +545,7 @@ impl<S: Counters> Counters for OneKeyFails<S> {
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         if key.user_id == self.user && self.failing.load(Ordering::SeqCst) {
@@ -539,7 +555,9 @@ impl<S: Counters> Counters for OneKeyFails<S> {
                 source: "ValidationException: the item is refused".into(),
             });
         }
-        self.inner.add(object, key, bucket, count, expires_at).await
+        self.inner
+            .add(object, key, bucket, contribution, expires_at)
+            .await
     }
 
     async fn counts(
@@ -550,16 +568,6 @@ impl<S: Counters> Counters for OneKeyFails<S> {
         read: WindowRead,
     ) -> Result<WindowCounts, StoreError> {
         self.inner.counts(key, first, last, read).await
-    }
-
-    async fn claim_calls(
-        &self,
-        key: &DenialKey,
-        bucket: Bucket,
-        calls: &BTreeMap<String, RecordKind>,
-        expires_at: i64,
-    ) -> Result<Option<CallOwners>, StoreError> {
-        self.inner.claim_calls(key, bucket, calls, expires_at).await
     }
 }
 

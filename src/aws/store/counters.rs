@@ -1,9 +1,61 @@
-//! The counter contributions: one item per (object, key, bucket), read back in
-//! bounded pages, and the earlier layout's per-bucket items honoured
-//! (docs/DESIGN.md, "Exactly-once counting", "The DynamoDB item layout").
+//! The counter contributions: one item per (object, key, bucket) with its records
+//! and its calls by log, read back in bounded pages and counted one call once, and
+//! the earlier layout's per-bucket items honoured (docs/DESIGN.md, "Exactly-once
+//! counting", "One call, one count", "The DynamoDB item layout").
 
 use super::*;
-use std::collections::BTreeSet;
+use crate::calls::{CallRecords, CallTally, Calls, Contribution, MAX_CALLS_PER_COUNTER};
+use crate::logs::RecordKind;
+use std::collections::{BTreeSet, HashMap};
+
+/// The map attribute of `log`'s calls.
+fn calls_attribute(log: RecordKind) -> &'static str {
+    match log {
+        RecordKind::BedrockInvocationLog => attr::LOG_CALLS,
+        RecordKind::CloudTrail => attr::TRAIL_CALLS,
+    }
+}
+
+const LOGS: [RecordKind; 2] = [RecordKind::BedrockInvocationLog, RecordKind::CloudTrail];
+
+/// `log`'s calls of a contribution as a map of call id (16 hex digits) to records;
+/// `None` when the log tells none (DynamoDB refuses no empty map, but it costs bytes).
+fn stored_calls_of(calls: &[(u64, CallRecords)], log: RecordKind) -> Option<AttributeValue> {
+    let map: HashMap<String, AttributeValue> = calls
+        .iter()
+        .filter(|(_, c)| c.of(log) > 0)
+        .map(|(id, c)| (format!("{id:016x}"), n(c.of(log))))
+        .collect();
+    (!map.is_empty()).then_some(AttributeValue::M(map))
+}
+
+/// A contribution item's calls, as written by [`Counters::add`]: at most
+/// [`MAX_CALLS_PER_COUNTER`] of each log, entries that are not a call id and a count
+/// skipped.
+pub(super) fn stored_calls(item: &Item) -> Calls {
+    let mut calls: Calls = Vec::new();
+    for log in LOGS {
+        let Some(map) = item.get(calls_attribute(log)).and_then(|v| v.as_m().ok()) else {
+            continue;
+        };
+        let entries = map.iter().filter_map(|(id, records)| {
+            let id = u64::from_str_radix(id, 16).ok()?;
+            let records = records.as_n().ok()?.parse::<u64>().ok()?;
+            Some((id, records))
+        });
+        for (id, records) in entries.take(MAX_CALLS_PER_COUNTER) {
+            match calls.iter_mut().find(|(m, _)| *m == id) {
+                Some((_, c)) => c.add(log, records),
+                None => {
+                    let mut c = CallRecords::default();
+                    c.add(log, records);
+                    calls.push((id, c));
+                }
+            }
+        }
+    }
+    calls
+}
 
 pub(super) const CONTRIBUTION_CONDITION: &str = "attribute_not_exists(#pk)";
 
@@ -99,20 +151,29 @@ impl Counters for DynamoStore {
         object: &ObjectId,
         key: &DenialKey,
         bucket: Bucket,
-        count: u64,
+        contribution: Contribution<'_>,
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         const OPERATION: &str = "PutItem (counter contribution)";
+        let calls = LOGS
+            .map(|log| stored_calls_of(contribution.calls, log).map(|v| (calls_attribute(log), v)));
         let result = self
             .client
             .put_item()
+            .set_item(Some(
+                calls
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ))
             .table_name(&self.table)
             .item(PARTITION_KEY, s(counter_pk(key)))
             .item(
                 SORT_KEY,
                 AttributeValue::N(contribution_sk(bucket, &object.token)),
             )
-            .item(attr::DENIALS, n(count))
+            .item(attr::DENIALS, n(contribution.records))
             .item(attr::EXPIRES_AT, n(expires_at))
             .condition_expression(CONTRIBUTION_CONDITION)
             .expression_attribute_names("#pk", PARTITION_KEY)
@@ -136,16 +197,6 @@ impl Counters for DynamoStore {
                 Err(self.error(OPERATION, key, e))
             }
         }
-    }
-
-    async fn claim_calls(
-        &self,
-        key: &DenialKey,
-        bucket: Bucket,
-        calls: &BTreeMap<String, crate::logs::RecordKind>,
-        expires_at: i64,
-    ) -> Result<Option<crate::store::CallOwners>, StoreError> {
-        self.claim_calls_item(key, bucket, calls, expires_at).await
     }
 
     async fn counts(
@@ -176,14 +227,19 @@ impl Counters for DynamoStore {
             }
         };
         let items = without_what_the_earlier_layout_counted(items);
-        let mut buckets = BTreeMap::new();
+        let mut read: BTreeMap<Bucket, (u64, CallTally)> = BTreeMap::new();
         for item in &items {
             if let Some((bucket, _)) = bucket_of_sk(&item.sk) {
-                if item.denials > 0 {
-                    *buckets.entry(bucket).or_insert(0) += item.denials;
-                }
+                let (records, calls) = read.entry(bucket).or_default();
+                *records += item.denials;
+                calls.add(&item.calls);
             }
         }
+        let buckets = read
+            .into_iter()
+            .map(|(bucket, (records, calls))| (bucket, records.saturating_sub(calls.told_twice())))
+            .filter(|(_, count)| *count > 0)
+            .collect();
         Ok(WindowCounts { buckets, complete })
     }
 }

@@ -14,9 +14,6 @@
 //! - Distinct sets per (key, bucket) of the rules that count distinct values: `pk =
 //!   "D#" + key digest`, `sk = bucket`, string sets `calls`, `values`, `regions`
 //!   (`distinct_sets.rs`).
-//! - Call claims per (key, bucket): `pk = "R#" + key digest`, `sk = bucket`, one
-//!   attribute per call naming the log that counted it, and `offered`
-//!   (`call_claims.rs`).
 //! - Alert state per key: `pk = "A#" + key digest`, `sk = 0`, `last_sent_end`, a
 //!   pending claim (`pending_object`, `pending_attempt`, `pending_end`, `claimed_at`)
 //!   and `delivered` (`sink@window_end` strings). The claim is one conditional
@@ -56,7 +53,6 @@ use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-mod call_claims;
 mod claims;
 mod counters;
 mod distinct_sets;
@@ -99,7 +95,10 @@ pub mod attr {
     pub const CALLS: &str = "calls";
     pub const VALUES: &str = "values";
     pub const REGIONS: &str = "regions";
-    pub const OFFERED: &str = "offered";
+    /// A contribution's calls told by the invocation log, and by CloudTrail: maps of
+    /// call id to records (short names: they are in every contribution).
+    pub const LOG_CALLS: &str = "ci";
+    pub const TRAIL_CALLS: &str = "ct";
 }
 
 pub use attr::{EXPIRES_AT as TTL_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
@@ -355,11 +354,13 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .projection_expression("#sk, #denials, #objects")
+            .projection_expression("#sk, #denials, #objects, #ci, #ct")
             .expression_attribute_names("#pk", PARTITION_KEY)
             .expression_attribute_names("#sk", SORT_KEY)
             .expression_attribute_names("#denials", attr::DENIALS)
             .expression_attribute_names("#objects", attr::OBJECTS)
+            .expression_attribute_names("#ci", attr::LOG_CALLS)
+            .expression_attribute_names("#ct", attr::TRAIL_CALLS)
             .expression_attribute_values(":pk", s(counter_pk(key)))
             .expression_attribute_values(":lo", AttributeValue::N(lo.to_string()))
             .expression_attribute_values(":hi", AttributeValue::N(hi.to_string()))
@@ -384,6 +385,7 @@ impl DynamoStore {
                         .and_then(|v| v.as_ss().ok())
                         .cloned()
                         .unwrap_or_default(),
+                    calls: stored_calls(item),
                     sk,
                 })
             })
@@ -493,6 +495,8 @@ struct CounterItem {
     denials: u64,
     /// The earlier layout's token set; empty for contributions.
     tokens: Vec<String>,
+    /// The contribution's calls (none in the earlier layout's items).
+    calls: crate::calls::Calls,
 }
 
 #[cfg(test)]

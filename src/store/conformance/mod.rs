@@ -7,11 +7,12 @@ use super::{
     AddOutcome, AlertClaim, AlertClaims, ClaimOutcome, Counters, DistinctSets, FunctionStore,
     Marker, Members, SourceWatch, SweepBook, WindowCounts, WindowRead, MAX_CALLS, MAX_VALUES,
 };
-mod call_claims;
+mod calls;
 
+use crate::calls::Contribution;
 use crate::identity::ObjectId;
 use crate::key::DenialKey;
-pub use call_claims::*;
+pub use calls::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 const SUPPRESS: i64 = 3600;
@@ -72,9 +73,11 @@ pub async fn counters<S: Counters>(store: &S) {
     reads_the_inclusive_bucket_range(store).await;
     a_bounded_read_says_it_is_partial(store).await;
     many_objects_in_one_bucket_count_once_each(store).await;
-    the_first_log_to_claim_a_call_owns_it(store).await;
-    concurrent_claims_of_two_logs_agree_on_one_owner(store).await;
-    call_claims_stop_when_full(store).await;
+    a_call_told_by_both_logs_counts_once(store).await;
+    a_call_counts_as_often_as_the_log_telling_it_more(store).await;
+    concurrent_contributions_of_both_logs_count_each_call_once(store).await;
+    a_contribution_holds_its_most_calls(store).await;
+    a_bounded_read_of_calls_told_twice_counts_no_more_than_the_whole(store).await;
 }
 
 /// The [`DistinctSets`] cases.
@@ -228,7 +231,12 @@ pub async fn counts_each_object_once<S: Counters>(store: &S) {
     let b = ObjectId::s3("logs", "b.json.gz", "v1");
     let add = |o: &ObjectId, bucket: i64, n: u64| {
         let (o, k) = (o.clone(), k.clone());
-        async move { store.add(&o, &k, bucket, n, T).await.expect("add") }
+        async move {
+            store
+                .add(&o, &k, bucket, Contribution::records(n), T)
+                .await
+                .expect("add")
+        }
     };
     assert_eq!(add(&a, 10, 3).await, AddOutcome::Added);
     assert_eq!(
@@ -250,9 +258,15 @@ pub async fn reads_the_inclusive_bucket_range<S: Counters>(store: &S) {
     let other = key("range-other");
     let o = ObjectId::s3("logs", "r.json.gz", "v1");
     for bucket in [4, 5, 9, 10] {
-        store.add(&o, &k, bucket, 1, T).await.expect("add");
+        store
+            .add(&o, &k, bucket, Contribution::records(1), T)
+            .await
+            .expect("add");
     }
-    store.add(&o, &other, 7, 5, T).await.expect("add");
+    store
+        .add(&o, &other, 7, Contribution::records(5), T)
+        .await
+        .expect("add");
     assert_eq!(all_counts(store, &k, 5, 9).await, vec![(5, 1), (9, 1)]);
     assert!(all_counts(store, &key("range-none"), 0, 100)
         .await
@@ -260,7 +274,10 @@ pub async fn reads_the_inclusive_bucket_range<S: Counters>(store: &S) {
     // Buckets far from 1970, both ways.
     let far = key("range-far");
     for bucket in [-103_559_328, 421_000_000] {
-        store.add(&o, &far, bucket, 2, T).await.expect("add");
+        store
+            .add(&o, &far, bucket, Contribution::records(2), T)
+            .await
+            .expect("add");
         assert_eq!(
             all_counts(store, &far, bucket, bucket).await,
             vec![(bucket, 2)]
@@ -272,7 +289,10 @@ pub async fn a_bounded_read_says_it_is_partial<S: Counters>(store: &S) {
     let k = key("bounded");
     for i in 0..5 {
         let o = ObjectId::s3("logs", &format!("bounded-{i}.json.gz"), "v1");
-        store.add(&o, &k, 20 + i, 1, T).await.expect("add");
+        store
+            .add(&o, &k, 20 + i, Contribution::records(1), T)
+            .await
+            .expect("add");
     }
     let read = |max| WindowRead {
         max_contributions: Some(max),
@@ -296,7 +316,10 @@ pub async fn many_objects_in_one_bucket_count_once_each<S: Counters>(store: &S) 
     for round in 0..2 {
         for i in 0..150 {
             let o = ObjectId::s3("logs", &format!("many-{i}.json.gz"), "v1");
-            let outcome = store.add(&o, &k, 30, 2, T).await.expect("add");
+            let outcome = store
+                .add(&o, &k, 30, Contribution::records(2), T)
+                .await
+                .expect("add");
             let expected = if round == 0 {
                 AddOutcome::Added
             } else {

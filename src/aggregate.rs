@@ -10,7 +10,7 @@
 //! [`crate::reader::Reader`] fills one aggregate per object.
 
 use crate::arn::{principal_without_session, without_session};
-use crate::calls::{CallRecords, Calls, MAX_CALLS_PER_COUNTER};
+use crate::calls::{tell, Calls, MAX_CALLS_PER_COUNTER};
 use crate::key::{call_number, DenialKey, RuleTag};
 use crate::logs::{Denial, DenialContext};
 use crate::model::normalize_model;
@@ -154,15 +154,8 @@ impl Aggregate {
             let n = call_number(id);
             let room = calls.len() < MAX_CALLS_PER_COUNTER
                 && self.tracked_calls < MAX_TRACKED_CALLS_PER_OBJECT;
-            match calls.iter_mut().find(|(m, _)| *m == n) {
-                Some((_, c)) => c.add(denial.source, 1),
-                None if room => {
-                    self.tracked_calls += 1;
-                    let mut c = CallRecords::default();
-                    c.add(denial.source, 1);
-                    calls.push((n, c));
-                }
-                None => {}
+            if tell(calls, n, denial.source, 1, room) {
+                self.tracked_calls += 1;
             }
         }
         if let Some(id) = denial.request_id {

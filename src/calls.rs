@@ -57,6 +57,22 @@ impl CallRecords {
 /// [`MAX_CALLS_PER_COUNTER`]), so a list costs least.
 pub type Calls = Vec<(u64, CallRecords)>;
 
+/// Adds `records` of `log` to call `n` of `calls`; a call not listed yet is listed
+/// only when `room`. Returns whether it was listed anew.
+pub fn tell(calls: &mut Calls, n: u64, log: RecordKind, records: u64, room: bool) -> bool {
+    match calls.iter_mut().find(|(m, _)| *m == n) {
+        Some((_, c)) => c.add(log, records),
+        None if room => {
+            let mut c = CallRecords::default();
+            c.add(log, records);
+            calls.push((n, c));
+            return true;
+        }
+        None => {}
+    }
+    false
+}
+
 /// What one object adds to one (key, bucket): its records, and the calls among them
 /// with a request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,14 +133,7 @@ mod tests {
     fn calls(list: &[(u64, RecordKind, u64)]) -> Calls {
         let mut out: Calls = Vec::new();
         for &(n, log, records) in list {
-            match out.iter_mut().find(|(m, _)| *m == n) {
-                Some((_, c)) => c.add(log, records),
-                None => {
-                    let mut c = CallRecords::default();
-                    c.add(log, records);
-                    out.push((n, c));
-                }
-            }
+            tell(&mut out, n, log, records, true);
         }
         out
     }

@@ -4,7 +4,7 @@
 //! counting", "One call, one count", "The DynamoDB item layout").
 
 use super::*;
-use crate::calls::{CallRecords, CallTally, Calls, Contribution, MAX_CALLS_PER_COUNTER};
+use crate::calls::{tell, CallRecords, CallTally, Calls, Contribution, MAX_CALLS_PER_COUNTER};
 use crate::logs::RecordKind;
 use std::collections::{BTreeSet, HashMap};
 
@@ -44,14 +44,7 @@ pub(super) fn stored_calls(item: &Item) -> Calls {
             Some((id, records))
         });
         for (id, records) in entries.take(MAX_CALLS_PER_COUNTER) {
-            match calls.iter_mut().find(|(m, _)| *m == id) {
-                Some((_, c)) => c.add(log, records),
-                None => {
-                    let mut c = CallRecords::default();
-                    c.add(log, records);
-                    calls.push((id, c));
-                }
-            }
+            tell(&mut calls, id, log, records, true);
         }
     }
     calls

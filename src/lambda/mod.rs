@@ -328,19 +328,24 @@ impl<S: FunctionStore, O: ObjectSource> Handler<S, O> {
             } => (report, version, etag),
         };
         log_report(&report, Some(&version));
-        if let Some(key) = layout.filter(|_| delivers(&report)) {
-            if let Some(region) = crate::log_keys::region(&key) {
+        // Two writes that depend on nothing but the object's report, at once: neither
+        // waits for the other, and a failure of either is only logged.
+        let seen = async {
+            let key = layout.filter(|_| delivers(&report));
+            if let Some((key, region)) = key.and_then(|k| Some((k, crate::log_keys::region(&k)?))) {
                 self.source_seen(key.account, region).await;
             }
-        }
-        if let Some(etag) = &etag {
+        };
+        let marked = async {
+            let Some(etag) = &etag else { return };
             // Only saves the sweep a read: a failure here costs nothing else.
             let marker = object_marker(&object.bucket, &object.key, etag);
             let expires_at = chrono::Utc::now().timestamp() + MARKER_SECONDS;
             if let Err(e) = self.detector.store().mark_seen(&marker, expires_at).await {
                 warn!(object = %report.object, error = %error_chain(&e), "could not record the object as processed");
             }
-        }
+        };
+        tokio::join!(seen, marked);
         Ok(ObjectOutcome::Processed(report))
     }
 

@@ -14,24 +14,6 @@ pub enum RecordKind {
     CloudTrail,
 }
 
-impl RecordKind {
-    /// The one-letter tag a call claim stores for the log that claimed the call.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Self::BedrockInvocationLog => "i",
-            Self::CloudTrail => "t",
-        }
-    }
-
-    pub fn from_tag(tag: &str) -> Option<Self> {
-        match tag {
-            "i" => Some(Self::BedrockInvocationLog),
-            "t" => Some(Self::CloudTrail),
-            _ => None,
-        }
-    }
-}
-
 /// The configured denial codes of each source and the prefilter over their union.
 #[derive(Debug, Clone)]
 pub struct DenialMatcher {

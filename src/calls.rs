@@ -15,6 +15,10 @@ use std::collections::HashMap;
 /// lists them all, so this bounds the item. Records of further calls count as
 /// records.
 pub const MAX_CALLS_PER_COUNTER: usize = 32;
+/// Calls a [`CallTally`] keeps, per (key, bucket): far past any threshold, so a
+/// window read, `scan`'s store and its report hold at most this many whatever the
+/// logs' authors write. The records of further calls count as records.
+pub const MAX_TALLIED_CALLS: usize = 1_024;
 
 /// Records telling one call, by log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,15 +93,10 @@ impl Contribution<'_> {
             calls: &[],
         }
     }
-
-    /// Records of calls told by both logs within this contribution, not counted.
-    pub fn told_twice(&self) -> u64 {
-        self.calls.iter().map(|(_, c)| c.told_twice()).sum()
-    }
 }
 
-/// The calls of a (key, bucket) across its contributions, and the records of them not
-/// counted.
+/// The calls of a (key, bucket) across its contributions, at most
+/// [`MAX_TALLIED_CALLS`], and the records of them not counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallTally {
     calls: HashMap<u64, CallRecords>,
@@ -110,7 +109,12 @@ impl CallTally {
     pub fn add(&mut self, calls: &[(u64, CallRecords)]) -> u64 {
         let before = self.told_twice;
         for (n, records) in calls {
-            let call = self.calls.entry(*n).or_default();
+            let room = self.calls.len() < MAX_TALLIED_CALLS;
+            let call = match self.calls.get_mut(n) {
+                Some(call) => call,
+                None if room => self.calls.entry(*n).or_default(),
+                None => continue,
+            };
             let was = call.told_twice();
             call.merge(records);
             self.told_twice += call.told_twice() - was;
@@ -168,14 +172,8 @@ mod tests {
     #[test]
     fn one_contribution_telling_a_call_in_both_logs_counts_it_once() {
         let c = calls(&[(7, Log, 1), (7, Trail, 1), (8, Trail, 1)]);
-        assert_eq!(
-            Contribution {
-                records: 3,
-                calls: &c
-            }
-            .told_twice(),
-            1
-        );
+        let told_twice: u64 = c.iter().map(|(_, r)| r.told_twice()).sum();
+        assert_eq!(told_twice, 1);
         assert_eq!(count(&[(3, c)]), 2);
     }
 
@@ -184,6 +182,20 @@ mod tests {
         let a = (3, calls(&[(1, Log, 1), (2, Log, 1)]));
         let b = (2, calls(&[(3, Trail, 1)]));
         assert_eq!(count(&[a, b]), 5);
+    }
+
+    #[test]
+    fn the_tally_of_a_bucket_is_bounded() {
+        // A new request id on every line, in both logs: the tally keeps its bound, and
+        // the calls past it count as records.
+        let n = 2 * MAX_TALLIED_CALLS as u64;
+        let log = calls(&(0..n).map(|i| (i, Log, 1)).collect::<Vec<_>>());
+        let trail = calls(&(0..n).map(|i| (i, Trail, 1)).collect::<Vec<_>>());
+        let mut tally = CallTally::default();
+        tally.add(&log);
+        tally.add(&trail);
+        assert_eq!(tally.calls.len(), MAX_TALLIED_CALLS);
+        assert_eq!(tally.told_twice(), MAX_TALLIED_CALLS as u64);
     }
 
     fn contribution() -> impl Strategy<Value = (u64, Calls)> {

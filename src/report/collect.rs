@@ -344,27 +344,17 @@ impl Collector {
     /// and their buckets are evaluated as the detector evaluates them); and what its
     /// groups counted, once per object.
     fn add_rule_records(&mut self, aggregate: &Aggregate, repeat: bool) {
-        let counts: Vec<_> = aggregate
+        let mut counts = Vec::new();
+        for (k, d) in aggregate
             .keys
             .iter()
             .filter(|(k, _)| k.rule != RuleTag::Seed)
-            .flat_map(|(k, d)| {
-                d.buckets
-                    .iter()
-                    .map(move |(&b, &r)| (k, b, r, d.calls.get(&b)))
-            })
-            .collect();
-        let counts: Vec<_> = counts
-            .into_iter()
-            .map(|(k, bucket, records, calls)| {
-                (
-                    k,
-                    bucket,
-                    self.counted(k, bucket, records, calls, repeat),
-                    None,
-                )
-            })
-            .collect();
+        {
+            for (&bucket, &records) in &d.buckets {
+                let count = self.counted(k, bucket, records, d.calls.get(&bucket), repeat);
+                counts.push((k, bucket, count, None));
+            }
+        }
         let sets = aggregate.distinct.iter().flat_map(|(k, g)| {
             g.members.iter().map(move |(&bucket, m)| {
                 (

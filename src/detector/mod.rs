@@ -155,8 +155,7 @@ impl<S: DetectorStore> Detector<S> {
         counts.objects_incomplete = u64::from(read_error.is_some());
         counts.denials_over_limit = read.aggregate.over_limit.denials;
         counts.keys_over_limit = read.aggregate.over_limit.keys;
-        let recorded = self.record(object, &read.aggregate).await?;
-        counts.add(&recorded);
+        counts.add(&self.record(object, &read.aggregate).await?);
         Ok(ObjectReport {
             object: object.uri.clone(),
             format: read.stats.format,

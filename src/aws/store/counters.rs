@@ -148,18 +148,18 @@ impl Counters for DynamoStore {
         expires_at: i64,
     ) -> Result<AddOutcome, StoreError> {
         const OPERATION: &str = "PutItem (counter contribution)";
-        let calls = LOGS
-            .map(|log| stored_calls_of(contribution.calls, log).map(|v| (calls_attribute(log), v)));
+        // The contribution's calls, one map per log that tells any.
+        let calls: Item = LOGS
+            .into_iter()
+            .filter_map(|log| {
+                let map = stored_calls_of(contribution.calls, log)?;
+                Some((calls_attribute(log).to_string(), map))
+            })
+            .collect();
         let result = self
             .client
             .put_item()
-            .set_item(Some(
-                calls
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-            ))
+            .set_item(Some(calls))
             .table_name(&self.table)
             .item(PARTITION_KEY, s(counter_pk(key)))
             .item(
